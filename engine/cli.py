@@ -1,0 +1,113 @@
+"""`callflow` command line (contract section 2)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .diagnostics import Diagnostic, FlowInvalid
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _print_diagnostics(diagnostics: list[Diagnostic]) -> None:
+    for d in diagnostics:
+        click.echo(str(d), err=True)
+
+
+def _parse_payload(pairs: tuple[str, ...], payload_json: str | None) -> dict:
+    payload: dict = {}
+    if payload_json is not None:
+        try:
+            data = json.loads(payload_json)
+        except json.JSONDecodeError as e:
+            raise click.BadParameter(f"not JSON: {e.msg} at column {e.colno}", param_hint="--payload") from None
+        if not isinstance(data, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--payload")
+        for k, v in data.items():
+            if isinstance(v, (dict, list)):
+                raise click.BadParameter(f"value of {k!r} must be text, a number or a boolean",
+                                         param_hint="--payload")
+        payload.update(data)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="-p")
+        payload[key] = value
+    return payload
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="callflow")
+def main() -> None:
+    """Call flows as code: validate, test, run and serve PHLO-style flows."""
+
+
+@main.command()
+@click.argument("flow", type=click.Path(dir_okay=False))
+@click.option("-p", "pairs", multiple=True, metavar="KEY=VALUE", help="Payload value (repeatable).")
+@click.option("--payload", "payload_json", metavar="JSON", help="Payload as a JSON object.")
+@click.option("--scenario", type=click.Path(dir_okay=False), help="How simulated callees behave (YAML).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+@click.option("--live", is_flag=True, help="Use the configured Plivo account (real calls).")
+@click.option("--public-url", envvar="CALLFLOW_PUBLIC_URL", help="Public base URL for callbacks (with --live).")
+def run(flow, pairs, payload_json, scenario, as_json, live, public_url):
+    """Run FLOW once on the embedded sandbox and print its trace."""
+    from .executor import missing_required
+    from .flow import load_flow
+    from .runner import LocalRun, Tracer, run_record
+    from .scenario import Scenario, load_scenario
+
+    try:
+        payload = _parse_payload(pairs, payload_json)
+    except click.BadParameter as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    try:
+        loaded = load_flow(flow)
+        behaviour = load_scenario(scenario) if scenario else Scenario()
+    except FlowInvalid as e:
+        _print_diagnostics(e.diagnostics)
+        sys.exit(EXIT_BAD_INPUT)
+    missing = missing_required(loaded, payload)
+    if missing:
+        click.echo(f"error: the run request must supply {', '.join(missing)} (required by {loaded.trigger})",
+                   err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if live:
+        from .live import run_live
+
+        sys.exit(run_live(loaded, payload, public_url, as_json))
+    tracer = None if as_json else Tracer(click.echo)
+    if tracer:
+        click.echo(f"run of {loaded.id} ({loaded.path}) on the embedded sandbox: no real call is placed")
+    runner = LocalRun(loaded, behaviour, on_progress=tracer)
+    state = runner.run(payload)
+    if as_json:
+        click.echo(json.dumps(run_record(state, runner), indent=2))
+    else:
+        click.echo(f"run {state.run_id} {state.status}" + (f": {state.error}" if state.error else ""))
+    sys.exit(EXIT_OK if state.status == "completed" else EXIT_FAILED)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True)
+@click.option("--strict", is_flag=True, help="Warnings fail too.")
+def validate(paths, fmt, strict):
+    """Check flow files and folders offline; print every diagnostic."""
+    from .validate import validate_paths, format_diagnostics
+
+    diagnostics, checked = validate_paths([Path(p) for p in paths])
+    out = format_diagnostics(diagnostics, fmt, checked)
+    if out:
+        click.echo(out)
+    failing = [d for d in diagnostics if d.severity == "error" or (strict and d.severity == "warning")]
+    sys.exit(EXIT_FAILED if failing else EXIT_OK)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

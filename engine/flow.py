@@ -1,0 +1,322 @@
+"""Flow files -> checked Flow objects with a networkx graph.
+
+`check_text` never raises on bad input: everything wrong with a file comes back as a list
+of diagnostics, all at once, each with a 1-based line:col.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import networkx as nx
+
+from .config import Reporter, Template, compile_fields, did_you_mean
+from .diagnostics import Diagnostic, FlowInvalid, has_errors, sort_key
+from .node import NodeType
+from .registry import node_types
+from .templating import templates
+from .yamldoc import MAX_FLOW_BYTES, Document, load_text
+
+SPEC_VERSION = "callflow/v1"
+FLOW_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+NODE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+TOP_KEYS = ("spec", "id", "name", "description", "nodes")
+NODE_KEYS = frozenset({"type", "next", "error"})
+
+
+@dataclass(slots=True)
+class NodeSpec:
+    name: str
+    node_type: NodeType
+    config: dict  # compiled: templates are Template objects
+    next: dict  # outcome -> node name
+    error: str | None
+    line: int
+    col: int
+
+    @property
+    def type(self) -> str:
+        return self.node_type.name
+
+
+@dataclass(slots=True)
+class Flow:
+    id: str
+    name: str
+    description: str
+    path: str
+    nodes: dict[str, NodeSpec]
+    trigger: str
+    graph: nx.DiGraph
+    diagnostics: list[Diagnostic] = field(default_factory=list)  # warnings of a valid flow
+
+    @property
+    def trigger_spec(self) -> NodeSpec:
+        return self.nodes[self.trigger]
+
+
+# -- loading -----------------------------------------------------------------------------------
+def load_flow(path: str | Path) -> Flow:
+    """Load a flow file or raise FlowInvalid with every diagnostic."""
+    flow, diagnostics = check_file(path)
+    if flow is None:
+        raise FlowInvalid(diagnostics)
+    return flow
+
+
+def check_file(path: str | Path) -> tuple[Flow | None, list[Diagnostic]]:
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_FLOW_BYTES:
+            return None, [Diagnostic(str(path), 1, 1, "error", "file-too-large",
+                                     f"flow file is {size} bytes; the limit is {MAX_FLOW_BYTES} bytes (1 MiB)")]
+        data = p.read_bytes()
+    except OSError as e:
+        return None, [Diagnostic(str(path), 1, 1, "error", "unreadable", f"cannot read file: {e.strerror}")]
+    return check_text(data, str(path))
+
+
+def check_text(text: str | bytes, path: str = "<flow>") -> tuple[Flow | None, list[Diagnostic]]:
+    doc = load_text(text, path)
+    if doc.data is None and not doc.diagnostics:
+        doc.diag((), "empty-flow", "the file holds no flow")
+    flow = None
+    if doc.data is not None:
+        try:
+            flow = _Builder(doc).build()
+        except RecursionError:  # absurdly nested values: report, never crash
+            doc.diag((), "too-deep", "values nested too deeply")
+    diagnostics = sorted(set(doc.diagnostics), key=sort_key)
+    if has_errors(diagnostics):
+        return None, diagnostics
+    if flow is not None:
+        flow.diagnostics = diagnostics
+    return flow, diagnostics
+
+
+def iter_templates(value: Any, path: tuple) -> Iterator[tuple[tuple, Template]]:
+    if type(value) is Template:
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from iter_templates(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from iter_templates(v, path + (i,))
+
+
+class _Builder:
+    def __init__(self, doc: Document):
+        self.doc = doc
+        self.types = node_types()
+
+    # reporters -------------------------------------------------------------------------------
+    def error(self, path, code, message, key=False, severity="error"):
+        self.doc.diag(path, code, message, key=key, severity=severity)
+
+    def template_pos(self, path: tuple, index: int | None) -> tuple[int, int]:
+        line, col = self.doc.pos(path)
+        if index is None or path in self.doc.block:
+            return line, col
+        source_prefix = None
+        # Offsets inside single-line scalars map to columns; multi-line ones keep the start.
+        if path in self.doc.quoted:
+            return line, col + 1 + index
+        source_prefix = index
+        return line, col + source_prefix
+
+    def template_error(self, path, index, code, message):
+        self.doc.diag(path, code, message, at=self.template_pos(path, index))
+
+    # build ---------------------------------------------------------------------------------------
+    def build(self) -> Flow | None:
+        data = self.doc.data
+        if not isinstance(data, dict):
+            self.error((), "wrong-type", "a flow file is a mapping with spec, id, name and nodes")
+            return None
+        for key in data:
+            if key not in TOP_KEYS:
+                self.error((key,), "unknown-key", f"unknown key {key!r}{did_you_mean(key, TOP_KEYS)}", key=True)
+        for key in ("spec", "id", "nodes"):
+            if key not in data:
+                self.error((), "missing-key", f"missing required key {key!r}")
+        spec = data.get("spec")
+        if "spec" in data and spec != SPEC_VERSION:
+            self.error(("spec",), "spec-version", f"unsupported spec {spec!r}; this engine reads {SPEC_VERSION!r}")
+        flow_id = data.get("id")
+        if "id" in data and (not isinstance(flow_id, str) or not FLOW_ID.match(flow_id)):
+            self.error(("id",), "invalid-id", f"flow id {flow_id!r} must be url-safe: lower-case letters, digits and '-'")
+        for key in ("name", "description"):
+            if key in data and not isinstance(data[key], str):
+                self.error((key,), "wrong-type", f"{key} must be text")
+        raw_nodes = data.get("nodes")
+        if "nodes" in data and not isinstance(raw_nodes, dict):
+            self.error(("nodes",), "wrong-type", "nodes is a mapping: node name -> node")
+            return None
+        raw_nodes = raw_nodes or {}
+        if "nodes" in data and not raw_nodes:
+            self.error(("nodes",), "no-nodes", "the flow has no nodes")
+
+        specs: dict[str, NodeSpec] = {}
+        raw_next: dict[str, Any] = {}
+        for name, raw in raw_nodes.items():
+            spec_ = self.build_node(name, raw)
+            if spec_ is not None:
+                specs[name] = spec_
+                raw_next[name] = raw.get("next")
+        triggers = [n for n, s in specs.items() if s.node_type.is_trigger]
+        if len(triggers) != 1 and raw_nodes:
+            where = ("nodes", triggers[1]) if len(triggers) > 1 else ("nodes",)
+            self.error(where, "trigger-count", f"a flow has exactly one trigger node; found {len(triggers)}"
+                       + (f" ({', '.join(triggers)})" if triggers else ""), key=len(triggers) > 1)
+        known_names = set(raw_nodes)
+        for name, spec_ in specs.items():
+            self.link(spec_, raw_next[name], known_names)
+        for name, spec_ in specs.items():
+            self.check_templates(spec_, known_names)
+        graph = self.graph(specs)
+        if len(triggers) == 1:
+            self.check_reachability(graph, triggers[0])
+            self.check_call_state(graph, specs, triggers[0])
+        if has_errors(self.doc.diagnostics) or len(triggers) != 1:
+            return None
+        return Flow(id=flow_id, name=data.get("name") or flow_id, description=data.get("description") or "",
+                    path=self.doc.path, nodes=specs, trigger=triggers[0], graph=graph)
+
+    def build_node(self, name: Any, raw: Any) -> NodeSpec | None:
+        path = ("nodes", name)
+        if not NODE_NAME.match(str(name)):
+            self.error(path, "invalid-name",
+                       f"node name {name!r} must start with a letter and hold only letters, digits and '_'", key=True)
+        if not isinstance(raw, dict):
+            self.error(path, "wrong-type", f"node {name!r} must be a mapping with a 'type'")
+            return None
+        type_name = raw.get("type")
+        if type_name is None:
+            self.error(path, "missing-key", f"node {name!r} has no 'type'", key=True)
+            return None
+        node_type = self.types.get(type_name) if isinstance(type_name, str) else None
+        if node_type is None:
+            self.error(path + ("type",), "unknown-node-type",
+                       f"unknown node type {type_name!r}{did_you_mean(str(type_name), self.types)}")
+            return None
+        report = Reporter(self.error, self.template_error)
+        config = compile_fields(node_type.config, raw, path, report, ignore=NODE_KEYS)
+        node_type.check(config, path, report)
+        error = raw.get("error")
+        if error is not None and not isinstance(error, str):
+            self.error(path + ("error",), "wrong-type", "error names the node to go to when this one fails")
+            error = None
+        line, col = self.doc.pos(path, key=True)
+        return NodeSpec(name=str(name), node_type=node_type, config=config, next={}, error=error, line=line, col=col)
+
+    def link(self, spec: NodeSpec, raw_next: Any, names: set) -> None:
+        path = ("nodes", spec.name, "next")
+        outcomes = spec.node_type.node_outcomes(spec.config)
+        if raw_next is None:
+            pass
+        elif isinstance(raw_next, str):
+            default = spec.node_type.default_outcome(spec.config)
+            if default is None:
+                if not outcomes:
+                    self.error(path, "unknown-outcome", f"a {spec.type} node has no outcomes, so no next")
+                else:
+                    self.error(path, "ambiguous-next",
+                               f"a {spec.type} node has several outcomes ({', '.join(outcomes)}): "
+                               "map each one to a node")
+            else:
+                spec.next[default] = raw_next
+        elif isinstance(raw_next, dict):
+            for outcome, target in raw_next.items():
+                if outcome not in outcomes:
+                    hint = did_you_mean(str(outcome), outcomes)
+                    declared = ", ".join(outcomes) or "none"
+                    self.error(path + (outcome,), "unknown-outcome",
+                               f"{spec.type} has no outcome {outcome!r} (its outcomes: {declared}){hint}", key=True)
+                    continue
+                if target is None:
+                    continue
+                if not isinstance(target, str):
+                    self.error(path + (outcome,), "wrong-type", "next names a node")
+                    continue
+                spec.next[outcome] = target
+        else:
+            self.error(path, "wrong-type", "next is a node name or a mapping: outcome -> node name")
+        for outcome, target in list(spec.next.items()):
+            tpath = path if isinstance(raw_next, str) else path + (outcome,)
+            if target not in names:
+                self.error(tpath, "unknown-node", f"next {outcome!r} goes to {target!r}, which is not a node"
+                           + did_you_mean(target, names))
+                del spec.next[outcome]
+        if spec.error is not None and spec.error not in names:
+            self.error(("nodes", spec.name, "error"), "unknown-node",
+                       f"error goes to {spec.error!r}, which is not a node{did_you_mean(spec.error, names)}")
+            spec.error = None
+
+    def check_templates(self, spec: NodeSpec, names: set) -> None:
+        filters = templates.filter_names
+        for path, template in iter_templates(spec.config, ("nodes", spec.name)):
+            for ref in template.variables():
+                root = ref.segments[0]
+                if root not in names:
+                    self.template_error(path, ref.index, "unknown-variable",
+                                        f"{'.'.join(map(str, ref.segments))}: there is no node named {root!r}"
+                                        + did_you_mean(str(root), names))
+            for name, index in template.filters():
+                if name not in filters:
+                    self.template_error(path, index, "unknown-filter",
+                                        f"unknown Liquid filter {name!r}{did_you_mean(name, filters)}")
+
+    def graph(self, specs: dict[str, NodeSpec]) -> nx.DiGraph:
+        g = nx.DiGraph()
+        for name, spec in specs.items():
+            g.add_node(name, type=spec.type, config=spec.config, line=spec.line, col=spec.col)
+        for name, spec in specs.items():
+            for outcome, target in spec.next.items():
+                if g.has_edge(name, target):
+                    g.edges[name, target]["outcomes"] += (outcome,)
+                    g.edges[name, target]["outcome"] = ", ".join(g.edges[name, target]["outcomes"])
+                else:
+                    g.add_edge(name, target, outcome=outcome, outcomes=(outcome,))
+            if spec.error is not None:
+                if g.has_edge(name, spec.error):
+                    g.edges[name, spec.error]["outcomes"] += ("error",)
+                    g.edges[name, spec.error]["outcome"] = ", ".join(g.edges[name, spec.error]["outcomes"])
+                else:
+                    g.add_edge(name, spec.error, outcome="error", outcomes=("error",))
+        return g
+
+    def check_reachability(self, g: nx.DiGraph, trigger: str) -> None:
+        reachable = nx.descendants(g, trigger) | {trigger}
+        for name in g.nodes:
+            if name not in reachable:
+                self.error(("nodes", name), "unreachable-node",
+                           f"node {name!r} cannot be reached from the trigger {trigger!r}",
+                           key=True, severity="warning")
+
+    def check_call_state(self, g: nx.DiGraph, specs: dict[str, NodeSpec], trigger: str) -> None:
+        """Prove every in-call node is entered only with a call up (a fixpoint over (node, up?))."""
+        seen: set[tuple[str, bool]] = set()
+        todo = [(trigger, False)]
+        entered_down: dict[str, list[str]] = {}
+        while todo:
+            name, up = todo.pop()
+            if (name, up) in seen:
+                continue
+            seen.add((name, up))
+            spec = specs[name]
+            for _, target, data in g.out_edges(name, data=True):
+                for outcome in data["outcomes"]:
+                    after = spec.node_type.call_after(outcome, up)
+                    if not after:
+                        entered_down.setdefault(target, []).append(f"{name}.{outcome}")
+                    todo.append((target, after))
+        for name, via in entered_down.items():
+            if specs[name].node_type.call == "required":
+                self.error(("nodes", name), "needs-call",
+                           f"{specs[name].type} node {name!r} runs only during a call, but it can be reached "
+                           f"with no call up (via {', '.join(sorted(set(via)))})", key=True)

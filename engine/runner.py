@@ -1,0 +1,204 @@
+"""The local shell: runs one flow to its end in this process, on the embedded sandbox.
+
+`callflow run` and `callflow test` use it. It performs the executor's effects: provider
+API requests go to the sandbox (no real call), http_request nodes go to the network or to
+a mocked response, and each simulated callback goes back into the executor.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Callable
+
+import httpx
+
+from .events import Callback, Finished, Request, Response, ServeDocument, Trigger
+from .executor import Executor
+from .flow import Flow
+from .node import RunEnvironment
+from .sandbox import Callback as SimCallback
+from .sandbox import Delay, SandboxCore, SimulatedCall
+from .scenario import Scenario
+from .state import RunState
+
+MAX_RESPONSE_BYTES = 1024 * 1024
+SANDBOX_ENV = RunEnvironment(public_url="http://127.0.0.1:8080", api_url="https://api.plivo.com",
+                             auth_id="MAXXXXXXXXXXXXXXXXXX")
+_KINDS = {"ring", "answer", "hangup", "digits", "no_input"}
+
+
+def parse_callback_url(url: str) -> tuple[str, int, str] | None:
+    """(run_id, seq, kind) from a callback URL the environment minted, else None."""
+    path = httpx.URL(url).path
+    parts = path.rstrip("/").split("/")
+    if len(parts) < 4 or parts[-4] != "callbacks" or parts[-1] not in _KINDS:
+        return None
+    try:
+        return parts[-3], int(parts[-2]), parts[-1]
+    except ValueError:
+        return None
+
+
+def decode_body(response: httpx.Response) -> object:
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            return response.json()
+        except ValueError:
+            pass
+    return response.text
+
+
+class LocalRun:
+    def __init__(self, flow: Flow, scenario: Scenario | None = None, *, env: RunEnvironment = SANDBOX_ENV,
+                 on_progress: Callable[[RunState, object], None] | None = None,
+                 http: httpx.Client | None = None, mock_http_only: bool = False):
+        self.flow = flow
+        self.scenario = scenario or Scenario()
+        self.env = env
+        self.executor = Executor(flow, env)
+        self.sandbox = SandboxCore(self.scenario, auth_id=env.auth_id)
+        self.on_progress = on_progress or (lambda state, item: None)
+        self._http = http
+        self.mock_http_only = mock_http_only  # flow tests: an unmocked request fails the node
+        self._calls: list[SimulatedCall] = []
+
+    def run(self, payload: dict, run_id: str | None = None) -> RunState:
+        state = self.executor.new_run(run_id or str(uuid.uuid4()))
+        self._deliver(state, Trigger(payload))
+        while self._calls and not state.finished:
+            self._drive(state, self._calls.pop(0))
+        while self._calls:  # legs still ringing after the run ended: let them hang up
+            self._drive(state, self._calls.pop(0))
+        return state
+
+    # -- effects -----------------------------------------------------------------------------
+    def _deliver(self, state: RunState, event) -> str | None:
+        served = None
+        queue = [event]
+        while queue:
+            effects = self.executor.advance(state, queue.pop(0))
+            self.on_progress(state, None)
+            for effect in effects:
+                if isinstance(effect, ServeDocument):
+                    served = effect.xml
+                elif isinstance(effect, Request):
+                    response = self._perform(effect)
+                    self.on_progress(state, response)
+                    queue.append(response)
+                elif isinstance(effect, Finished):
+                    pass
+        return served
+
+    def _perform(self, req: Request) -> Response:
+        if req.provider:
+            if req.url.endswith("/Call/"):
+                status, body, calls = self.sandbox.create_call(req.json)
+                self._calls.extend(calls)
+            else:
+                status, body = self.sandbox.create_message(req.json)
+            return Response(status=status, headers={"content-type": "application/json"}, body=body)
+        mock = self.scenario.http.get(req.node)
+        if mock is not None:
+            if mock.error:
+                return Response(error=mock.error)
+            return Response(status=mock.status, headers=dict(mock.headers), body=mock.body)
+        if self.mock_http_only:
+            return Response(error=f"no mocked response for node {req.node!r} (tests never use the network)")
+        return self._http_request(req)
+
+    def _http_request(self, req: Request) -> Response:
+        client = self._http or httpx.Client(follow_redirects=False)
+        try:
+            kwargs = {"params": req.params, "headers": req.headers, "timeout": req.timeout}
+            if req.json is not None:
+                kwargs["json"] = req.json
+            elif req.form is not None:
+                kwargs["data"] = req.form
+            with client.stream(req.method, req.url, **kwargs) as r:
+                chunks, size = [], 0
+                for chunk in r.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_RESPONSE_BYTES:
+                        return Response(status=r.status_code, error=f"response larger than {MAX_RESPONSE_BYTES} bytes")
+                    chunks.append(chunk)
+                r._content = b"".join(chunks)
+                return Response(status=r.status_code, headers=dict(r.headers), body=decode_body(r))
+        except httpx.TimeoutException:
+            return Response(error=f"timed out after {req.timeout:g} s")
+        except httpx.HTTPError as e:
+            return Response(error=f"{type(e).__name__}: {e}")
+        finally:
+            if self._http is None:
+                client.close()
+
+    # -- the simulated callee -----------------------------------------------------------------------
+    def _drive(self, state: RunState, call: SimulatedCall) -> None:
+        sim = call.run()
+        reply = None
+        try:
+            item = next(sim)
+            while True:
+                if isinstance(item, Delay):
+                    item = next(sim)
+                    continue
+                reply = self._callback(state, item)
+                item = sim.send(reply if item.expects_xml else None)
+        except StopIteration:
+            pass
+
+    def _callback(self, state: RunState, cb: SimCallback) -> str | None:
+        target = parse_callback_url(cb.url)
+        self.on_progress(state, cb)
+        if target is None or target[0] != state.run_id:
+            return None
+        _, seq, kind = target
+        return self._deliver(state, Callback(kind, seq, dict(cb.params)))
+
+
+def run_record(state: RunState, runner: LocalRun) -> dict:
+    record = state.record()
+    record["sandbox"] = {"calls": [c.log for c in runner.sandbox.calls], "messages": runner.sandbox.messages}
+    return record
+
+
+class Tracer:
+    """Prints a readable trace of a run as it goes: nodes, requests, callbacks, XML."""
+
+    def __init__(self, write: Callable[[str], None]):
+        self.write = write
+        self.steps = self.requests = self.documents = 0
+        self.open_step: int | None = None
+
+    def __call__(self, state: RunState, item) -> None:
+        if isinstance(item, SimCallback):
+            shown = {k: v for k, v in item.params.items()
+                     if k in ("CallStatus", "Digits", "HangupCause", "Machine") or k.startswith("X-PH-")}
+            self.write(f"    <- {item.kind} callback {item.method} {item.url} "
+                       + " ".join(f"{k}={v}" for k, v in shown.items()))
+            return
+        if isinstance(item, Response):
+            body = json.dumps(item.body)[:300] if item.body is not None else ""
+            self.write(f"       response: {item.error or item.status} {body}")
+            return
+        while self.steps < len(state.steps):
+            name, type_, outcome, _, ended, error = state.steps[self.steps]
+            if ended is None and state.waiting and state.waiting["seq"] == self.steps:
+                if self.open_step != self.steps:
+                    self.write(f"  {name} ({type_}) ... waiting for {state.waiting['for']}")
+                    self.open_step = self.steps
+                break
+            self.write(f"  {name} ({type_}) -> {outcome or '(end)'}" + (f"  [error: {error}]" if error else ""))
+            self.steps += 1
+            self._new_requests(state)
+        self._new_requests(state)
+        while self.documents < len(state.documents):
+            self.write(f"    -> XML: {state.documents[self.documents]}")
+            self.documents += 1
+
+    def _new_requests(self, state: RunState) -> None:
+        while self.requests < len(state.requests):
+            r = state.requests[self.requests]
+            self.write(f"    -> {r['method']} {r['url']} {json.dumps(r.get('json'))}")
+            self.requests += 1

@@ -1,0 +1,284 @@
+"""The sandbox provider: a callee simulation that behaves like Plivo, written once.
+
+`SandboxCore` answers the Call and Message APIs as Plivo does and creates a
+`SimulatedCall` per destination. A simulated call is sans-I/O: `SimulatedCall.run()` is a
+generator that yields `Delay` and `Callback` items and receives, for callbacks that expect
+XML, the response body. The embedded driver (`callflow run`, flow tests) hands callbacks
+straight to the executor; the HTTP sandbox (`callflow sandbox`) posts them, signed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Generator
+
+from .plivoxml import Element, PlivoXMLError, parse
+from .scenario import Behaviour, Scenario
+
+DESTINATION = re.compile(r"^(\+?[0-9]{7,15}|sips?:[^\s<>]+@[^\s<>]+)$")
+SIP_HEADERS = re.compile(r"^[A-Za-z0-9]+=[A-Za-z0-9%]+(,[A-Za-z0-9]+=[A-Za-z0-9%]+)*$")
+URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
+MAX_DOCUMENTS = 100  # answer + redirects/actions per call: a loop guard like the provider's
+SPEAK_CHARS_PER_SECOND = 15.0
+PLAY_SECONDS = 5.0
+
+HANGUP = {  # result -> (CallStatus, HangupCause) of the hangup callback for an unanswered call
+    "busy": ("busy", "USER_BUSY"),
+    "no_answer": ("no-answer", "NO_ANSWER"),
+    "failed": ("failed", "UNALLOCATED_NUMBER"),
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Delay:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    kind: str  # ring | answer | hangup | action | redirect
+    url: str
+    method: str
+    params: dict
+
+    @property
+    def expects_xml(self) -> bool:
+        return self.kind in ("answer", "action", "redirect")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class SimulatedCall:
+    request: dict  # the Call API body
+    destination: str
+    behaviour: Behaviour
+    request_uuid: str
+    call_uuid: str = field(default_factory=new_id)
+    log: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.log = {"call_uuid": self.call_uuid, "request_uuid": self.request_uuid, "to": self.destination,
+                    "from": self.request.get("from"), "result": self.behaviour.result, "request": self.request,
+                    "callbacks": [], "documents": [], "status": "queued", "hangup_cause": None, "error": None}
+
+    # -- params as Plivo sends them ------------------------------------------------------------
+    def _params(self, status: str, event: str) -> dict:
+        p = {
+            "CallUUID": self.call_uuid,
+            "From": self.request.get("from", ""),
+            "To": self.destination,
+            "Direction": "outbound",
+            "CallStatus": status,
+            "Event": event,
+            "RequestUUID": self.request_uuid,
+            "ALegUUID": self.call_uuid,
+            "ALegRequestUUID": self.request_uuid,
+            "BillRate": "0.00300",
+        }
+        headers = self.request.get("sip_headers")
+        if headers:
+            for pair in headers.split(","):
+                name, _, value = pair.partition("=")
+                p[f"X-PH-{name}"] = value
+        return p
+
+    def _callback(self, kind: str, url_key: str, params: dict, url: str | None = None, method: str | None = None):
+        url = url or self.request.get(url_key)
+        if not url:
+            return None
+        method = (method or self.request.get(f"{url_key[:-4]}_method") or "POST").upper()
+        cb = Callback(kind, url, method, params)
+        self.log["callbacks"].append({"kind": kind, "url": url, "method": method, "params": params})
+        return cb
+
+    # -- the call ------------------------------------------------------------------------------------------
+    def run(self) -> Generator[Delay | Callback, str | None, None]:
+        b = self.behaviour
+        ring = self._callback("ring", "ring_url", self._params("ringing", "Ring"))
+        if ring:
+            yield ring
+        if b.answer_after:
+            yield Delay(b.answer_after)
+        detection = str(self.request.get("machine_detection", "")).lower()
+        if b.result in HANGUP or (b.result == "machine" and detection == "hangup"):
+            status, cause = HANGUP.get(b.result, ("completed", "MACHINE_DETECTED"))
+            yield from self._hangup(status, cause, 0)
+            return
+        params = self._params("in-progress", "StartApp")
+        if b.result == "machine" and detection in ("true", "1"):
+            params["Machine"] = "true"
+        self.log["status"] = "in-progress"
+        answer = self._callback("answer", "answer_url", params)
+        reply = yield answer
+        elapsed = 0.0
+        digits = list(b.digits)
+        documents = 0
+        cause = "NORMAL_CLEARING"
+        while True:
+            documents += 1
+            if reply is None:
+                cause = "ANSWER_URL_ERROR" if documents == 1 else "ACTION_URL_ERROR"
+                self.log["error"] = "the app did not answer with XML"
+                break
+            self.log["documents"].append(reply)
+            try:
+                doc = parse(reply)
+            except PlivoXMLError as e:
+                cause, self.log["error"] = "INVALID_ANSWER_XML", str(e)
+                break
+            if documents > MAX_DOCUMENTS:
+                cause, self.log["error"] = "TOO_MANY_REDIRECTS", f"more than {MAX_DOCUMENTS} documents"
+                break
+            nxt, elapsed, hung_up = yield from self._play(doc.children, elapsed, digits)
+            if hung_up:
+                cause = hung_up
+                break
+            if nxt is None:
+                break
+            reply = yield nxt
+        yield from self._hangup("completed", cause, elapsed)
+
+    def _play(self, elements: tuple[Element, ...], elapsed: float, digits: list):
+        """Execute elements; return (callback that fetches the next document, elapsed, hangup cause)."""
+        limit = self.behaviour.hangup_after
+        for el in elements:
+            tag = el.tag
+            attrs = dict(el.attrs)
+            if tag == "Hangup":
+                return None, elapsed, "NORMAL_CLEARING"
+            if tag == "Redirect":
+                return self._callback("redirect", "", self._params("in-progress", "Redirect"),
+                                      url=el.text, method=attrs.get("method")), elapsed, None
+            if tag in ("GetDigits", "GetInput"):
+                elapsed = self._duration(el.children, elapsed)
+                pressed = digits.pop(0) if digits else ""
+                if limit is not None and elapsed >= limit:
+                    return None, limit, "NORMAL_CLEARING"
+                if pressed:
+                    params = self._params("in-progress", "GetDigits")
+                    params["Digits"] = pressed
+                    action = attrs.get("action")
+                    if action:
+                        return self._callback("action", "", params, url=action,
+                                              method=attrs.get("method")), elapsed, None
+                else:
+                    elapsed += float(attrs.get("timeout", 5))
+                continue
+            elapsed = self._duration((el,), elapsed)
+            if limit is not None and elapsed >= limit:
+                return None, limit, "NORMAL_CLEARING"
+        return None, elapsed, None
+        yield  # a generator, so that callers can `yield from` it
+
+    @staticmethod
+    def _duration(elements, elapsed: float) -> float:
+        for el in elements:
+            attrs = dict(el.attrs)
+            loop = max(int(attrs.get("loop", 1) or 1), 1)
+            if el.tag == "Speak":
+                elapsed += max(len(el.text or "") / SPEAK_CHARS_PER_SECOND, 1.0) * loop
+            elif el.tag == "Play":
+                elapsed += PLAY_SECONDS * loop
+            elif el.tag == "Wait":
+                elapsed += float(attrs.get("length", 1))
+        return elapsed
+
+    def _hangup(self, status: str, cause: str, duration: float):
+        seconds = int(round(duration))
+        params = self._params(status, "Hangup")
+        params.update(HangupCause=cause, Duration=str(seconds), BillDuration=str(seconds))
+        self.log["status"], self.log["hangup_cause"] = status, cause
+        cb = self._callback("hangup", "hangup_url", params)
+        if cb:
+            yield cb
+
+
+class SandboxCore:
+    """Plivo's Call and Message APIs, answered as Plivo answers them."""
+
+    def __init__(self, scenario: Scenario | None = None, auth_id: str = "MAXXXXXXXXXXXXXXXXXX",
+                 auth_token: str = "sandbox-token"):
+        self.scenario = scenario or Scenario()
+        self.auth_id = auth_id
+        self.auth_token = auth_token
+        self.calls: list[SimulatedCall] = []
+        self.messages: list[dict] = []
+
+    def authorized(self, account: str, authorization: str | None) -> bool:
+        if not authorization or not authorization.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(authorization[6:], validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        ok_user = hmac.compare_digest(user.encode(), self.auth_id.encode())
+        ok_password = hmac.compare_digest(password.encode(), self.auth_token.encode())
+        return ok_user and ok_password and account == self.auth_id
+
+    def create_call(self, body: dict) -> tuple[int, dict, list[SimulatedCall]]:
+        try:
+            destinations = self._check_call(body)
+        except ApiError as e:
+            return e.status, {"api_id": new_id(), "error": e.message}, []
+        calls = []
+        for dest in destinations:
+            call = SimulatedCall(request=dict(body), destination=dest,
+                                 behaviour=self.scenario.behaviour_for(dest), request_uuid=new_id())
+            calls.append(call)
+        self.calls.extend(calls)
+        uuids = [c.request_uuid for c in calls]
+        return 201, {"message": "call fired", "request_uuid": uuids[0] if len(uuids) == 1 else uuids,
+                     "api_id": new_id()}, calls
+
+    def _check_call(self, body: dict) -> list[str]:
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid request body")
+        for key in ("from", "to", "answer_url"):
+            if not body.get(key):
+                raise ApiError(400, f"{key} parameter is missing")
+        for key in ("answer_url", "hangup_url", "ring_url", "fallback_url"):
+            if key in body and not URL.match(str(body[key])):
+                raise ApiError(400, f"{key} is not a valid URL")
+        src = str(body["from"])
+        if not DESTINATION.match(src):
+            raise ApiError(400, "invalid from number")
+        destinations = str(body["to"]).split("<")
+        if len(destinations) > 1000:
+            raise ApiError(400, "too many destinations: at most 1000")
+        for dest in destinations:
+            if not DESTINATION.match(dest):
+                raise ApiError(400, f"invalid destination {dest!r}")
+            if dest.lstrip("+") == src.lstrip("+"):
+                raise ApiError(400, "src and destination cannot be the same")
+        headers = body.get("sip_headers")
+        if headers is not None and not SIP_HEADERS.match(str(headers)):
+            raise ApiError(400, "invalid sip_headers: expected name=value pairs of A-Z a-z 0-9, joined by ','")
+        name = body.get("caller_name")
+        if name is not None and len(str(name)) > 50:
+            raise ApiError(400, "caller_name must be at most 50 characters")
+        return destinations
+
+    def create_message(self, body: dict) -> tuple[int, dict]:
+        if not isinstance(body, dict):
+            return 400, {"api_id": new_id(), "error": "invalid request body"}
+        for key in ("src", "dst", "text"):
+            if not body.get(key):
+                return 400, {"api_id": new_id(), "error": f"{key} parameter is missing"}
+        uuid_ = new_id()
+        self.messages.append({"message_uuid": uuid_, "request": dict(body)})
+        return 202, {"message": "message(s) queued", "message_uuid": [uuid_], "api_id": new_id()}

@@ -1,0 +1,130 @@
+"""Scenario files: how simulated callees behave (contract section 4), plus mocked
+responses for http_request nodes when a run should not touch the network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import phone_problem
+from .diagnostics import FlowInvalid
+from .yamldoc import load_text
+
+RESULTS = ("answered", "busy", "no_answer", "failed", "machine")
+_BEHAVIOUR_KEYS = ("result", "digits", "answer_after", "hangup_after")
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    result: str = "answered"
+    digits: tuple[str, ...] = ()  # one entry per GetDigits, in order; "" presses nothing
+    answer_after: float = 0.0  # seconds of ringing before the result
+    hangup_after: float | None = None  # the callee hangs up this long after answering
+
+
+@dataclass(frozen=True)
+class HttpMock:
+    status: int = 200
+    body: object = None
+    headers: dict = field(default_factory=dict)
+    error: str | None = None  # e.g. "timeout": no response at all
+
+
+@dataclass(frozen=True)
+class Scenario:
+    default: Behaviour = Behaviour()
+    destinations: dict = field(default_factory=dict)  # destination -> Behaviour
+    http: dict = field(default_factory=dict)  # node name -> HttpMock
+
+    def behaviour_for(self, destination: str) -> Behaviour:
+        return self.destinations.get(destination, self.default)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    try:
+        text = Path(path).read_bytes()
+    except OSError as e:
+        from .diagnostics import Diagnostic
+
+        raise FlowInvalid([Diagnostic(str(path), 1, 1, "error", "unreadable", f"cannot read file: {e.strerror}")])
+    return parse_scenario(text, str(path))
+
+
+def parse_scenario(text: str | bytes, path: str = "<scenario>") -> Scenario:
+    doc = load_text(text, path)
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        doc.diag((), "wrong-type", "a scenario is a mapping with default, destinations and http")
+        raise FlowInvalid(doc.diagnostics)
+    for key in data:
+        if key not in ("default", "destinations", "http"):
+            doc.diag((key,), "unknown-key", f"unknown key {key!r} (expected default, destinations, http)", key=True)
+    default = _behaviour(doc, ("default",), data.get("default", "answered"))
+    destinations = {}
+    raw = data.get("destinations") or {}
+    if not isinstance(raw, dict):
+        doc.diag(("destinations",), "wrong-type", "destinations maps a number or SIP URI to a behaviour")
+        raw = {}
+    for dest, spec in raw.items():
+        problem = phone_problem(str(dest))
+        if problem:
+            doc.diag(("destinations", dest), "invalid-phone", problem, key=True)
+        destinations[str(dest)] = _behaviour(doc, ("destinations", dest), spec)
+    mocks = {}
+    raw_http = data.get("http") or {}
+    if not isinstance(raw_http, dict):
+        doc.diag(("http",), "wrong-type", "http maps an http_request node name to its mocked response")
+        raw_http = {}
+    for node, spec in raw_http.items():
+        mocks[node] = _mock(doc, ("http", node), spec)
+    if doc.diagnostics:
+        raise FlowInvalid(doc.diagnostics)
+    return Scenario(default=default, destinations=destinations, http=mocks)
+
+
+def _behaviour(doc, path, spec) -> Behaviour:
+    if isinstance(spec, str):
+        spec = {"result": spec}
+    if not isinstance(spec, dict):
+        doc.diag(path, "wrong-type", f"a behaviour is one of {', '.join(RESULTS)} or a mapping")
+        return Behaviour()
+    for key in spec:
+        if key not in _BEHAVIOUR_KEYS:
+            doc.diag(path + (key,), "unknown-key", f"unknown key {key!r} (expected {', '.join(_BEHAVIOUR_KEYS)})",
+                     key=True)
+    result = spec.get("result", "answered")
+    if result not in RESULTS:
+        doc.diag(path + ("result",), "invalid-choice", f"{result!r} is not one of: {', '.join(RESULTS)}")
+        result = "answered"
+    digits = spec.get("digits", ())
+    if isinstance(digits, (str, int)) and not isinstance(digits, bool):
+        digits = (str(digits),)
+    elif isinstance(digits, list) and all(isinstance(d, (str, int)) for d in digits):
+        digits = tuple(str(d) for d in digits)
+    else:
+        doc.diag(path + ("digits",), "wrong-type", "digits is a string of keys or a list, one per prompt")
+        digits = ()
+    timing = {}
+    for key in ("answer_after", "hangup_after"):
+        value = spec.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            doc.diag(path + (key,), "wrong-type", f"{key} is a number of seconds")
+            value = None
+        timing[key] = value
+    return Behaviour(result=result, digits=digits, answer_after=float(timing["answer_after"] or 0),
+                     hangup_after=timing["hangup_after"])
+
+
+def _mock(doc, path, spec) -> HttpMock:
+    if not isinstance(spec, dict):
+        doc.diag(path, "wrong-type", "a mocked response is a mapping: status, json or body, headers")
+        return HttpMock()
+    for key in spec:
+        if key not in ("status", "json", "body", "headers", "error"):
+            doc.diag(path + (key,), "unknown-key", f"unknown key {key!r}", key=True)
+    status = spec.get("status", 200)
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        doc.diag(path + ("status",), "wrong-type", "status is an HTTP status code")
+        status = 200
+    body = spec["json"] if "json" in spec else spec.get("body")
+    return HttpMock(status=status, body=body, headers=dict(spec.get("headers") or {}), error=spec.get("error"))

@@ -1,0 +1,220 @@
+"""Read flow YAML into plain values plus the position of every key and value.
+
+We build values straight from PyYAML's C event stream instead of using its
+constructor, so that we can refuse what the constructor would silently accept
+(duplicate keys, anchors and aliases, the root of "YAML bombs") and keep a
+1-based line:col for everything a diagnostic may need to point at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
+
+from .diagnostics import Diagnostic
+
+MAX_FLOW_BYTES = 1024 * 1024
+
+Path = tuple  # ("nodes", "Call", "to") or ("conditions", 0, "value")
+
+_resolver = Resolver()
+_constructor = SafeConstructor()
+_STR = "tag:yaml.org,2002:str"
+
+
+@dataclass(slots=True)
+class Document:
+    """Plain data plus where each piece came from."""
+
+    path: str
+    data: Any = None
+    value_pos: dict = field(default_factory=dict)  # Path -> (line, col) of the value
+    key_pos: dict = field(default_factory=dict)  # Path -> (line, col) of the mapping key
+    quoted: set = field(default_factory=set)  # Paths of single-line quoted scalars
+    block: set = field(default_factory=set)  # Paths of block (| >) scalars
+    diagnostics: list = field(default_factory=list)
+
+    def pos(self, path: Path, *, key: bool = False) -> tuple[int, int]:
+        """Best known position for a path: its key, its value, or its nearest parent."""
+        table = self.key_pos if key else self.value_pos
+        p = tuple(path)
+        while p:
+            if p in table:
+                return table[p]
+            other = self.value_pos if key else self.key_pos
+            if p in other:
+                return other[p]
+            p = p[:-1]
+        return self.value_pos.get((), (1, 1))
+
+    def diag(self, path: Path, code: str, message: str, *, key: bool = False,
+             severity: str = "error", at: tuple[int, int] | None = None) -> Diagnostic:
+        line, col = at or self.pos(path, key=key)
+        d = Diagnostic(self.path, line, col, severity, code, message)
+        self.diagnostics.append(d)
+        return d
+
+
+def _mark(m) -> tuple[int, int]:
+    return (m.line + 1, m.column + 1)
+
+
+def _scalar_value(ev, doc: Document, path: Path):
+    if ev.tag and ev.tag not in ("!", _STR):
+        tag = ev.tag
+        if tag not in _constructor.yaml_constructors or tag.startswith("tag:yaml.org,2002:python"):
+            doc.diag(path, "yaml-tag", f"unsupported YAML tag {tag!r}", at=_mark(ev.start_mark))
+            return ev.value
+    elif ev.tag == _STR or ev.tag == "!" or not ev.implicit[0]:
+        return ev.value
+    else:
+        tag = _resolver.resolve(yaml.ScalarNode, ev.value, ev.implicit)
+    if tag == _STR:
+        return ev.value
+    if tag == "tag:yaml.org,2002:int" and ev.value.startswith("+") and ev.implicit[0]:
+        # "+12025551234" unquoted: YAML makes it an int and drops the '+'. Keep the text so
+        # nothing downstream cascades, and say what happened.
+        doc.diag(path, "unquoted-number",
+                 f"{ev.value} is read by YAML as the number {ev.value[1:]}: quote it, as \"{ev.value}\"",
+                 at=_mark(ev.start_mark))
+        return ev.value
+    node = yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, ev.style)
+    try:
+        return _constructor.yaml_constructors[tag](_constructor, node)
+    except Exception:  # a malformed timestamp or int literal: keep the text
+        return ev.value
+
+
+def load_text(text: str | bytes, path: str) -> Document:
+    """Parse one flow file. Never raises on bad input: problems land in doc.diagnostics."""
+    doc = Document(path)
+    size = len(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
+    if size > MAX_FLOW_BYTES:
+        doc.diag((), "file-too-large", f"flow file is {size} bytes; the limit is {MAX_FLOW_BYTES} bytes (1 MiB)")
+        return doc
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            doc.diag((), "yaml-syntax", f"file is not UTF-8 text ({e.reason} at byte {e.start})")
+            return doc
+    try:
+        _compose(text, doc)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        at = _mark(mark) if mark else (1, 1)
+        problem = e.problem or e.context or "invalid YAML"
+        doc.diag((), "yaml-syntax", f"YAML syntax error: {problem}", at=at)
+        doc.data = None
+    except yaml.YAMLError as e:
+        doc.diag((), "yaml-syntax", f"YAML error: {e}")
+        doc.data = None
+    return doc
+
+
+def _compose(text: str, doc: Document) -> None:
+    # Stack frames: [container, path, pending_key] ; pending_key is a sentinel for "expect key".
+    stack: list[list] = []
+    root_set = False
+    documents = 0
+    expect_key = object()
+    for ev in yaml.parse(text, Loader=yaml.CSafeLoader):
+        kind = type(ev)
+        if kind is yaml.DocumentStartEvent:
+            documents += 1
+            if documents > 1:
+                doc.diag((), "yaml-multiple-documents", "a flow file holds one YAML document; found another",
+                         at=_mark(ev.start_mark))
+                return
+            continue
+        if kind in (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent):
+            continue
+        if kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            frame = stack.pop()
+            value, vpath = frame[0], frame[1]
+            _attach(stack, value, vpath, doc, expect_key)
+            if not stack:
+                doc.data = value
+                root_set = True
+            continue
+
+        # A node event: work out its path and, if it is a mapping key, handle it as such.
+        if stack and isinstance(stack[-1][0], dict) and stack[-1][2] is expect_key:
+            parent = stack[-1]
+            at = _mark(ev.start_mark)
+            if kind is not yaml.ScalarEvent:
+                doc.diag(parent[1], "yaml-complex-key", "mapping keys must be plain strings", at=at)
+                raise yaml.MarkedYAMLError(problem="complex mapping key", problem_mark=ev.start_mark)
+            key = ev.value if ev.implicit[1] or not ev.implicit[0] else _scalar_value(ev, doc, parent[1])
+            if not isinstance(key, str):
+                key = str(key) if not isinstance(key, bool) else ev.value
+            kpath = parent[1] + (key,)
+            if key in parent[0] or kpath in parent[3]:
+                first = doc.key_pos.get(kpath, (0, 0))
+                doc.diag(kpath, "duplicate-key",
+                         f"duplicate key {key!r} (first defined at line {first[0]}); YAML would keep only the last",
+                         at=at)
+                parent[2] = ("dup", kpath + ("#duplicate",))
+            else:
+                parent[2] = key
+                parent[3].add(kpath)
+                doc.key_pos[kpath] = at
+            if ev.anchor:
+                doc.diag(kpath, "yaml-anchor", "anchors and aliases are not allowed in flow files", at=at)
+            continue
+
+        if stack:
+            top = stack[-1]
+            if isinstance(top[0], dict):
+                pk = top[2]
+                vpath = pk[1] if isinstance(pk, tuple) else top[1] + (pk,)
+            else:
+                vpath = top[1] + (len(top[0]),)
+        else:
+            vpath = ()
+        at = _mark(ev.start_mark)
+        doc.value_pos[vpath] = at
+
+        if kind is yaml.AliasEvent:
+            doc.diag(vpath, "yaml-alias",
+                     f"alias *{ev.anchor} is not allowed: anchors and aliases can blow up a file's size",
+                     at=at)
+            _attach(stack, None, vpath, doc, expect_key)
+            continue
+        if getattr(ev, "anchor", None):
+            doc.diag(vpath, "yaml-anchor", f"anchor &{ev.anchor} is not allowed: write the value out", at=at)
+        if kind is yaml.ScalarEvent:
+            value = _scalar_value(ev, doc, vpath)
+            if ev.style in ('"', "'") and ev.start_mark.line == ev.end_mark.line:
+                doc.quoted.add(vpath)
+            elif ev.style in ("|", ">"):
+                doc.block.add(vpath)
+            if not stack:
+                doc.data = value
+                root_set = True
+            else:
+                _attach(stack, value, vpath, doc, expect_key)
+        elif kind is yaml.MappingStartEvent:
+            stack.append([{}, vpath, expect_key, set()])
+        elif kind is yaml.SequenceStartEvent:
+            stack.append([[], vpath, None, set()])
+    if not root_set:
+        doc.data = None
+
+
+def _attach(stack, value, vpath, doc, expect_key) -> None:
+    if not stack:
+        return
+    top = stack[-1]
+    container = top[0]
+    if isinstance(container, dict):
+        pk = top[2]
+        if not isinstance(pk, tuple):  # not a duplicate: keep it
+            container[pk] = value
+        top[2] = expect_key
+    else:
+        container.append(value)

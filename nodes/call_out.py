@@ -1,0 +1,128 @@
+"""call_out: place an outbound call through the provider's Call API and wait for it."""
+
+import re
+
+from engine.config import Choice, Integer, ListOf, MapOf, Phone, Text
+from engine.events import Callback, Request, Response
+from engine.node import AwaitCall, Context, Next, NodeFailed, NodeType, Send
+from engine.registry import register
+
+HEADER_PART = re.compile(r"[A-Za-z0-9]+")
+BUSY = {"busy"}
+NO_ANSWER = {"no-answer", "timeout", "cancel"}
+
+
+@register
+class CallOut(NodeType):
+    name = "call_out"
+    summary = "Place an outbound call (Plivo Call API); later nodes run while it is up."
+    config = {
+        "from": Phone(required=True, description="Caller id: E.164 number or SIP URI."),
+        "to": ListOf(item=Phone(), one_or_many=True, min_items=1, required=True,
+                     description="Destination(s): E.164 numbers or SIP URIs."),
+        "sip_headers": MapOf(value=Text(), key_pattern=r"[A-Za-z0-9]+",
+                             key_hint="SIP header names hold only A-Z, a-z and 0-9",
+                             description="Custom SIP headers: name -> value (A-Z a-z 0-9); sent as X-PH-<name>."),
+        "caller_name": Text(max_length=50, description="Caller name shown to the callee (at most 50 characters)."),
+        "ring_timeout": Integer(minimum=1, maximum=120, description="Seconds to ring before no_answer."),
+        "time_limit": Integer(minimum=1, maximum=14400, description="Longest call in seconds."),
+        "machine_detection": Choice(choices=(True, False, "hangup"),
+                                    description="Detect answering machines: true (machine outcome) or hangup."),
+    }
+    outcomes = ("answered", "no_answer", "busy", "failed", "machine")
+    outputs = ("call_uuid", "request_uuid", "from", "to", "status", "hangup_cause", "duration", "params")
+    call_outcomes = frozenset({"answered", "machine"})
+    waits = True
+
+    def check(self, config, path, report):
+        headers = config.get("sip_headers") or {}
+        seen: dict[str, str] = {}
+        for name, value in headers.items():
+            if name.upper().startswith("X-PH-") or name.upper().startswith("XPH"):
+                report.error(path + ("sip_headers", name), "sip-header-prefix",
+                             f"SIP header {name!r}: write the name without 'X-PH-'; the provider adds the prefix",
+                             key=True)
+            lowered = name.lower()
+            if lowered in seen:
+                report.error(path + ("sip_headers", name), "sip-header-duplicate",
+                             f"SIP header {name!r} repeats {seen[lowered]!r} (header names ignore case)", key=True)
+            seen[lowered] = name
+            if isinstance(value, str) and not HEADER_PART.fullmatch(value):
+                report.error(path + ("sip_headers", name), "sip-header-value",
+                             f"SIP header {name!r}: value {value!r} may hold only A-Z, a-z and 0-9")
+        to = config.get("to")
+        src = config.get("from")
+        if isinstance(src, str) and (src == to or (isinstance(to, list) and src in to)):
+            report.error(path + ("from",), "from-in-to", f"from {src!r} is also a destination")
+
+    def run(self, ctx: Context):
+        if ctx.call and ctx.call.get("up"):
+            raise NodeFailed("a call is already up; hang it up before placing another")
+        src = ctx.value("from")
+        to = ctx.value("to")
+        destinations = to if isinstance(to, list) else [to]
+        if src in destinations:
+            raise NodeFailed(f"from {src!r} is also a destination")
+        body = {
+            "from": src,
+            "to": "<".join(destinations),
+            "answer_url": ctx.callback_url("answer"),
+            "answer_method": "POST",
+            "hangup_url": ctx.callback_url("hangup"),
+            "hangup_method": "POST",
+            "ring_url": ctx.callback_url("ring"),
+            "ring_method": "POST",
+        }
+        headers = ctx.value("sip_headers") or {}
+        for name, value in headers.items():
+            if not HEADER_PART.fullmatch(value):
+                raise NodeFailed(f"SIP header {name!r}: rendered value {value!r} breaks the rule that "
+                                 "SIP header values hold only A-Z, a-z and 0-9")
+        if headers:
+            body["sip_headers"] = ",".join(f"{k}={v}" for k, v in headers.items())
+        for key in ("caller_name", "ring_timeout", "time_limit"):
+            if ctx.has(key):
+                body[key] = ctx.value(key)
+        detection = ctx.value("machine_detection")
+        if detection:
+            body["machine_detection"] = "hangup" if detection == "hangup" else "true"
+        return Send(Request(ctx.name, "POST", ctx.env.api("Call"), json=body, provider=True))
+
+    def resume(self, ctx: Context, event):
+        outputs = ctx.state.variables.get(ctx.name) or {}
+        if isinstance(event, Response):
+            request = ctx.state.requests[-1]["json"]
+            base = {"call_uuid": None, "request_uuid": None, "from": request["from"], "to": request["to"],
+                    "status": "failed", "hangup_cause": None, "duration": 0, "params": {}}
+            if event.in_doubt:
+                return Next("failed", base, error="the Call API request was left in doubt by a restart; not resent")
+            if event.error:
+                return Next("failed", base, error=f"Call API request failed: {event.error}")
+            if not 200 <= event.status < 300:
+                detail = event.body.get("error") if isinstance(event.body, dict) else event.body
+                return Next("failed", base, error=f"Call API answered {event.status}: {detail}")
+            body = event.body if isinstance(event.body, dict) else {}
+            base["request_uuid"] = body.get("request_uuid")
+            base["status"] = "queued"
+            return AwaitCall(base, legs=len(request["to"].split("<")))
+        assert isinstance(event, Callback)
+        p = event.params
+        outputs = dict(outputs, call_uuid=p.get("CallUUID"), params=dict(p))
+        if event.kind == "answer":
+            outputs["status"] = p.get("CallStatus", "in-progress")
+            outcome = "machine" if p.get("Machine", "").lower() == "true" else "answered"
+            return Next(outcome, outputs)
+        status = p.get("CallStatus", "failed")
+        outputs.update(status=status, hangup_cause=p.get("HangupCause"), duration=_int(p.get("Duration")))
+        if status in BUSY:
+            return Next("busy", outputs)
+        if status in NO_ANSWER:
+            return Next("no_answer", outputs)
+        return Next("failed", outputs, error=f"call ended before answer: {status} ({p.get('HangupCause')})")
+
+
+def _int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0

@@ -1,0 +1,33 @@
+"""send_sms: send a text message through the provider's Message API."""
+
+from engine.config import Phone, Text
+from engine.events import Request, Response
+from engine.node import Context, Next, NodeType, Send
+from engine.registry import register
+
+
+@register
+class SendSms(NodeType):
+    name = "send_sms"
+    summary = "Send an SMS (Plivo Message API)."
+    config = {
+        "from": Phone(required=True, description="Sender number."),
+        "to": Phone(required=True, description="Destination number."),
+        "text": Text(required=True, description="Message text."),
+    }
+    outcomes = ("sent", "failed")
+    outputs = ("message_uuid",)
+
+    def run(self, ctx: Context):
+        body = {"src": ctx.value("from"), "dst": ctx.value("to"), "text": ctx.value("text")}
+        return Send(Request(ctx.name, "POST", ctx.env.api("Message"), json=body, provider=True))
+
+    def resume(self, ctx: Context, event: Response):
+        if event.error or event.in_doubt:
+            return Next("failed", {"message_uuid": None}, error=event.error or "request left in doubt by a restart")
+        body = event.body if isinstance(event.body, dict) else {}
+        if not 200 <= event.status < 300:
+            return Next("failed", {"message_uuid": None},
+                        error=f"Message API answered {event.status}: {body.get('error', event.body)}")
+        uuids = body.get("message_uuid") or [None]
+        return Next("sent", {"message_uuid": uuids[0] if isinstance(uuids, list) else uuids})

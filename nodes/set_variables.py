@@ -1,0 +1,22 @@
+"""set_variables: compute named values for later nodes ({{ Node.name }})."""
+
+from engine.config import AnyJson, MapOf
+from engine.node import Context, Next, NodeType
+from engine.registry import register
+
+
+@register
+class SetVariables(NodeType):
+    name = "set_variables"
+    summary = "Set named values (templates) that later nodes read as {{ ThisNode.name }}."
+    config = {
+        "values": MapOf(value=AnyJson(), key_pattern=r"[A-Za-z_][A-Za-z0-9_]*", required=True,
+                        key_hint="variable names are words: letters, digits and '_'",
+                        description="name -> value (strings may be templates)."),
+    }
+
+    def node_outputs(self, config):
+        return tuple(config.get("values") or ())
+
+    def run(self, ctx: Context):
+        return Next("done", ctx.value("values"))

@@ -1,0 +1,22 @@
+"""trigger: where a run starts, from a run request (`http`) or an incoming call (`call`)."""
+
+from engine.config import Data, ListOf, Text
+from engine.node import Context, NodeFailed, NodeType
+from engine.registry import register
+
+
+@register
+class Trigger(NodeType):
+    name = "trigger"
+    summary = "Start of the flow: a run request (http) or an incoming call (call)."
+    config = {
+        "payload": Data(description="Static payload: default values, overridden by the run request. Never rendered."),
+        "required": ListOf(item=Text(templated=False), description="Payload keys the run request must supply."),
+    }
+    outcomes = ("http", "call")
+    outputs = ("http", "call")
+    call_outcomes = frozenset({"call"})
+    is_trigger = True
+
+    def run(self, ctx: Context):
+        raise NodeFailed("the trigger starts a run; no node can lead back to it")
