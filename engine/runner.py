@@ -188,10 +188,10 @@ class Tracer:
                 if self.open_step != self.steps:
                     self.write(f"  {name} ({type_}) ... waiting for {state.waiting['for']}")
                     self.open_step = self.steps
+                    self._new_requests(state)  # a node waits right after its request
                 break
             self.write(f"  {name} ({type_}) -> {outcome or '(end)'}" + (f"  [error: {error}]" if error else ""))
             self.steps += 1
-            self._new_requests(state)
         self._new_requests(state)
         while self.documents < len(state.documents):
             self.write(f"    -> XML: {state.documents[self.documents]}")

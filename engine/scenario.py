@@ -96,8 +96,10 @@ def _behaviour(doc, path, spec) -> Behaviour:
     if result not in RESULTS:
         doc.diag(path + ("result",), "invalid-choice", f"{result!r} is not one of: {', '.join(RESULTS)}")
         result = "answered"
-    digits = spec.get("digits", ())
-    if isinstance(digits, (str, int)) and not isinstance(digits, bool):
+    digits = spec.get("digits")
+    if digits is None:
+        digits = ()
+    elif isinstance(digits, (str, int)) and not isinstance(digits, bool):
         digits = (str(digits),)
     elif isinstance(digits, list) and all(isinstance(d, (str, int)) for d in digits):
         digits = tuple(str(d) for d in digits)

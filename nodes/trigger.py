@@ -18,5 +18,8 @@ class Trigger(NodeType):
     call_outcomes = frozenset({"call"})
     is_trigger = True
 
+    def default_outcome(self, config):
+        return "http"  # `next: Node` on a trigger means the run-request path, as in PHLO
+
     def run(self, ctx: Context):
         raise NodeFailed("the trigger starts a run; no node can lead back to it")
