@@ -1,0 +1,155 @@
+"""`callflow run` end to end, as a user runs it: a real process, exit codes, JSON record."""
+
+import json
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import CALLFLOW, FLOWS, ROOT
+
+SEED = str(FLOWS / "outbound-sip-headers.yaml")
+
+
+def callflow(*args, timeout=60):
+    return subprocess.run([*CALLFLOW, *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+
+
+def test_seed_flow_json_record():
+    p = callflow("run", SEED, "-p", "to=+12025550100", "-p", "customer=johndoe", "--json")
+    assert p.returncode == 0, p.stderr
+    record = json.loads(p.stdout)
+    assert record["status"] == "completed"
+    assert record["path"] == ["Start", "Call", "Greet", "Done"]
+    body = record["requests"][0]["json"]
+    assert body["sip_headers"] == "customer=johndoe"
+    assert body["from"] == "+12025551234" and body["to"] == "+12025550100"
+    assert body["answer_url"].startswith("http") and "/callbacks/" in body["answer_url"]
+    assert record["variables"]["Call"]["params"]["X-PH-customer"] == "johndoe"
+    answer = next(c for c in record["sandbox"]["calls"][0]["callbacks"] if c["kind"] == "answer")
+    assert answer["params"]["X-PH-customer"] == "johndoe"
+    assert answer["params"]["Direction"] == "outbound" and answer["params"]["Event"] == "StartApp"
+    assert record["documents"][0] == ('<Response><Speak voice="WOMAN" language="en-US">Congratulations! '
+                                      "You've made your first outbound call!</Speak><Hangup/></Response>")
+
+
+def test_seed_flow_trace_is_readable():
+    p = callflow("run", SEED, "-p", "to=+12025550100", "-p", "customer=johndoe")
+    assert p.returncode == 0, p.stderr
+    out = p.stdout
+    for line in ("Start (trigger) -> http", "Call (call_out) -> answered", "Greet (speak) -> done",
+                 "Done (hangup) -> (end)", "sip_headers", "X-PH-customer=johndoe", "-> XML: <Response><Speak"):
+        assert line in out
+    assert out.strip().splitlines()[-1].endswith("completed")
+
+
+def test_busy_destination_takes_the_busy_path(tmp_path):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text('destinations:\n  "+12025550111": busy\n')
+    p = callflow("run", SEED, "-p", "to=+12025550111", "-p", "customer=johndoe", "--scenario", str(scenario),
+                 "--json")
+    assert p.returncode == 0, p.stderr
+    record = json.loads(p.stdout)
+    assert record["path"] == ["Start", "Call", "Done"]
+    assert record["steps"][1]["outcome"] == "busy"
+    assert record["documents"] == []
+
+
+def test_bad_header_value_fails_the_run_before_any_call_request():
+    p = callflow("run", SEED, "-p", "to=+12025550100", "-p", "customer=john-doe", "--json")
+    assert p.returncode == 1
+    record = json.loads(p.stdout)
+    assert record["status"] == "failed"
+    assert "SIP header 'customer'" in record["error"] and "only A-Z, a-z and 0-9" in record["error"]
+    assert record["requests"] == [] and record["sandbox"]["calls"] == []
+
+
+def test_missing_required_payload_keys_exit_2_naming_them():
+    p = callflow("run", SEED)
+    assert p.returncode == 2
+    assert "to, customer" in p.stderr
+
+
+def test_payload_json_and_pairs_merge():
+    p = callflow("run", SEED, "--payload", '{"to": "+12025550100", "customer": "x"}', "-p", "customer=ada", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["requests"][0]["json"]["sip_headers"] == "customer=ada"
+    for bad in ('[1]', '{"a": {"b": 1}}', "{nope"):
+        p = callflow("run", SEED, "--payload", bad)
+        assert p.returncode == 2 and "--payload" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_broken_flow_reports_all_three_and_does_not_run(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("""spec: callflow/v1
+id: bad
+nodes:
+  Start:
+    type: trigger
+    next: Call
+    next: Call
+  Call:
+    type: call_out
+    from: +12025551234
+    to: "+12025550100"
+    next:
+      answered: Greeet
+  Greet:
+    type: speak
+    text: hi
+""")
+    p = callflow("run", str(bad), "--json")
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert f"{bad}:7:5: error duplicate-key duplicate key 'next' (first defined at line 6); YAML would keep only the last" in lines
+    assert any(l.startswith(f"{bad}:10:11: error unquoted-number") for l in lines)
+    assert any(l.startswith(f"{bad}:13:17: error unknown-node") and "did you mean 'Greet'" in l for l in lines)
+    assert "Traceback" not in p.stderr
+
+
+def test_bad_scenario_exits_2(tmp_path):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("default: maybe\n")
+    p = callflow("run", SEED, "-p", "to=+12025550100", "-p", "customer=a", "--scenario", str(scenario))
+    assert p.returncode == 2 and f"{scenario}:1:10: error invalid-choice" in p.stderr
+
+
+class _Orders(BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/orders/A1":
+            body = json.dumps({"status": "shipped"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+        else:
+            body = b"no such order"
+            self.send_response(404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def orders_api():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Orders)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_ivr_calls_a_real_http_api_on_loopback(orders_api, tmp_path):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text('default: {result: answered, digits: "1"}\n')
+    args = ["run", str(FLOWS / "ivr-order-status.yaml"), "-p", "to=+12025550100", "-p", f"api={orders_api}",
+            "--scenario", str(scenario), "--json"]
+    record = json.loads(callflow(*args, "-p", "order_id=A1").stdout)
+    assert record["status"] == "completed"
+    assert record["path"] == ["Start", "Call", "Menu", "Choice", "Lookup", "Status", "Bye", "Done"]
+    assert "Your order A1 is shipped." in record["documents"][1]
+    record = json.loads(callflow(*args, "-p", "order_id=B2").stdout)
+    assert record["path"][-4:] == ["Lookup", "Unavailable", "Bye", "Done"]
+    assert record["variables"]["Lookup"]["status_code"] == 404
