@@ -51,8 +51,14 @@ class Template:
         self._bound = bound
 
     def render(self, variables: dict) -> str:
+        # BoundTemplate.render(**variables) copies the mapping on every call, which makes a
+        # render cost grow with the number of nodes that ran; hand it over as is instead.
+        bound = self._bound
         try:
-            return self._bound.render(**variables)
+            context = bound.context_class(bound, globals=bound.make_globals(variables))
+            buffer = bound._get_buffer()
+            bound.render_with_context(context, buffer)
+            return buffer.getvalue()
         except LiquidError as e:
             raise _error(e) from None
 
@@ -77,6 +83,10 @@ class Template:
 class TemplateEnvironment:
     def __init__(self) -> None:
         self._env = Environment(undefined=liquid.FalsyStrictUndefined)
+        # Bounds on what one render may do: flows are trusted more than payloads, but a
+        # template looping over a big HTTP response must not exhaust the process.
+        self._env.output_stream_limit = 1024 * 1024
+        self._env.loop_iteration_limit = 100_000
         self._cache: dict[str, Template] = {}
 
     @property
