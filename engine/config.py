@@ -181,12 +181,17 @@ class Phone(Field):
 
 
 @dataclass(frozen=True)
-class Integer(Field):
-    minimum: int | None = None
-    maximum: int | None = None
-    type_name = "integer"
+class Number(Field):
+    minimum: float | None = None
+    maximum: float | None = None
+    type_name = "number"
+    json_type = "number"
+    literal_types = (int, float)
 
-    def _range(self, value: int) -> str | None:
+    def _parse(self, text: str):
+        return float(text)
+
+    def _range(self, value) -> str | None:
         if self.minimum is not None and value < self.minimum:
             return f"must be at least {self.minimum}, got {value}"
         if self.maximum is not None and value > self.maximum:
@@ -194,7 +199,7 @@ class Integer(Field):
         return None
 
     def compile_literal(self, value, path, report):
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, self.literal_types):
             return self._wrong_type(value, path, report)
         problem = self._range(value)
         if problem:
@@ -203,16 +208,17 @@ class Integer(Field):
 
     def coerce(self, rendered):
         try:
-            value = int(rendered.strip())
+            value = self._parse(rendered.strip())
         except ValueError:
-            raise ValueInvalid(f"expected an integer, got {rendered!r}") from None
+            raise ValueInvalid(f"expected {'an' if self.type_name[0] in 'aeiou' else 'a'} "
+                               f"{self.type_name}, got {rendered!r}") from None
         problem = self._range(value)
         if problem:
             raise ValueInvalid(problem)
         return value
 
     def schema(self):
-        s: dict = {"type": "integer"}
+        s: dict = {"type": self.json_type}
         if self.minimum is not None:
             s["minimum"] = self.minimum
         if self.maximum is not None:
@@ -221,31 +227,15 @@ class Integer(Field):
 
 
 @dataclass(frozen=True)
-class Number(Field):
-    minimum: float | None = None
-    maximum: float | None = None
-    type_name = "number"
+class Integer(Number):
+    minimum: int | None = None
+    maximum: int | None = None
+    type_name = "integer"
+    json_type = "integer"
+    literal_types = (int,)
 
-    def compile_literal(self, value, path, report):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return self._wrong_type(value, path, report)
-        if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
-            report.error(path, "out-of-range", f"must be between {self.minimum} and {self.maximum}, got {value}")
-        return value
-
-    def coerce(self, rendered):
-        try:
-            return float(rendered.strip())
-        except ValueError:
-            raise ValueInvalid(f"expected a number, got {rendered!r}") from None
-
-    def schema(self):
-        s: dict = {"type": "number"}
-        if self.minimum is not None:
-            s["minimum"] = self.minimum
-        if self.maximum is not None:
-            s["maximum"] = self.maximum
-        return {"anyOf": [s, _TEMPLATE_SCHEMA]}
+    def _parse(self, text: str):
+        return int(text)
 
 
 @dataclass(frozen=True)
