@@ -109,5 +109,44 @@ def validate(paths, fmt, strict):
     sys.exit(EXIT_FAILED if failing else EXIT_OK)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8090, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
+@click.option("--scenario", type=click.Path(dir_okay=False), help="How simulated callees behave (YAML).")
+@click.option("--auth-id", envvar="PLIVO_AUTH_ID", help="Account auth id (default: $PLIVO_AUTH_ID).")
+@click.option("--auth-token", envvar="PLIVO_AUTH_TOKEN", help="Account auth token (default: $PLIVO_AUTH_TOKEN).")
+def sandbox(host, port, scenario, auth_id, auth_token):
+    """A local Plivo-compatible voice API that plays simulated calls."""
+    import re
+
+    from .sandbox import SandboxCore
+    from .sandbox_server import DEV_AUTH_ID, DEV_AUTH_TOKEN, run_sandbox
+    from .scenario import Scenario, load_scenario
+
+    try:
+        behaviour = load_scenario(scenario) if scenario else Scenario()
+    except FlowInvalid as e:
+        _print_diagnostics(e.diagnostics)
+        sys.exit(EXIT_BAD_INPUT)
+    if not auth_id and not auth_token:
+        auth_id, auth_token = DEV_AUTH_ID, DEV_AUTH_TOKEN
+        click.echo(f"no credentials configured: using the development pair auth id {auth_id}, "
+                   f"auth token {auth_token}")
+    elif not auth_id or not auth_token:
+        click.echo("error: give both an auth id and an auth token (--auth-id/--auth-token or "
+                   "PLIVO_AUTH_ID/PLIVO_AUTH_TOKEN), or neither for the development pair", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    elif not re.fullmatch(r"(MA|SA)[A-Z0-9]{18}", auth_id):
+        click.echo(f"warning: auth id {auth_id!r} does not look like Plivo's (MA or SA + 18 letters/digits); "
+                   "the official SDKs will refuse it", err=True)
+    core = SandboxCore(behaviour, auth_id=auth_id, auth_token=auth_token)
+    try:
+        run_sandbox(core, host, port, on_ready=lambda url: click.echo(f"sandbox listening on {url}"))
+    except OSError as e:
+        click.echo(f"error: cannot listen on {host}:{port}: {e.strerror or e}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
