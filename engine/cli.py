@@ -148,5 +148,20 @@ def sandbox(host, port, scenario, auth_id, auth_token):
         sys.exit(EXIT_FAILED)
 
 
+@main.command()
+@click.argument("flows_dir", required=False, default=".", type=click.Path(file_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
+@click.option("--db", envvar="CALLFLOW_DB", metavar="URL",
+              help="Run store: sqlite:///path/to/file.db (default: callflow.db in the current folder).")
+@click.option("--sandbox", is_flag=True, help="Place simulated calls on an embedded sandbox provider.")
+def serve(flows_dir, host, port, db, sandbox):
+    """Serve every flow under FLOWS_DIR over HTTP (PHLO-compatible run API, provider callbacks)."""
+    from .server import serve_main
+
+    sys.exit(serve_main(flows_dir, host, port, db, sandbox, click.echo))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,271 @@
+"""Durable run storage for `callflow serve`: one interface, SQLite today.
+
+The HTTP service keeps no run in memory between two requests: every event is
+load -> `Executor.advance` -> save, and the save happens before the service answers or
+performs any effect (the executor records each API request in the state before it emits
+it, so the saved state is also the record of intent). Whatever process loads the row next
+continues the run, which is what lets runs survive `kill -9` and, later, several processes.
+
+The interface (`Store`) is async and small:
+
+* `create_run(state)` inserts a new run (version 1);
+* `load(run_id)` -> `StoredRun(state, version)` or None;
+* `save(state, version)` writes the new state only if the row is still at `version`
+  (optimistic concurrency) and returns the new version, else raises `Conflict`: the caller
+  reloads and applies its event again to the newer state (the executor is deterministic and
+  idempotent for repeated callbacks, so re-applying is safe);
+* `list_runs(flow_id, status, limit, cursor)` pages run summaries newest first;
+* `in_doubt(older_than)` is the pending work: runs waiting for the response to an API
+  request that was recorded before `older_than` (the request may or may not have been
+  sent; the shell decides what to do, never by sending it again).
+
+SQLite (`SQLiteStore`) runs in WAL mode with `synchronous=NORMAL`: a commit is durable
+against a process crash (`kill -9`), the fsync happens at checkpoints, readers never block
+the writer. All SQLite calls run on one dedicated thread (one connection, so SQLite's
+single writer never waits on a lock), never on the event loop; `bench/e2e.py` measures
+that choice against calling SQLite inline. Set `synchronous=FULL` (the `sync` argument or
+`?synchronous=full` in the URL) to survive power loss too, at the cost of an fsync per save.
+
+PostgreSQL, several `serve` processes (the next step, same interface):
+
+* the same table: `id bigserial` (paging order), `run_id text unique`, `version integer`,
+  indexed `flow_id`, `status`, `waiting_for`, `updated_at`, and `state jsonb`;
+* `save` is `UPDATE runs SET state=$1, version=version+1, ... WHERE run_id=$2 AND
+  version=$3` (0 rows -> `Conflict`), so two processes handling callbacks of the same run at
+  once never lose an update: the loser reloads and re-applies. A per-run row lock
+  (`SELECT ... FOR UPDATE` in one transaction around load/advance/save) is the pessimistic
+  alternative; the version column is preferred because the shell holds no transaction
+  open while it performs HTTP effects;
+* the in-process per-run asyncio lock stays as a cheap local serialiser; the version check
+  is what makes it correct across processes;
+* `in_doubt` must not pick up a request another live process is still performing: with
+  the grace period longer than the longest request timeout (default 60 s vs 10 s) any
+  request older than the grace is over wherever it was sent; for shorter graces add
+  `lease_owner`/`lease_until` columns written with the request and skip unexpired leases
+  (`FOR UPDATE SKIP LOCKED` when claiming them);
+* asyncpg instead of the thread: the Protocol is already async.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlparse
+
+from .state import RunState
+
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+
+
+class Conflict(Exception):
+    """The run changed since it was loaded (another handler saved first)."""
+
+
+class RunExists(Exception):
+    """create_run for a run id that is already stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRun:
+    state: RunState
+    version: int
+
+
+class Store(Protocol):
+    async def create_run(self, state: RunState) -> int: ...
+
+    async def load(self, run_id: str) -> StoredRun | None: ...
+
+    async def save(self, state: RunState, version: int) -> int: ...
+
+    async def list_runs(self, *, flow_id: str | None = None, status: str | None = None,
+                        limit: int = DEFAULT_PAGE, cursor: str | None = None) -> tuple[list[dict], str | None]: ...
+
+    async def in_doubt(self, older_than: float, limit: int = 100) -> list[str]: ...
+
+    async def close(self) -> None: ...
+
+
+def _summary(row) -> dict:
+    from .state import iso
+
+    return {"run_id": row[1], "flow_id": row[2], "status": row[3], "error": row[4],
+            "created_at": iso(row[5]), "updated_at": iso(row[6])}
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id      TEXT NOT NULL UNIQUE,
+    flow_id     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    error       TEXT,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL,
+    waiting_for TEXT,
+    version     INTEGER NOT NULL,
+    state       TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_flow ON runs (flow_id, id);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status, id);
+CREATE INDEX IF NOT EXISTS runs_waiting ON runs (waiting_for, updated_at) WHERE waiting_for IS NOT NULL;
+"""
+SCHEMA_VERSION = 1
+
+
+class _SQLite:
+    """The synchronous part: one connection, used from one thread at a time."""
+
+    def __init__(self, path: str, sync: str = "NORMAL"):
+        self.path = path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA busy_timeout = 10000")
+        if path != ":memory:":
+            mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise RuntimeError(f"{path}: SQLite refused WAL mode (got {mode})")
+        self.db.execute(f"PRAGMA synchronous = {sync}")
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"{path}: store schema {version} is newer than this callflow ({SCHEMA_VERSION})")
+        self.db.executescript(_SCHEMA)
+        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @staticmethod
+    def _columns(state: RunState) -> tuple:
+        waiting = state.waiting.get("for") if state.waiting else None
+        return (state.flow_id, state.status, state.error, state.created_at, state.updated_at, waiting,
+                state.to_json())
+
+    def create_run(self, state: RunState) -> int:
+        try:
+            self.db.execute(
+                "INSERT INTO runs (run_id, flow_id, status, error, created_at, updated_at, waiting_for, state,"
+                " version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)", (state.run_id, *self._columns(state)))
+        except sqlite3.IntegrityError:
+            raise RunExists(state.run_id) from None
+        return 1
+
+    def load(self, run_id: str) -> StoredRun | None:
+        row = self.db.execute("SELECT state, version FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        return StoredRun(RunState.from_json(row[0]), row[1])
+
+    def save(self, state: RunState, version: int) -> int:
+        flow_id, status, error, _created, updated, waiting, text = self._columns(state)
+        cur = self.db.execute(
+            "UPDATE runs SET status = ?, error = ?, updated_at = ?, waiting_for = ?, state = ?,"
+            " version = version + 1 WHERE run_id = ? AND version = ?",
+            (status, error, updated, waiting, text, state.run_id, version))
+        if cur.rowcount != 1:
+            raise Conflict(state.run_id)
+        return version + 1
+
+    def list_runs(self, flow_id, status, limit, cursor) -> tuple[list[dict], str | None]:
+        where, args = [], []
+        if flow_id:
+            where.append("flow_id = ?")
+            args.append(flow_id)
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        if cursor is not None:
+            where.append("id < ?")
+            args.append(int(cursor))
+        sql = "SELECT id, run_id, flow_id, status, error, created_at, updated_at FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        rows = self.db.execute(sql, (*args, limit + 1)).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [_summary(r) for r in rows], (str(rows[-1][0]) if more else None)
+
+    def in_doubt(self, older_than: float, limit: int) -> list[str]:
+        rows = self.db.execute(
+            "SELECT run_id FROM runs WHERE waiting_for = 'response' AND updated_at < ? ORDER BY updated_at LIMIT ?",
+            (older_than, limit)).fetchall()
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class SQLiteStore:
+    """`Store` on SQLite. `inline=True` runs the calls on the caller's thread (the event
+    loop): only for measuring what the dedicated thread buys."""
+
+    def __init__(self, path: str = "callflow.db", *, sync: str = "NORMAL", inline: bool = False):
+        self.path = path
+        self._inline = inline
+        self._pool = None if inline else ThreadPoolExecutor(max_workers=1, thread_name_prefix="callflow-store")
+        self._db = _SQLite(path, sync) if inline else self._pool.submit(_SQLite, path, sync).result()
+        self._closed = threading.Event()
+
+    async def _call(self, fn, *args):
+        if self._inline:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def create_run(self, state: RunState) -> int:
+        return await self._call(self._db.create_run, state)
+
+    async def load(self, run_id: str) -> StoredRun | None:
+        return await self._call(self._db.load, run_id)
+
+    async def save(self, state: RunState, version: int) -> int:
+        return await self._call(self._db.save, state, version)
+
+    async def list_runs(self, *, flow_id: str | None = None, status: str | None = None,
+                        limit: int = DEFAULT_PAGE, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        limit = max(1, min(int(limit), MAX_PAGE))
+        if cursor is not None and not str(cursor).isdigit():
+            raise ValueError("cursor: not a cursor this service handed out")
+        return await self._call(self._db.list_runs, flow_id, status, limit, cursor)
+
+    async def in_doubt(self, older_than: float, limit: int = 100) -> list[str]:
+        return await self._call(self._db.in_doubt, older_than, limit)
+
+    async def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        if self._inline:
+            self._db.close()
+        else:
+            self._pool.submit(self._db.close).result()
+            self._pool.shutdown(wait=True)
+
+
+def open_store(url: str | None, **kwargs) -> SQLiteStore:
+    """A store from a URL: `sqlite:///relative.db`, `sqlite:////abs/path.db`,
+    `sqlite:///:memory:`, or a plain file path. Query `?synchronous=full` for power-loss
+    durability."""
+    url = url or "callflow.db"
+    if "://" not in url:
+        return SQLiteStore(url, **kwargs)
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)
+        if parsed.netloc:  # sqlite://relative/path: treat host as the first path segment
+            path = parsed.netloc + ("/" + path if path else "")
+        if not path:
+            raise ValueError(f"{url}: no database file in the URL (sqlite:///callflow.db)")
+        sync = (parse_qs(parsed.query).get("synchronous") or [kwargs.pop("sync", "NORMAL")])[0].upper()
+        if sync not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"{url}: synchronous must be normal, full or extra")
+        return SQLiteStore(path, sync=sync, **kwargs)
+    if parsed.scheme in ("postgres", "postgresql"):
+        raise ValueError(f"{parsed.scheme}: not implemented yet; the Store interface in engine/store.py "
+                         "describes the PostgreSQL design")
+    raise ValueError(f"{url}: unknown store (use sqlite:///path/to/callflow.db)")
+

@@ -1,0 +1,177 @@
+"""engine/store.py: the run store (SQLite), its version check, paging and pending work."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from engine.state import RunState
+from engine.store import Conflict, RunExists, SQLiteStore, open_store
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def state(run_id: str, flow_id: str = "f", status: str = "running", t: float = 1000.0, waiting=None) -> RunState:
+    return RunState(run_id=run_id, flow_id=flow_id, status=status, created_at=t, updated_at=t, waiting=waiting)
+
+
+@pytest.fixture(params=["thread", "inline"])
+def store(request, tmp_path):
+    s = SQLiteStore(str(tmp_path / "runs.db"), inline=request.param == "inline")
+    yield s
+    run(s.close())
+
+
+def test_create_load_save_round_trip(store):
+    async def main():
+        s = state("r1")
+        assert await store.create_run(s) == 1
+        got = await store.load("r1")
+        assert got.version == 1 and got.state == s
+        s.status, s.path = "waiting", ["Start", "Call"]
+        s.waiting = {"node": "Call", "seq": 1, "for": "call"}
+        assert await store.save(s, 1) == 2
+        got = await store.load("r1")
+        assert got.version == 2 and got.state.path == ["Start", "Call"] and got.state.waiting["for"] == "call"
+        assert await store.load("nope") is None
+
+    run(main())
+
+
+def test_stale_version_conflicts_and_changes_nothing(store):
+    async def main():
+        s = state("r1")
+        await store.create_run(s)
+        s.status = "waiting"
+        await store.save(s, 1)
+        s.status = "failed"
+        with pytest.raises(Conflict):
+            await store.save(s, 1)  # someone else saved version 2 meanwhile
+        assert (await store.load("r1")).state.status == "waiting"
+        with pytest.raises(Conflict):
+            await store.save(state("missing"), 1)
+
+    run(main())
+
+
+def test_duplicate_run_id_is_refused(store):
+    async def main():
+        await store.create_run(state("r1"))
+        with pytest.raises(RunExists):
+            await store.create_run(state("r1"))
+
+    run(main())
+
+
+def test_list_runs_pages_newest_first_with_filters(store):
+    async def main():
+        for i in range(7):
+            await store.create_run(state(f"r{i}", flow_id="a" if i % 2 else "b",
+                                         status="completed" if i < 3 else "waiting", t=1000 + i))
+        page, cursor = await store.list_runs(limit=3)
+        assert [r["run_id"] for r in page] == ["r6", "r5", "r4"] and cursor
+        page2, cursor2 = await store.list_runs(limit=3, cursor=cursor)
+        assert [r["run_id"] for r in page2] == ["r3", "r2", "r1"] and cursor2
+        page3, cursor3 = await store.list_runs(limit=3, cursor=cursor2)
+        assert [r["run_id"] for r in page3] == ["r0"] and cursor3 is None
+        only_a, _ = await store.list_runs(flow_id="a")
+        assert [r["run_id"] for r in only_a] == ["r5", "r3", "r1"]
+        done_b, _ = await store.list_runs(flow_id="b", status="completed")
+        assert [r["run_id"] for r in done_b] == ["r2", "r0"]
+        assert set(page[0]) == {"run_id", "flow_id", "status", "error", "created_at", "updated_at"}
+        assert page[0]["created_at"].endswith("Z")
+        with pytest.raises(ValueError):
+            await store.list_runs(cursor="'; drop table runs")
+        everything, _ = await store.list_runs(limit=10_000)  # clamped, not an error
+        assert len(everything) == 7
+
+    run(main())
+
+
+def test_in_doubt_lists_runs_waiting_for_a_response_older_than_the_cutoff(store):
+    async def main():
+        response = {"node": "Call", "seq": 1, "for": "response"}
+        await store.create_run(state("old", t=100, waiting=response, status="waiting"))
+        await store.create_run(state("new", t=500, waiting=response, status="waiting"))
+        await store.create_run(state("call", t=100, waiting={"node": "Call", "seq": 1, "for": "call"},
+                                     status="waiting"))
+        assert await store.in_doubt(older_than=200) == ["old"]
+        assert sorted(await store.in_doubt(older_than=1000)) == ["new", "old"]
+        s = (await store.load("old")).state
+        s.waiting, s.status, s.updated_at = None, "completed", 150
+        await store.save(s, 1)
+        assert await store.in_doubt(older_than=1000) == ["new"]
+
+    run(main())
+
+
+def test_file_store_is_wal_and_survives_reopening(tmp_path):
+    path = tmp_path / "sub" / "callflow.db"
+
+    async def write():
+        s = open_store(f"sqlite:///{path}")
+        await s.create_run(state("r1"))
+        await s.close()
+
+    run(write())
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+    async def read():
+        s = open_store(str(path))
+        got = await s.load("r1")
+        await s.close()
+        return got
+
+    assert run(read()).state.run_id == "r1"
+
+
+def test_concurrent_saves_from_many_tasks(tmp_path):
+    """Many coroutines saving different runs at once through the one store thread."""
+    async def main():
+        s = SQLiteStore(str(tmp_path / "c.db"))
+        ids = [f"r{i}" for i in range(200)]
+        await asyncio.gather(*(s.create_run(state(i)) for i in ids))
+
+        async def bump(run_id):
+            got = await s.load(run_id)
+            got.state.status = "completed"
+            await s.save(got.state, got.version)
+
+        await asyncio.gather(*(bump(i) for i in ids))
+        done, _ = await s.list_runs(status="completed", limit=500)
+        await s.close()
+        return len(done)
+
+    assert run(main()) == 200
+
+
+@pytest.mark.parametrize("url, path", [
+    ("sqlite:///rel.db", "rel.db"),
+    ("sqlite:////abs/x.db", "/abs/x.db"),
+    ("sqlite:///:memory:", ":memory:"),
+])
+def test_sqlite_urls(url, path, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    if path.startswith("/abs"):
+        url, path = f"sqlite:///{tmp_path}/x.db", f"{tmp_path}/x.db"
+    s = open_store(url)
+    assert s.path == path
+    run(s.close())
+
+
+@pytest.mark.parametrize("url", ["postgresql://db/callflow", "mysql://x", "sqlite://", "sqlite:///x.db?synchronous=bogus"])
+def test_unsupported_urls(url):
+    with pytest.raises(ValueError):
+        open_store(url)
+
+
+def test_synchronous_full_by_url(tmp_path):
+    s = open_store(f"sqlite:///{tmp_path}/f.db?synchronous=full")
+    assert s._db.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    run(s.close())
