@@ -163,5 +163,32 @@ def serve(flows_dir, host, port, db, sandbox):
     sys.exit(serve_main(flows_dir, host, port, db, sandbox, click.echo))
 
 
+@main.command()
+@click.argument("flow", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "svg"]), default="mermaid",
+              show_default=True, help="Mermaid flowchart, Graphviz DOT, or a laid-out SVG image.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write to FILE instead of standard output.")
+def graph(flow, fmt, output):
+    """Draw FLOW: nodes with their types, edges with their outcomes, error edges dashed."""
+    from .flow import load_flow
+    from .graph_export import render
+
+    try:
+        loaded = load_flow(flow)
+    except FlowInvalid as e:
+        _print_diagnostics(e.diagnostics)
+        sys.exit(EXIT_BAD_INPUT)
+    data = render(loaded, fmt).encode("utf-8")
+    if output is None or output == "-":
+        click.echo(data, nl=False)  # bytes: written as they are, on every platform
+        return
+    try:
+        Path(output).write_bytes(data)
+    except OSError as e:
+        click.echo(f"error: cannot write {output}: {e.strerror}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
