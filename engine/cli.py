@@ -54,7 +54,9 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
 @click.option("--live", is_flag=True, help="Use the configured Plivo account (real calls).")
 @click.option("--public-url", envvar="CALLFLOW_PUBLIC_URL", help="Public base URL for callbacks (with --live).")
-def run(flow, pairs, payload_json, scenario, as_json, live, public_url):
+@click.option("--host", default="127.0.0.1", show_default=True, help="Where to listen for callbacks (with --live).")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port for callbacks (with --live).")
+def run(flow, pairs, payload_json, scenario, as_json, live, public_url, host, port):
     """Run FLOW once on the embedded sandbox and print its trace."""
     from .executor import missing_required
     from .flow import load_flow
@@ -80,7 +82,7 @@ def run(flow, pairs, payload_json, scenario, as_json, live, public_url):
     if live:
         from .live import run_live
 
-        sys.exit(run_live(loaded, payload, public_url, as_json))
+        sys.exit(run_live(loaded, payload, public_url, as_json, host=host, port=port, echo=click.echo))
     tracer = None if as_json else Tracer(click.echo)
     if tracer:
         click.echo(f"run of {loaded.id} ({loaded.path}) on the embedded sandbox: no real call is placed")
