@@ -131,9 +131,26 @@ class Text(Field):
         return s
 
 
+def literal_prefix(source: str) -> str:
+    """The text of a template before its first tag or output: fixed whatever is rendered."""
+    cut = [i for i in (source.find("{{"), source.find("{%")) if i >= 0]
+    return source[:min(cut)] if cut else source
+
+
 @dataclass(frozen=True)
 class Url(Text):
     type_name = "URL"
+
+    def compile(self, value, path, report):
+        compiled = super().compile(value, path, report)
+        if isinstance(compiled, Template):
+            # "htp://{{ host }}/x" can never render to an http(s) URL: check the fixed start.
+            prefix = literal_prefix(value).lower()
+            if prefix and not re.match(r"^https?://", prefix) and not "https://".startswith(prefix) \
+                    and not "http://".startswith(prefix):
+                report.error(path, "invalid-url",
+                             f"{value!r} does not start with http:// or https://, whatever the template renders")
+        return compiled
 
     def compile_literal(self, value, path, report):
         value = super().compile_literal(value, path, report)

@@ -6,6 +6,7 @@ of diagnostics, all at once, each with a 1-based line:col.
 
 from __future__ import annotations
 
+import gc
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +14,11 @@ from typing import Any, Iterator
 
 import networkx as nx
 
-from .config import Reporter, Template, compile_fields, did_you_mean
+from .analysis import check_flow, iter_templates  # noqa: F401  (iter_templates: re-exported)
+from .config import Reporter, compile_fields, did_you_mean
 from .diagnostics import Diagnostic, FlowInvalid, has_errors, sort_key
 from .node import NodeType
 from .registry import node_types
-from .templating import templates
 from .yamldoc import MAX_FLOW_BYTES, Document, load_text
 
 SPEC_VERSION = "callflow/v1"
@@ -68,19 +69,46 @@ def load_flow(path: str | Path) -> Flow:
 
 
 def check_file(path: str | Path) -> tuple[Flow | None, list[Diagnostic]]:
+    data, problems = read_flow_file(path)
+    if data is None:
+        return None, problems
+    return check_text(data, str(path))
+
+
+def read_flow_file(path: str | Path) -> tuple[bytes | None, list[Diagnostic]]:
+    """The bytes of a flow file, or why not (too large: refused without reading it)."""
     p = Path(path)
     try:
         size = p.stat().st_size
         if size > MAX_FLOW_BYTES:
             return None, [Diagnostic(str(path), 1, 1, "error", "file-too-large",
                                      f"flow file is {size} bytes; the limit is {MAX_FLOW_BYTES} bytes (1 MiB)")]
-        data = p.read_bytes()
+        return p.read_bytes(), []
     except OSError as e:
         return None, [Diagnostic(str(path), 1, 1, "error", "unreadable", f"cannot read file: {e.strerror}")]
-    return check_text(data, str(path))
 
 
 def check_text(text: str | bytes, path: str = "<flow>") -> tuple[Flow | None, list[Diagnostic]]:
+    flow, diagnostics, _ = check_source(text, path)
+    return flow, diagnostics
+
+
+def check_source(text: str | bytes, path: str = "<flow>") -> tuple[Flow | None, list[Diagnostic], Document]:
+    """check_text, plus the parsed document (positions of everything, for callers that
+    report more, like `callflow validate`'s duplicate flow ids)."""
+    # Loading a big flow allocates hundreds of thousands of small objects and frees none:
+    # the cyclic GC would rescan them again and again (quadratic-looking time). Pause it.
+    pause = len(text) > 64 * 1024 and gc.isenabled()
+    if pause:
+        gc.disable()
+    try:
+        return _check(text, path)
+    finally:
+        if pause:
+            gc.enable()
+
+
+def _check(text: str | bytes, path: str) -> tuple[Flow | None, list[Diagnostic], Document]:
     doc = load_text(text, path)
     if doc.data is None and not doc.diagnostics:
         doc.diag((), "empty-flow", "the file holds no flow")
@@ -92,21 +120,10 @@ def check_text(text: str | bytes, path: str = "<flow>") -> tuple[Flow | None, li
             doc.diag((), "too-deep", "values nested too deeply")
     diagnostics = sorted(set(doc.diagnostics), key=sort_key)
     if has_errors(diagnostics):
-        return None, diagnostics
+        return None, diagnostics, doc
     if flow is not None:
         flow.diagnostics = diagnostics
-    return flow, diagnostics
-
-
-def iter_templates(value: Any, path: tuple) -> Iterator[tuple[tuple, Template]]:
-    if type(value) is Template:
-        yield path, value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from iter_templates(v, path + (k,))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from iter_templates(v, path + (i,))
+    return flow, diagnostics, doc
 
 
 class _Builder:
@@ -118,19 +135,8 @@ class _Builder:
     def error(self, path, code, message, key=False, severity="error"):
         self.doc.diag(path, code, message, key=key, severity=severity)
 
-    def template_pos(self, path: tuple, index: int | None) -> tuple[int, int]:
-        line, col = self.doc.pos(path)
-        if index is None or path in self.doc.block:
-            return line, col
-        source_prefix = None
-        # Offsets inside single-line scalars map to columns; multi-line ones keep the start.
-        if path in self.doc.quoted:
-            return line, col + 1 + index
-        source_prefix = index
-        return line, col + source_prefix
-
     def template_error(self, path, index, code, message):
-        self.doc.diag(path, code, message, at=self.template_pos(path, index))
+        self.doc.diag(path, code, message, at=self.doc.offset_pos(path, index))
 
     # build ---------------------------------------------------------------------------------------
     def build(self) -> Flow | None:
@@ -176,12 +182,8 @@ class _Builder:
         known_names = set(raw_nodes)
         for name, spec_ in specs.items():
             self.link(spec_, raw_next[name], known_names)
-        for name, spec_ in specs.items():
-            self.check_templates(spec_, known_names)
         graph = self.graph(specs)
-        if len(triggers) == 1:
-            self.check_reachability(graph, triggers[0])
-            self.check_call_state(graph, specs, triggers[0])
+        check_flow(self.doc, specs, graph, triggers[0] if len(triggers) == 1 else None, known_names)
         if has_errors(self.doc.diagnostics) or len(triggers) != 1:
             return None
         return Flow(id=flow_id, name=data.get("name") or flow_id, description=data.get("description") or "",
@@ -257,20 +259,6 @@ class _Builder:
                        f"error goes to {spec.error!r}, which is not a node{did_you_mean(spec.error, names)}")
             spec.error = None
 
-    def check_templates(self, spec: NodeSpec, names: set) -> None:
-        filters = templates.filter_names
-        for path, template in iter_templates(spec.config, ("nodes", spec.name)):
-            for ref in template.variables():
-                root = ref.segments[0]
-                if root not in names:
-                    self.template_error(path, ref.index, "unknown-variable",
-                                        f"{'.'.join(map(str, ref.segments))}: there is no node named {root!r}"
-                                        + did_you_mean(str(root), names))
-            for name, index in template.filters():
-                if name not in filters:
-                    self.template_error(path, index, "unknown-filter",
-                                        f"unknown Liquid filter {name!r}{did_you_mean(name, filters)}")
-
     def graph(self, specs: dict[str, NodeSpec]) -> nx.DiGraph:
         g = nx.DiGraph()
         for name, spec in specs.items():
@@ -289,34 +277,3 @@ class _Builder:
                 else:
                     g.add_edge(name, spec.error, outcome="error", outcomes=("error",))
         return g
-
-    def check_reachability(self, g: nx.DiGraph, trigger: str) -> None:
-        reachable = nx.descendants(g, trigger) | {trigger}
-        for name in g.nodes:
-            if name not in reachable:
-                self.error(("nodes", name), "unreachable-node",
-                           f"node {name!r} cannot be reached from the trigger {trigger!r}",
-                           key=True, severity="warning")
-
-    def check_call_state(self, g: nx.DiGraph, specs: dict[str, NodeSpec], trigger: str) -> None:
-        """Prove every in-call node is entered only with a call up (a fixpoint over (node, up?))."""
-        seen: set[tuple[str, bool]] = set()
-        todo = [(trigger, False)]
-        entered_down: dict[str, list[str]] = {}
-        while todo:
-            name, up = todo.pop()
-            if (name, up) in seen:
-                continue
-            seen.add((name, up))
-            spec = specs[name]
-            for _, target, data in g.out_edges(name, data=True):
-                for outcome in data["outcomes"]:
-                    after = spec.node_type.call_after(outcome, up)
-                    if not after:
-                        entered_down.setdefault(target, []).append(f"{name}.{outcome}")
-                    todo.append((target, after))
-        for name, via in entered_down.items():
-            if specs[name].node_type.call == "required":
-                self.error(("nodes", name), "needs-call",
-                           f"{specs[name].type} node {name!r} runs only during a call, but it can be reached "
-                           f"with no call up (via {', '.join(sorted(set(via)))})", key=True)

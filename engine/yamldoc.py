@@ -8,6 +8,7 @@ constructor, so that we can refuse what the constructor would silently accept
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,10 @@ Path = tuple  # ("nodes", "Call", "to") or ("conditions", 0, "value")
 _resolver = Resolver()
 _constructor = SafeConstructor()
 _STR = "tag:yaml.org,2002:str"
+# First characters that may make a plain scalar something other than a string (true, 12,
+# ~, .inf ...): any other plain scalar is a string without asking the resolver.
+_RESOLVABLE_FIRST = frozenset(k for k in Resolver.yaml_implicit_resolvers if k)
+_ALWAYS_RESOLVE = None in Resolver.yaml_implicit_resolvers  # "" (empty: null) is caught by `and value`
 
 
 @dataclass(slots=True)
@@ -37,6 +42,11 @@ class Document:
     quoted: set = field(default_factory=set)  # Paths of single-line quoted scalars
     block: set = field(default_factory=set)  # Paths of block (| >) scalars
     diagnostics: list = field(default_factory=list)
+    text: str = ""
+    # Paths of string scalars that may hold templates -> (start, end, style) in `text`, so
+    # an offset inside the value maps back to a line:col (see `offset_pos`).
+    spans: dict = field(default_factory=dict)
+    _line_starts: list | None = None
 
     def pos(self, path: Path, *, key: bool = False) -> tuple[int, int]:
         """Best known position for a path: its key, its value, or its nearest parent."""
@@ -51,6 +61,37 @@ class Document:
             p = p[:-1]
         return self.value_pos.get((), (1, 1))
 
+    def offset_pos(self, path: Path, index: int | None) -> tuple[int, int]:
+        """Position of character `index` of the string value at `path` (a template offset),
+        following quotes, escapes, folding and block indentation; the value's start if unknown."""
+        span = self.spans.get(tuple(path))
+        if index is None or span is None:
+            return self.pos(path)
+        start, end, style = span
+        raw = self.text[start:end]
+        value = _value_at(self.data, path)
+        if not isinstance(value, str):
+            return self.pos(path)
+        r = 0
+        if style in ('"', "'"):
+            r = 1
+        elif style in ("|", ">"):
+            r = raw.find("\n") + 1 if "\n" in raw else len(raw)
+        r = _align(raw, r, value, index, style)
+        return self._line_col(start + r)
+
+    def _line_col(self, offset: int) -> tuple[int, int]:
+        if self._line_starts is None:
+            starts = [0]
+            find = self.text.find
+            i = find("\n")
+            while i >= 0:
+                starts.append(i + 1)
+                i = find("\n", i + 1)
+            self._line_starts = starts
+        line = bisect_right(self._line_starts, offset)
+        return line, offset - self._line_starts[line - 1] + 1
+
     def diag(self, path: Path, code: str, message: str, *, key: bool = False,
              severity: str = "error", at: tuple[int, int] | None = None) -> Diagnostic:
         line, col = at or self.pos(path, key=key)
@@ -59,11 +100,54 @@ class Document:
         return d
 
 
+def _value_at(data: Any, path: Path) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+_ESCAPE_WIDTH = {"x": 4, "u": 6, "U": 10}
+
+
+def _align(raw: str, r: int, value: str, index: int, style: str | None) -> int:
+    """Walk `value[:index]` through its source text `raw` from offset r; return the offset
+    of value[index] in raw. Whitespace runs stand for folded line breaks and indentation."""
+    n = len(raw)
+    for ch in value[:index]:
+        while r < n:
+            c = raw[r]
+            if c == ch:
+                if style == "'" and c == "'":  # '' is one quote in a single-quoted scalar
+                    r += 1
+                r += 1
+                break
+            if c == "\\" and style == '"':
+                r += _ESCAPE_WIDTH.get(raw[r + 1:r + 2], 2)
+                break
+            if c in " \t\r\n":
+                if ch in " \t\n":  # a folded line break: the whole run is this one character
+                    while r < n and raw[r] in " \t\r\n":
+                        r += 1
+                    break
+                r += 1
+                continue
+            return r  # lost track: the best guess so far
+    while r < n and raw[r] in " \t\r\n" and index < len(value) and value[index] not in " \t\n":
+        r += 1
+    return r
+
+
 def _mark(m) -> tuple[int, int]:
     return (m.line + 1, m.column + 1)
 
 
 def _scalar_value(ev, doc: Document, path: Path):
+    if ev.tag is None and (ev.style or (not _ALWAYS_RESOLVE and ev.value[:1] not in _RESOLVABLE_FIRST
+                                        and ev.value)):
+        return ev.value  # the common case: a quoted, block or plain string
     if ev.tag and ev.tag not in ("!", _STR):
         tag = ev.tag
         if tag not in _constructor.yaml_constructors or tag.startswith("tag:yaml.org,2002:python"):
@@ -102,6 +186,7 @@ def load_text(text: str | bytes, path: str) -> Document:
         except UnicodeDecodeError as e:
             doc.diag((), "yaml-syntax", f"file is not UTF-8 text ({e.reason} at byte {e.start})")
             return doc
+    doc.text = text
     try:
         _compose(text, doc)
     except yaml.MarkedYAMLError as e:
@@ -189,6 +274,8 @@ def _compose(text: str, doc: Document) -> None:
             doc.diag(vpath, "yaml-anchor", f"anchor &{ev.anchor} is not allowed: write the value out", at=at)
         if kind is yaml.ScalarEvent:
             value = _scalar_value(ev, doc, vpath)
+            if "{" in ev.value and type(value) is str:
+                doc.spans[vpath] = (ev.start_mark.index, ev.end_mark.index, ev.style)
             if ev.style in ('"', "'") and ev.start_mark.line == ev.end_mark.line:
                 doc.quoted.add(vpath)
             elif ev.style in ("|", ">"):

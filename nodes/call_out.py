@@ -6,8 +6,10 @@ from engine.config import Choice, Integer, ListOf, MapOf, Phone, Text
 from engine.events import Callback, Request, Response
 from engine.node import AwaitCall, Context, Next, NodeFailed, NodeType, Send
 from engine.registry import register
+from engine.templating import Template
 
 HEADER_PART = re.compile(r"[A-Za-z0-9]+")
+TAGS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)  # what a template renders; the rest is fixed text
 BUSY = {"busy"}
 NO_ANSWER = {"no-answer", "timeout", "cancel"}
 
@@ -30,7 +32,8 @@ class CallOut(NodeType):
                                     description="Detect answering machines: true (machine outcome) or hangup."),
     }
     outcomes = ("answered", "no_answer", "busy", "failed", "machine")
-    outputs = ("call_uuid", "request_uuid", "from", "to", "status", "hangup_cause", "duration", "params")
+    outputs = ("call_uuid", "request_uuid", "from", "to", "status", "hangup_cause", "duration",
+               "params.*")  # params: the answer (or hangup) callback's parameters
     call_outcomes = frozenset({"answered", "machine"})
     waits = True
 
@@ -38,7 +41,7 @@ class CallOut(NodeType):
         headers = config.get("sip_headers") or {}
         seen: dict[str, str] = {}
         for name, value in headers.items():
-            if name.upper().startswith("X-PH-") or name.upper().startswith("XPH"):
+            if name.upper().startswith(("X-PH-", "X_PH_")):
                 report.error(path + ("sip_headers", name), "sip-header-prefix",
                              f"SIP header {name!r}: write the name without 'X-PH-'; the provider adds the prefix",
                              key=True)
@@ -50,6 +53,13 @@ class CallOut(NodeType):
             if isinstance(value, str) and not HEADER_PART.fullmatch(value):
                 report.error(path + ("sip_headers", name), "sip-header-value",
                              f"SIP header {name!r}: value {value!r} may hold only A-Z, a-z and 0-9")
+            elif isinstance(value, Template):
+                fixed = TAGS.sub("", value.source)
+                bad = sorted(set(HEADER_PART.sub("", fixed)))
+                if bad:
+                    report.error(path + ("sip_headers", name), "sip-header-value",
+                                 f"SIP header {name!r}: the fixed text of {value.source!r} holds "
+                                 f"{''.join(bad)!r}; values may hold only A-Z, a-z and 0-9")
         to = config.get("to")
         src = config.get("from")
         if isinstance(src, str) and (src == to or (isinstance(to, list) and src in to)):

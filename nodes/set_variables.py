@@ -16,7 +16,21 @@ class SetVariables(NodeType):
     }
 
     def node_outputs(self, config):
-        return tuple(config.get("values") or ())
+        """Each name; a literal mapping declares its keys, a list any index below it."""
+        out: list[str] = []
+
+        def walk(prefix: str, value) -> None:
+            if isinstance(value, dict) and value and all(isinstance(k, str) and "." not in k for k in value):
+                for k, v in value.items():
+                    walk(f"{prefix}.{k}", v)
+            elif isinstance(value, (dict, list)) and value:
+                out.append(prefix + ".*")
+            else:
+                out.append(prefix)
+
+        for name, value in (config.get("values") or {}).items():
+            walk(name, value)
+        return tuple(out)
 
     def run(self, ctx: Context):
         return Next("done", ctx.value("values"))

@@ -14,7 +14,8 @@ class Trigger(NodeType):
         "required": ListOf(item=Text(templated=False), description="Payload keys the run request must supply."),
     }
     outcomes = ("http", "call")
-    outputs = ("http", "call")
+    # Dotted output patterns (engine.analysis): `*` is any key below; X-PH- prefixes removed.
+    outputs = ("http.params.*", "call.from", "call.to", "call.call_uuid", "call.headers.*")
     call_outcomes = frozenset({"call"})
     is_trigger = True
 
