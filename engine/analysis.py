@@ -380,6 +380,8 @@ class FlowChecks:
             if (name, up) in seen:
                 continue
             seen.add((name, up))
+            if name not in specs:
+                continue  # a node that did not build (already reported): nothing to prove past it
             node_type = specs[name].node_type
             for _, target, data in g.out_edges(name, data=True):
                 for outcome in data["outcomes"]:
@@ -387,7 +389,9 @@ class FlowChecks:
                     entered.setdefault((target, after), []).append(f"{name}.{outcome}")
                     todo.append((target, after))
         for (name, up), via in entered.items():
-            spec = specs[name]
+            spec = specs.get(name)
+            if spec is None:
+                continue
             shown = ", ".join(sorted(set(via))[:5]) + (", ..." if len(set(via)) > 5 else "")
             if not up and spec.node_type.call == "required":
                 self.doc.diag(("nodes", name), "needs-call",
@@ -400,7 +404,7 @@ class FlowChecks:
 
     def check_loops(self) -> None:
         g = self.graph
-        spinning = [n for n in self.reachable if not self.specs[n].node_type.waits]
+        spinning = [n for n in self.reachable if n in self.specs and not self.specs[n].node_type.waits]
         sub = g.subgraph(spinning)
         for component in nx.strongly_connected_components(sub):
             if len(component) == 1:
@@ -409,11 +413,14 @@ class FlowChecks:
                     continue
             ordered = sorted(component, key=lambda n: (self.specs[n].line, self.specs[n].col))
             first = ordered[0]
-            cycle = _a_cycle(sub.subgraph(component), first)
-            shown = " -> ".join(cycle[:8]) + (" -> ..." if len(cycle) > 8 else f" -> {first}")
+            if len(ordered) == 1:
+                what = f"{first!r} leads back to itself"
+            else:
+                shown = ", ".join(ordered[:8]) + (", ..." if len(ordered) > 8 else "")
+                what = f"nodes {shown} form a loop"
             self.doc.diag(("nodes", first), "loop-without-wait",
-                          f"the loop {shown} has no node that waits for a call or a caller "
-                          "(call_out, get_input); a run stops it after 10 visits of one node",
+                          f"{what} with no node that waits for a call or a caller (call_out, get_input) "
+                          "on the way; a run stops after 10 visits of one node",
                           key=True, severity="warning")
 
     # -- templates -----------------------------------------------------------------------------------
@@ -454,7 +461,7 @@ class FlowChecks:
                             and ref.segments[2] == "params" and isinstance(ref.segments[3], str):
                         if payload_keys is None:
                             payload_keys = self._payload_keys(source)
-                        if ref.segments[3] not in payload_keys:
+                        if ref.segments[3] not in payload_keys and not ref.guarded:
                             self.at(path, ref.index, "undeclared-payload-key",
                                     f"{ref.text}: {ref.segments[3]!r} is neither in {root}'s payload nor in its "
                                     f"required keys; add it to one of them"
@@ -530,14 +537,3 @@ class FlowChecks:
             self.at(path, ref.index, "maybe-unset",
                     f"{ref.text}: {source}.{kind} is set only on runs started by {started}, and {reader!r} "
                     f"is also reached from the trigger's {other!r} outcome", severity="warning")
-
-
-def _a_cycle(sub: nx.DiGraph, start: str) -> list[str]:
-    """Some cycle through `start` inside a strongly connected subgraph (for the message)."""
-    if sub.has_edge(start, start):
-        return [start]
-    try:
-        path = nx.shortest_path(sub, start, next(iter(p for p in sub.predecessors(start))))
-    except (nx.NetworkXNoPath, StopIteration):  # pragma: no cover - strongly connected
-        return [start]
-    return path

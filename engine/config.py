@@ -276,14 +276,19 @@ class Boolean(Field):
         return {"anyOf": [{"type": "boolean"}, _TEMPLATE_SCHEMA]}
 
 
+def _shown(choice: Any) -> str:
+    return str(choice).lower() if isinstance(choice, bool) else str(choice)
+
+
 @dataclass(frozen=True)
 class Choice(Field):
     choices: tuple = ()
     type_name = "choice"
 
     def compile_literal(self, value, path, report):
-        if value not in self.choices:
-            allowed = ", ".join(str(c) for c in self.choices)
+        # 1 == True in Python: compare types too, so `machine_detection: 1` is not `true`.
+        if not any(value == c and type(value) is type(c) for c in self.choices):
+            allowed = ", ".join(_shown(c) for c in self.choices)
             hint = did_you_mean(str(value), [str(c) for c in self.choices])
             report.error(path, "invalid-choice", f"{value!r} is not one of: {allowed}{hint}")
             return _INVALID

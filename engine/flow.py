@@ -201,7 +201,11 @@ class _Builder:
         if type_name is None:
             self.error(path, "missing-key", f"node {name!r} has no 'type'", key=True)
             return None
-        node_type = self.types.get(type_name) if isinstance(type_name, str) else None
+        if not isinstance(type_name, str):
+            self.error(path + ("type",), "wrong-type",
+                       f"type names a node type ({', '.join(sorted(self.types))})")
+            return None
+        node_type = self.types.get(type_name)
         if node_type is None:
             self.error(path + ("type",), "unknown-node-type",
                        f"unknown node type {type_name!r}{did_you_mean(str(type_name), self.types)}")

@@ -140,6 +140,16 @@ def _align(raw: str, r: int, value: str, index: int, style: str | None) -> int:
     return r
 
 
+_ALIAS = object()  # what an alias stands for while building: nothing
+
+
+class _Stop(Exception):
+    """Stop reading: the problem is already reported."""
+
+
+_PLAIN_TAGS = (None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:omap")
+
+
 def _mark(m) -> tuple[int, int]:
     return (m.line + 1, m.column + 1)
 
@@ -189,14 +199,21 @@ def load_text(text: str | bytes, path: str) -> Document:
     doc.text = text
     try:
         _compose(text, doc)
+    except _Stop:
+        doc.data = None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         at = _mark(mark) if mark else (1, 1)
         problem = e.problem or e.context or "invalid YAML"
         doc.diag((), "yaml-syntax", f"YAML syntax error: {problem}", at=at)
         doc.data = None
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow (control characters)
+        char = e.character if isinstance(e.character, int) else ord(e.character or "\0")
+        at = doc._line_col(e.position) if isinstance(e.position, int) and 0 <= e.position <= len(text) else (1, 1)
+        doc.diag((), "yaml-syntax", f"YAML syntax error: character #x{char:04x} is not allowed: {e.reason}", at=at)
+        doc.data = None
     except yaml.YAMLError as e:
-        doc.diag((), "yaml-syntax", f"YAML error: {e}")
+        doc.diag((), "yaml-syntax", f"YAML error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
         doc.data = None
     return doc
 
@@ -221,9 +238,9 @@ def _compose(text: str, doc: Document) -> None:
         if kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
             frame = stack.pop()
             value, vpath = frame[0], frame[1]
-            _attach(stack, value, vpath, doc, expect_key)
+            _attach(stack, _ALIAS if len(frame) > 4 else value, vpath, doc, expect_key)
             if not stack:
-                doc.data = value
+                doc.data = None if len(frame) > 4 else value
                 root_set = True
             continue
 
@@ -233,7 +250,7 @@ def _compose(text: str, doc: Document) -> None:
             at = _mark(ev.start_mark)
             if kind is not yaml.ScalarEvent:
                 doc.diag(parent[1], "yaml-complex-key", "mapping keys must be plain strings", at=at)
-                raise yaml.MarkedYAMLError(problem="complex mapping key", problem_mark=ev.start_mark)
+                raise _Stop
             key = ev.value if ev.implicit[1] or not ev.implicit[0] else _scalar_value(ev, doc, parent[1])
             if not isinstance(key, str):
                 key = str(key) if not isinstance(key, bool) else ev.value
@@ -268,7 +285,9 @@ def _compose(text: str, doc: Document) -> None:
             doc.diag(vpath, "yaml-alias",
                      f"alias *{ev.anchor} is not allowed: anchors and aliases can blow up a file's size",
                      at=at)
-            _attach(stack, None, vpath, doc, expect_key)
+            # Leave the key out (a list keeps a None placeholder): a stand-in value would only
+            # add misleading type errors to the one that matters.
+            _attach(stack, _ALIAS, vpath, doc, expect_key)
             continue
         if getattr(ev, "anchor", None):
             doc.diag(vpath, "yaml-anchor", f"anchor &{ev.anchor} is not allowed: write the value out", at=at)
@@ -285,10 +304,12 @@ def _compose(text: str, doc: Document) -> None:
                 root_set = True
             else:
                 _attach(stack, value, vpath, doc, expect_key)
-        elif kind is yaml.MappingStartEvent:
-            stack.append([{}, vpath, expect_key, set()])
-        elif kind is yaml.SequenceStartEvent:
-            stack.append([[], vpath, None, set()])
+        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            frame = [{}, vpath, expect_key, set()] if kind is yaml.MappingStartEvent else [[], vpath, None, set()]
+            if ev.tag not in _PLAIN_TAGS:
+                doc.diag(vpath, "yaml-tag", f"unsupported YAML tag {ev.tag!r}", at=at)
+                frame.append("drop")  # left out when it ends, as an alias is
+            stack.append(frame)
     if not root_set:
         doc.data = None
 
@@ -300,8 +321,8 @@ def _attach(stack, value, vpath, doc, expect_key) -> None:
     container = top[0]
     if isinstance(container, dict):
         pk = top[2]
-        if not isinstance(pk, tuple):  # not a duplicate: keep it
+        if not isinstance(pk, tuple) and value is not _ALIAS:  # not a duplicate: keep it
             container[pk] = value
         top[2] = expect_key
     else:
-        container.append(value)
+        container.append(None if value is _ALIAS else value)

@@ -59,7 +59,8 @@ class Branch(NodeType):
     outputs = ("matched",)
 
     def node_outcomes(self, config):
-        names = tuple(c["name"] for c in config.get("conditions") or () if isinstance(c.get("name"), str))
+        names = tuple(c["name"] for c in config.get("conditions") or ()
+                      if isinstance(c, dict) and isinstance(c.get("name"), str))
         return names + ("no_match",)
 
     def default_outcome(self, config):
@@ -68,6 +69,8 @@ class Branch(NodeType):
     def check(self, config, path, report):
         seen = set()
         for i, cond in enumerate(config.get("conditions") or ()):
+            if not isinstance(cond, dict):
+                continue  # already reported (wrong-type)
             name = cond.get("name")
             cpath = path + ("conditions", i)
             if isinstance(name, str):
