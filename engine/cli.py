@@ -192,5 +192,29 @@ def graph(flow, fmt, output):
         sys.exit(EXIT_BAD_INPUT)
 
 
+@main.command("test")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--update", is_flag=True, help="Rewrite the expectations of failing (or new) cases from their runs.")
+@click.option("--coverage", "show_coverage", is_flag=True, help="List routed outcomes no case takes.")
+def test_command(paths, update, show_coverage):
+    """Run the flow test cases (<flow>.test.yaml) found under PATHS: simulated calls, no network."""
+    from .flowtest import run_tests
+
+    sys.exit(run_tests([Path(p) for p in paths], update=update, show_coverage=show_coverage, echo=click.echo))
+
+
+@main.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write it to a file instead.")
+def schema(output):
+    """Print the JSON Schema (draft 2020-12) of flow files, for editors."""
+    from .schema import schema_text
+
+    text = schema_text()
+    if output:
+        Path(output).write_text(text)
+    else:
+        click.echo(text, nl=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
