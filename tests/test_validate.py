@@ -271,3 +271,34 @@ def test_a_thousand_node_flow_validates_quickly():
     elapsed = time.process_time() - start
     assert flow is not None and diagnostics == []
     assert elapsed < 3.0  # about 0.25 s on the reference machine; generous for loaded CI
+
+
+# -- the CI examples run what they say ----------------------------------------------------------
+def _example_commands() -> list[list[str]]:
+    import shlex
+
+    import yaml
+
+    examples = ROOT / "examples"
+    commands = []
+    workflow = yaml.safe_load((examples / "github-actions.yml").read_text())
+    for step in workflow["jobs"]["flows"]["steps"]:
+        if step.get("run", "").startswith("callflow "):
+            commands.append(shlex.split(step["run"]))
+    for hook in yaml.safe_load((examples / ".pre-commit-hooks.yaml").read_text()):
+        assert {"id", "name", "entry", "language"} <= set(hook)
+        commands.append(shlex.split(hook["entry"]) + hook.get("args", []))
+    config = yaml.safe_load((examples / ".pre-commit-config.yaml").read_text())
+    hooks = {h["id"] for h in yaml.safe_load((examples / ".pre-commit-hooks.yaml").read_text())}
+    assert {h["id"] for repo in config["repos"] for h in repo["hooks"]} <= hooks
+    return commands
+
+
+def test_ci_examples_run_their_commands_on_the_bundled_flows(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    commands = _example_commands()
+    assert {tuple(c[:3]) for c in commands} >= {("callflow", "validate", "--format"), ("callflow", "test", "flows/")}
+    assert any("github" in c for c in commands)
+    for command in commands:
+        result = CliRunner().invoke(main, command[1:], catch_exceptions=False)
+        assert result.exit_code == 0, (command, result.output)
