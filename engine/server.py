@@ -22,6 +22,7 @@ Routes:
   GET|POST /callbacks/{run_id}/{seq}/{kind}     provider callbacks (X-Plivo-Signature-V3)
   GET|POST /callbacks/inbound/{flow_id}         incoming call: starts a run
   GET  /health
+  GET  /, /console/*, /v1/flows/{flow_id}[/graph.svg]   the web console (engine/console.py)
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response as HttpResponse
 from starlette.routing import Route
 
+from .console import console_routes
 from .diagnostics import Diagnostic
 from .events import Callback, Finished, InboundCall, Request, Response, ServeDocument, Trigger
 from .executor import HANGUP_DOCUMENT, Executor, missing_required
@@ -599,6 +601,7 @@ def create_app(service: Service) -> Starlette:
         Route("/callbacks/{run_id}/{seq:int}/{kind}", callback, methods=["GET", "POST"]),
         Route("/health", health, methods=["GET"]),
     ]
+    routes += console_routes(service, authorized)  # the web console: engine/console.py
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, Exception: server_error})
     app.router.redirect_slashes = False

@@ -1,0 +1,168 @@
+"""The web console of `callflow serve`: flows, their graphs, runs with their path drawn on
+the graph, and a form to start a run. See docs/console.md.
+
+The console is static files in `engine/console/` (plain HTML, JS and CSS: no build step,
+nothing from a CDN) that read the service's JSON API. This module adds the routes it
+needs, all behind the API's Basic auth (the browser asks for the auth id and token once,
+on the `WWW-Authenticate` challenge, and sends them with every request after that):
+
+  GET /                                 the console (index.html; pages are #/... fragments)
+  GET /console/{file}                   its assets
+  GET /v1/flows/{flow_id}               one flow: nodes, edges, the trigger's form fields
+  GET /v1/flows/{flow_id}/graph.svg     the flow drawn by engine.graph_export.to_svg
+
+`create_app` in engine/server.py adds them with `routes += console_routes(service, authorized)`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request as HttpRequest
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from .flow import Flow
+    from .server import Service
+
+ASSETS = Path(__file__).resolve().parent / "console"
+MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+}
+# The console loads nothing but its own files and talks to nothing but this service.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="callflow"'}
+
+
+def _assets() -> dict[str, Path]:
+    """The files the console may serve, by name: a fixed list, so no path from a URL
+    ever reaches the file system."""
+    if not ASSETS.is_dir():
+        return {}
+    return {p.name: p for p in sorted(ASSETS.iterdir()) if p.is_file() and p.suffix in MEDIA_TYPES}
+
+
+def trigger_fields(flow: "Flow") -> list[dict]:
+    """The run form: the trigger's static payload keys (in file order, their values as
+    defaults) then the required keys that have no default.
+
+    `editable` is false for a default that is a mapping or a list: the run API takes text,
+    numbers and booleans only, so such a value always comes from the file."""
+    config = flow.trigger_spec.config
+    static = config.get("payload") or {}
+    required = [str(k) for k in config.get("required") or ()]
+    fields = []
+    for key, value in static.items():
+        fields.append({"name": str(key), "default": value, "required": str(key) in required,
+                       "editable": not isinstance(value, (dict, list))})
+    for key in required:
+        if key not in static:
+            fields.append({"name": key, "default": None, "required": True, "editable": True})
+    return fields
+
+
+def flow_detail(flow: "Flow", auth_id: str, created_on: str) -> dict:
+    from .graph_export import graph_model
+
+    nodes, edges = graph_model(flow)
+    specs = flow.nodes
+    return {
+        "api_id": str(uuid.uuid4()),
+        "id": flow.id,
+        "name": flow.name,
+        "description": flow.description,
+        "path": flow.path,
+        "valid": True,
+        "created_on": created_on,
+        "trigger": flow.trigger,
+        "nodes": [{"name": n.name, "type": n.type, "in_call": n.in_call, "start": n.start,
+                   "next": {str(k): str(v) for k, v in specs[n.name].next.items()},
+                   "error": specs[n.name].error}
+                  for n in nodes],
+        "edges": [{"source": e.source, "target": e.target, "outcomes": list(e.outcomes), "error": e.error}
+                  for e in edges],
+        "warnings": [str(d) for d in flow.diagnostics],
+        "fields": trigger_fields(flow),
+        "run_url": f"/v1/account/{auth_id}/phlo/{flow.id}/",
+        "graph_url": f"/v1/flows/{flow.id}/graph.svg",
+    }
+
+
+def console_routes(service: "Service", authorized: Callable[[HttpRequest], bool]) -> list[Route]:
+    """The console's routes; `authorized(request)` is the API's Basic auth check."""
+    assets = _assets()
+    svgs: dict[str, str] = {}  # flow id -> SVG: flows do not change while the service runs
+
+    def deny() -> Response:
+        return JSONResponse({"api_id": str(uuid.uuid4()), "error": "authentication failed: wrong auth id or auth token"},
+                            status_code=401, headers={**CHALLENGE, **SECURITY_HEADERS})
+
+    def not_found(message: str) -> Response:
+        return JSONResponse({"api_id": str(uuid.uuid4()), "error": message}, status_code=404)
+
+    def asset(name: str) -> Response:
+        path = assets[name]
+        return Response(path.read_bytes(), media_type=MEDIA_TYPES[path.suffix], headers=SECURITY_HEADERS)
+
+    async def index(request: HttpRequest):
+        if not authorized(request):
+            return deny()
+        if "index.html" not in assets:
+            return not_found("the console's files are not installed")
+        return asset("index.html")
+
+    async def static(request: HttpRequest):
+        if not authorized(request):
+            return deny()
+        name = request.path_params["name"]
+        if name not in assets:
+            return not_found("not found")
+        return asset(name)
+
+    async def get_flow(request: HttpRequest):
+        if not authorized(request):
+            return deny()
+        flow_id = request.path_params["flow_id"]
+        entry = service.flows.get(flow_id)
+        if entry is None:
+            return not_found(f"no flow with id {flow_id!r}")
+        return JSONResponse(flow_detail(entry.flow, service.settings.auth_id, entry.created_on))
+
+    async def get_graph(request: HttpRequest):
+        if not authorized(request):
+            return deny()
+        flow_id = request.path_params["flow_id"]
+        entry = service.flows.get(flow_id)
+        if entry is None:
+            return not_found(f"no flow with id {flow_id!r}")
+        svg = svgs.get(flow_id)
+        if svg is None:
+            from .graph_export import to_svg
+
+            svg = svgs[flow_id] = await run_in_threadpool(to_svg, entry.flow)  # a big flow takes a while
+        return Response(svg, media_type="image/svg+xml",
+                        headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=60"})
+
+    return [
+        Route("/", index, methods=["GET"]),
+        Route("/console/{name}", static, methods=["GET"]),
+        Route("/v1/flows/{flow_id}", get_flow, methods=["GET"]),
+        Route("/v1/flows/{flow_id}/", get_flow, methods=["GET"]),
+        Route("/v1/flows/{flow_id}/graph.svg", get_graph, methods=["GET"]),
+    ]

@@ -1,0 +1,221 @@
+"""engine/console.py in process: the web console's routes, auth, assets and JSON.
+
+The console in a real browser against a real `callflow serve`: tests/test_console_browser.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import tomllib
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from engine.console import ASSETS, MEDIA_TYPES, trigger_fields
+from engine.flow import check_text, load_flow
+from engine.graph_export import graph_model, to_svg
+from engine.provider import ProviderConfig
+from engine.server import Service, Settings, create_app
+from engine.store import SQLiteStore
+
+from conftest import FLOWS, ROOT
+
+AUTH_ID = "MACONSOLEINPROCESSAA"
+AUTH_TOKEN = "console-token"
+FLOW = "outbound-sip-headers"
+NASTY = """\
+spec: callflow/v1
+id: nasty
+name: '<script>alert(1)</script> & "co"'
+nodes:
+  Start:
+    type: trigger
+    payload:
+      from: "+12025551234"
+      note: "<img src=x onerror=alert(1)>"
+      retries: 3
+      to: "+12025550100"
+    required: [to, customer]
+    next: Done
+  Done:
+    type: hangup
+"""
+
+
+def basic(user=AUTH_ID, password=AUTH_TOKEN) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+class NoProvider:
+    async def perform(self, request):  # pragma: no cover - these tests start no call
+        raise AssertionError("no request expected")
+
+    async def aclose(self):
+        pass
+
+
+def run(tmp_path, check):
+    """Run `check(client)` against the app on httpx's ASGI transport."""
+
+    async def main():
+        nasty, diags = check_text(NASTY, "nasty.yaml")
+        assert nasty is not None, diags
+        flows = {FLOW: load_flow(FLOWS / f"{FLOW}.yaml"), "nasty": nasty}
+        store = SQLiteStore(str(tmp_path / "runs.db"))
+        settings = Settings(auth_id=AUTH_ID, auth_token=AUTH_TOKEN, public_url="https://flows.example.com",
+                            provider=ProviderConfig("MAPROVIDERACCOUNT001", "t", "https://api.example.com"))
+        app = create_app(Service(flows, store, NoProvider(), settings))
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver") as client:
+                return await check(client)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+CONSOLE_URLS = ["/", "/console/app.js", "/console/style.css", "/console/index.html", f"/v1/flows/{FLOW}",
+                f"/v1/flows/{FLOW}/", f"/v1/flows/{FLOW}/graph.svg", "/console/nope.js", "/v1/flows/nope"]
+
+
+@pytest.mark.parametrize("headers", [{}, basic(password="wrong"), basic(user="MAWRONGACCOUNTXXXXXX"),
+                                     {"Authorization": "Bearer x"}, {"Authorization": "Basic !!!"}])
+def test_every_console_route_needs_the_api_auth(tmp_path, headers):
+    async def check(client):
+        for url in CONSOLE_URLS:
+            r = await client.get(url, headers=headers)
+            assert r.status_code == 401, url
+            assert r.headers["www-authenticate"] == 'Basic realm="callflow"'  # the browser's prompt
+            assert "error" in r.json()
+            assert "<" not in r.text  # no console file leaks before auth
+
+    run(tmp_path, check)
+
+
+def test_index_and_assets_are_served_with_a_strict_policy(tmp_path):
+    async def check(client):
+        r = await client.get("/", headers=basic())
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/html")
+        csp = r.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+        assert r.headers["x-content-type-options"] == "nosniff"
+        # everything index.html loads is one of our files, served with its type
+        refs = re.findall(r'(?:src|href)="(/[^"]*)"', r.text)
+        assert {"/console/app.js", "/console/style.css"} <= set(refs)
+        for ref in refs:
+            a = await client.get(ref, headers=basic())
+            assert a.status_code == 200, ref
+            assert a.headers["content-type"].split(";")[0] == MEDIA_TYPES["." + ref.rsplit(".", 1)[1]].split(";")[0]
+            assert a.content == (ASSETS / ref.rsplit("/", 1)[1]).read_bytes()
+            assert "content-security-policy" in a.headers
+        assert "http://" not in r.text and "https://" not in r.text  # nothing from a CDN
+
+    run(tmp_path, check)
+
+
+@pytest.mark.parametrize("url", ["/console/nope.js", "/console/..%2Fconsole.py", "/console/%2e%2e%2fserver.py",
+                                 "/console/../console.py", "/console/", "/console/.%2Fapp.js", "/console/app.js%00"])
+def test_only_the_console_files_are_served(tmp_path, url):
+    async def check(client):
+        r = await client.get(url, headers=basic())
+        assert r.status_code == 404
+        assert "import" not in r.text
+
+    run(tmp_path, check)
+
+
+def test_flow_detail(tmp_path):
+    async def check(client):
+        r = await client.get(f"/v1/flows/{FLOW}", headers=basic())
+        assert r.status_code == 200
+        d = r.json()
+        assert d["id"] == FLOW and d["valid"] is True and d["trigger"] == "Start"
+        assert d["fields"] == [
+            {"name": "from", "default": "+12025551234", "required": False, "editable": True},
+            {"name": "to", "default": None, "required": True, "editable": True},
+            {"name": "customer", "default": None, "required": True, "editable": True},
+        ]
+        assert d["run_url"] == f"/v1/account/{AUTH_ID}/phlo/{FLOW}/"
+        assert d["graph_url"] == f"/v1/flows/{FLOW}/graph.svg"
+        nodes = {n["name"]: n for n in d["nodes"]}
+        assert list(nodes) == ["Start", "Call", "Greet", "Done"]
+        assert nodes["Call"]["next"]["answered"] == "Greet" and nodes["Call"]["next"]["busy"] == "Done"
+        assert nodes["Greet"]["in_call"] is True and nodes["Start"]["start"] is True
+        flow = load_flow(FLOWS / f"{FLOW}.yaml")
+        assert [(e["source"], e["target"], tuple(e["outcomes"]), e["error"]) for e in d["edges"]] == \
+               [(e.source, e.target, e.outcomes, e.error) for e in graph_model(flow)[1]]
+        assert (await client.get(f"/v1/flows/{FLOW}/", headers=basic())).json()["id"] == FLOW
+        missing = await client.get("/v1/flows/nope", headers=basic())
+        assert missing.status_code == 404 and "nope" in missing.json()["error"]
+        # the list stays as it was
+        listed = (await client.get("/v1/flows", headers=basic())).json()["flows"]
+        assert [f["id"] for f in listed] == ["nasty", FLOW]
+
+    run(tmp_path, check)
+
+
+def test_graph_svg_is_graph_export_output(tmp_path):
+    async def check(client):
+        r = await client.get(f"/v1/flows/{FLOW}/graph.svg", headers=basic())
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("image/svg+xml")
+        assert r.text == to_svg(load_flow(FLOWS / f"{FLOW}.yaml"))
+        again = await client.get(f"/v1/flows/{FLOW}/graph.svg", headers=basic())  # cached: same bytes
+        assert again.content == r.content
+        assert (await client.get("/v1/flows/nope/graph.svg", headers=basic())).status_code == 404
+        nasty = await client.get("/v1/flows/nasty/graph.svg", headers=basic())
+        assert "<script>" not in nasty.text and "&lt;script&gt;" in nasty.text
+
+    run(tmp_path, check)
+
+
+def test_trigger_fields_types_and_structured_defaults():
+    flow, _ = check_text(NASTY, "nasty.yaml")
+    assert trigger_fields(flow) == [
+        {"name": "from", "default": "+12025551234", "required": False, "editable": True},
+        {"name": "note", "default": "<img src=x onerror=alert(1)>", "required": False, "editable": True},
+        {"name": "retries", "default": 3, "required": False, "editable": True},
+        {"name": "to", "default": "+12025550100", "required": True, "editable": True},
+        {"name": "customer", "default": None, "required": True, "editable": True},
+    ]
+
+
+def test_a_structured_default_is_not_editable():
+    """The validator allows text, numbers and booleans only; if it ever allows more, the form
+    shows such a value without sending it (the run API takes scalars only)."""
+    spec = SimpleNamespace(config={"payload": {"headers": {"a": "1"}}, "required": ["headers"]})
+    assert trigger_fields(SimpleNamespace(trigger_spec=spec)) == [
+        {"name": "headers", "default": {"a": "1"}, "required": True, "editable": False}]
+
+
+def test_console_script_never_parses_untrusted_strings_as_html():
+    """app.js builds the page with createElement/textContent; keep it that way."""
+    source = (ASSETS / "app.js").read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
+                 "createContextualFragment", "srcdoc"):
+        assert sink not in source, sink
+    assert 'parseFromString(svgText, "image/svg+xml")' in source  # the graph: parsed as XML, not HTML
+
+
+def test_console_files_are_packaged():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "engine.console" in config["packages"]
+    assert "console/*" in config["package-data"]["engine"]
+    files = [p for p in ASSETS.iterdir() if p.is_file()]
+    assert {p.name for p in files} >= {"index.html", "app.js", "style.css"}
+    for p in files:
+        assert p.suffix in MEDIA_TYPES, f"{p.name}: the console would not serve it"
+
+
+def test_readme_shows_the_console_and_a_current_mermaid_drawing():
+    from engine.graph_export import to_mermaid
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```mermaid\n(.*?)```", readme, re.S)
+    assert block, "README.md has no mermaid block"
+    assert block.group(1) == to_mermaid(load_flow(FLOWS / f"{FLOW}.yaml"))  # regenerate with `callflow graph`
+    assert "](docs/console.png)" in readme and (ROOT / "docs" / "console.png").is_file()
