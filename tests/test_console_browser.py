@@ -317,6 +317,7 @@ def no_console_errors(driver) -> None:
 
 
 def open_console(driver, serve, fragment: str = "") -> None:
+    driver.get_log("browser")  # start each page with an empty log: errors seen after are this page's
     driver.get(serve.url + "/" + fragment)
     wait_for(lambda: driver.execute_script("return document.readyState") == "complete", what="the console")
 
@@ -415,6 +416,11 @@ def test_runs_list_is_live_and_filters(browser, serve, api):
              == "outbound-sip-headers", what="the flow filter after a reload")
     assert Select(css(d, "#filter-status")[0]).first_selected_option.get_attribute("value") == "failed"
     no_console_errors(d)
+    # a run id nobody knows: the page says so and stops asking
+    open_console(d, serve, "#/runs/no-such-run")
+    message = wait_for(lambda: css(d, ".run-meta .notice.error")[0].text, what="the unknown run's message")
+    assert "no run with this id" in message
+    assert not css(d, ".title-row .live")
 
 
 def test_run_page_follows_a_run_live_and_marks_the_failed_step(browser, serve, api, orders):
