@@ -60,6 +60,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .plivoxml import MAX_BYTES
+from .provider import ShardedClient
 from .sandbox import Callback, Delay, SandboxCore, SimulatedCall, new_id
 from .signature import sign_v3_headers
 
@@ -245,7 +246,9 @@ class CallDriver:
 def create_app(core: SandboxCore, *, client: httpx.AsyncClient | None = None) -> Starlette:
     """The sandbox's ASGI app. Without ``client`` it makes (and closes at shutdown) its own."""
     owns_client = client is None
-    http = client or httpx.AsyncClient(limits=POOL_LIMITS, timeout=CALLBACK_TIMEOUT, follow_redirects=False)
+    # One 1,000-connection httpx client spent ~60% of the sandbox's CPU in its pool's O(n^2)
+    # bookkeeping under load (bench/e2e.py): the same connections as small clients instead.
+    http = client or ShardedClient(POOL_LIMITS.max_connections, 8, timeout=CALLBACK_TIMEOUT, follow_redirects=False)
     driver = CallDriver(core, http)
 
     async def call_api(request: Request) -> Response:
@@ -335,7 +338,7 @@ class SandboxServer(uvicorn.Server):
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto TCP: asyncio then sets TCP_NODELAY
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

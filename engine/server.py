@@ -58,7 +58,7 @@ from .events import Callback, Finished, InboundCall, Request, Response, ServeDoc
 from .executor import HANGUP_DOCUMENT, Executor, missing_required
 from .flow import Flow, check_file
 from .node import RunEnvironment
-from .provider import Provider, ProviderConfig
+from .provider import DEFAULT_CONNECTIONS, Provider, ProviderConfig
 from .signature import HEADER_V3, HEADER_V3_NONCE, validate_v3
 from .state import RunState, iso
 from .store import Conflict, Store, StoredRun, open_store
@@ -83,6 +83,7 @@ class Settings:
     provider: ProviderConfig
     in_doubt_seconds: float = DEFAULT_IN_DOUBT_SECONDS
     generated_credentials: bool = False
+    provider_connections: int = DEFAULT_CONNECTIONS  # CALLFLOW_PROVIDER_CONNECTIONS: provider API pool
 
     def __repr__(self) -> str:  # never show tokens
         return (f"Settings(auth_id={self.auth_id!r}, public_url={self.public_url!r}, "
@@ -111,10 +112,13 @@ def settings_from_env(public_url: str, environ=os.environ) -> Settings:
         raise ValueError(f"CALLFLOW_IN_DOUBT_SECONDS: {raw!r} is not a number of seconds") from None
     if grace < 0:
         raise ValueError("CALLFLOW_IN_DOUBT_SECONDS must not be negative")
+    raw = environ.get("CALLFLOW_PROVIDER_CONNECTIONS") or str(DEFAULT_CONNECTIONS)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"CALLFLOW_PROVIDER_CONNECTIONS: {raw!r} is not a positive whole number")
     return Settings(auth_id=auth_id, auth_token=auth_token,
                     public_url=(environ.get("CALLFLOW_PUBLIC_URL") or public_url).rstrip("/"),
                     provider=ProviderConfig.from_env(environ), in_doubt_seconds=grace,
-                    generated_credentials=generated)
+                    generated_credentials=generated, provider_connections=int(raw))
 
 
 # -- flows ------------------------------------------------------------------------------------
@@ -585,7 +589,8 @@ def create_app(service: Service) -> Starlette:
         finally:
             await service.stop()
 
-    routes = []
+    # The hot paths first: starlette tries routes in order.
+    routes = [Route("/callbacks/{run_id}/{seq:int}/{kind}", callback, methods=["GET", "POST"])]
     for suffix in ("/", ""):
         routes += [
             Route("/v1/account/{auth_id}/phlo/{flow_id}" + suffix, run_flow, methods=["POST"]),
@@ -598,7 +603,6 @@ def create_app(service: Service) -> Starlette:
         Route("/v1/flows", list_flows, methods=["GET"]),
         Route("/v1/flows/", list_flows, methods=["GET"]),
         Route("/callbacks/inbound/{flow_id}", inbound, methods=["GET", "POST"]),
-        Route("/callbacks/{run_id}/{seq:int}/{kind}", callback, methods=["GET", "POST"]),
         Route("/health", health, methods=["GET"]),
     ]
     routes += console_routes(service, authorized)  # the web console: engine/console.py
@@ -623,7 +627,10 @@ class _Server(uvicorn.Server):
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP,
+    # and accepted sockets inherit it. Without it every keep-alive response waits ~40 ms
+    # (Nagle + delayed ACK).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
@@ -692,7 +699,8 @@ def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bo
         elif not (settings.provider.auth_id and settings.provider.auth_token):
             echo("warning: PLIVO_AUTH_ID/PLIVO_AUTH_TOKEN are not set: Call API requests will fail "
                  "(use --sandbox for simulated calls)", err=True)
-        service = Service(flows, store, Provider(settings.provider), settings)
+        service = Service(flows, store, Provider(settings.provider, max_connections=settings.provider_connections),
+                          settings)
         config = uvicorn.Config(create_app(service), log_level="warning", access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=10)
         server = _Server(config, on_ready=lambda: echo(f"callflow serving on {base}"))
@@ -705,9 +713,21 @@ def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bo
                 await sandbox_server.stop()
 
     try:
-        asyncio.run(main())
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(main())
     except KeyboardInterrupt:
         pass
     finally:
         sock.close()
     return 0
+
+
+def event_loop_factory():
+    """uvloop's loop when it is installed (as uvicorn itself picks it), else asyncio's."""
+    if os.environ.get("CALLFLOW_LOOP", "auto") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
