@@ -21,6 +21,7 @@ Routes:
   GET  /v1/runs/{run_id}, GET /v1/runs, GET /v1/flows   run records and flows (Basic auth)
   GET|POST /callbacks/{run_id}/{seq}/{kind}     provider callbacks (X-Plivo-Signature-V3)
   GET|POST /callbacks/inbound/{flow_id}         incoming call: starts a run
+  GET|POST /callbacks/inbound/{flow_id}/hangup  its hangup (the run is found by CallUUID)
   GET  /health
   GET  /, /console/*, /v1/flows/{flow_id}[/graph.svg]   the web console (engine/console.py)
 """
@@ -266,6 +267,15 @@ class Service:
             version = await self.store.create_run(state)
             served = await self._perform(entry, state, version, effects)
         return served or HANGUP_DOCUMENT
+
+    async def inbound_hangup(self, flow_id: str, params: dict) -> str:
+        """The hangup of an incoming call (the application's hangup URL cannot name the run:
+        the run is found by CallUUID)."""
+        call_uuid = params.get("CallUUID")
+        run_id = await self.store.find_by_call(call_uuid, flow_id) if call_uuid else None
+        if run_id is None:
+            return EMPTY_DOCUMENT
+        return await self.callback(run_id, 0, "hangup", params)  # an incoming call is step 0's
 
     async def callback(self, run_id: str, seq: int, kind: str, params: dict) -> str:
         """Deliver a provider callback; return the XML to answer with."""
@@ -569,6 +579,13 @@ def create_app(service: Service) -> Starlette:
             return error(e.status, e.message)
         return xml(await service.inbound(request.path_params["flow_id"], params))
 
+    async def inbound_hangup(request: HttpRequest):
+        try:
+            params = await signed_params(request)
+        except HttpError as e:
+            return error(e.status, e.message)
+        return xml(await service.inbound_hangup(request.path_params["flow_id"], params))
+
     async def health(request: HttpRequest):
         return JSONResponse({"status": "ok", "flows": len(service.flows)})
 
@@ -590,7 +607,10 @@ def create_app(service: Service) -> Starlette:
             await service.stop()
 
     # The hot paths first: starlette tries routes in order.
-    routes = [Route("/callbacks/{run_id}/{seq:int}/{kind}", callback, methods=["GET", "POST"])]
+    routes = [
+        Route("/callbacks/inbound/{flow_id}/hangup", inbound_hangup, methods=["GET", "POST"]),  # before: flow ids may be digits
+        Route("/callbacks/{run_id}/{seq:int}/{kind}", callback, methods=["GET", "POST"]),
+    ]
     for suffix in ("/", ""):
         routes += [
             Route("/v1/account/{auth_id}/phlo/{flow_id}" + suffix, run_flow, methods=["POST"]),

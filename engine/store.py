@@ -15,6 +15,8 @@ The interface (`Store`) is async and small:
   reloads and applies its event again to the newer state (the executor is deterministic and
   idempotent for repeated callbacks, so re-applying is safe);
 * `list_runs(flow_id, status, limit, cursor)` pages run summaries newest first;
+* `find_by_call(call_uuid, flow_id)`: the run controlling a call (an incoming call's hangup
+  comes to the application's hangup URL, which cannot name the run);
 * `in_doubt(older_than)` is the pending work: runs waiting for the response to an API
   request that was recorded before `older_than` (the request may or may not have been
   sent; the shell decides what to do, never by sending it again).
@@ -93,6 +95,8 @@ class Store(Protocol):
 
     async def in_doubt(self, older_than: float, limit: int = 100) -> list[str]: ...
 
+    async def find_by_call(self, call_uuid: str, flow_id: str | None = None) -> str | None: ...
+
     async def close(self) -> None: ...
 
 
@@ -114,13 +118,15 @@ CREATE TABLE IF NOT EXISTS runs (
     updated_at  REAL NOT NULL,
     waiting_for TEXT,
     version     INTEGER NOT NULL,
-    state       TEXT NOT NULL
+    state       TEXT NOT NULL,
+    call_uuid   TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_flow ON runs (flow_id, id);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status, id);
 CREATE INDEX IF NOT EXISTS runs_waiting ON runs (waiting_for, updated_at) WHERE waiting_for IS NOT NULL;
 """
-SCHEMA_VERSION = 1
+_INDEX_CALL = "CREATE INDEX IF NOT EXISTS runs_call ON runs (call_uuid) WHERE call_uuid IS NOT NULL"
+SCHEMA_VERSION = 2  # 2: call_uuid (inbound hangups find their run)
 
 
 class _SQLite:
@@ -141,19 +147,23 @@ class _SQLite:
         if version > SCHEMA_VERSION:
             raise RuntimeError(f"{path}: store schema {version} is newer than this callflow ({SCHEMA_VERSION})")
         self.db.executescript(_SCHEMA)
+        if version == 1:
+            self.db.execute("ALTER TABLE runs ADD COLUMN call_uuid TEXT")
+        self.db.execute(_INDEX_CALL)
         self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @staticmethod
     def _columns(state: RunState) -> tuple:
         waiting = state.waiting.get("for") if state.waiting else None
+        call_uuid = state.call.get("uuid") if state.call else None
         return (state.flow_id, state.status, state.error, state.created_at, state.updated_at, waiting,
-                state.to_json())
+                state.to_json(), call_uuid or None)
 
     def create_run(self, state: RunState) -> int:
         try:
             self.db.execute(
                 "INSERT INTO runs (run_id, flow_id, status, error, created_at, updated_at, waiting_for, state,"
-                " version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)", (state.run_id, *self._columns(state)))
+                " call_uuid, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)", (state.run_id, *self._columns(state)))
         except sqlite3.IntegrityError:
             raise RunExists(state.run_id) from None
         return 1
@@ -165,11 +175,11 @@ class _SQLite:
         return StoredRun(RunState.from_json(row[0]), row[1])
 
     def save(self, state: RunState, version: int) -> int:
-        flow_id, status, error, _created, updated, waiting, text = self._columns(state)
+        flow_id, status, error, _created, updated, waiting, text, call_uuid = self._columns(state)
         cur = self.db.execute(
-            "UPDATE runs SET status = ?, error = ?, updated_at = ?, waiting_for = ?, state = ?,"
+            "UPDATE runs SET status = ?, error = ?, updated_at = ?, waiting_for = ?, state = ?, call_uuid = ?,"
             " version = version + 1 WHERE run_id = ? AND version = ?",
-            (status, error, updated, waiting, text, state.run_id, version))
+            (status, error, updated, waiting, text, call_uuid, state.run_id, version))
         if cur.rowcount != 1:
             raise Conflict(state.run_id)
         return version + 1
@@ -193,6 +203,14 @@ class _SQLite:
         more = len(rows) > limit
         rows = rows[:limit]
         return [_summary(r) for r in rows], (str(rows[-1][0]) if more else None)
+
+    def find_by_call(self, call_uuid: str, flow_id: str | None) -> str | None:
+        sql, args = "SELECT run_id FROM runs WHERE call_uuid = ?", [call_uuid]
+        if flow_id:
+            sql += " AND flow_id = ?"
+            args.append(flow_id)
+        row = self.db.execute(sql + " ORDER BY id DESC LIMIT 1", args).fetchone()
+        return row[0] if row else None
 
     def in_doubt(self, older_than: float, limit: int) -> list[str]:
         rows = self.db.execute(
@@ -331,6 +349,9 @@ class SQLiteStore:
 
     async def in_doubt(self, older_than: float, limit: int = 100) -> list[str]:
         return await self._call(self._db.in_doubt, older_than, limit)
+
+    async def find_by_call(self, call_uuid: str, flow_id: str | None = None) -> str | None:
+        return await self._call(self._db.find_by_call, call_uuid, flow_id)
 
     async def close(self) -> None:
         if self._closed:

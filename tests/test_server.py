@@ -379,6 +379,19 @@ def test_inbound_call_starts_a_run_and_answers_with_its_first_document(tmp_path)
             r = await client.post("/callbacks/inbound/nope", data=params, headers=h)
             assert r.status_code == 200 and r.text == HANGUP_DOCUMENT
             assert len(await runs(service)) == 1
+            assert summary["status"] == "waiting"  # for the hangup: the run record gets its duration
+            # the application's hangup URL: the run is found by CallUUID
+            hangup = dict(params, CallStatus="completed", HangupCause="NORMAL_CLEARING", Duration="7")
+            path = "/callbacks/inbound/inbound/hangup"
+            assert (await client.post(path, data=hangup)).status_code == 403
+            h = sign_v3_headers("POST", PUBLIC + path, hangup, PLIVO_TOKEN)
+            r = await client.post(path, data=hangup, headers=h)
+            assert r.status_code == 200 and r.headers["content-type"].startswith("application/xml")
+            state = (await service.store.load(summary["run_id"])).state
+            assert state.status == "completed" and state.variables["Start"]["duration"] == 7
+            other = dict(hangup, CallUUID="unknown")
+            h = sign_v3_headers("POST", PUBLIC + path, other, PLIVO_TOKEN)
+            assert (await client.post(path, data=other, headers=h)).status_code == 200
 
     go(main())
 

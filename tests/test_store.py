@@ -175,3 +175,47 @@ def test_synchronous_full_by_url(tmp_path):
     s = open_store(f"sqlite:///{tmp_path}/f.db?synchronous=full")
     assert s._db.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     run(s.close())
+
+
+def test_find_by_call(store):
+    async def main():
+        a = state("a", flow_id="in")
+        a.call = {"node": "Start", "seq": 0, "legs": 1, "up": True, "uuid": "call-1"}
+        await store.create_run(a)
+        b = state("b", flow_id="out")
+        await store.create_run(b)
+        assert await store.find_by_call("call-1") == "a"
+        assert await store.find_by_call("call-1", "in") == "a"
+        assert await store.find_by_call("call-1", "out") is None
+        b.call = {"node": "Call", "seq": 1, "legs": 1, "up": True, "uuid": "call-2"}
+        await store.save(b, 1)
+        assert await store.find_by_call("call-2") == "b"
+        assert await store.find_by_call("nope") is None
+
+    run(main())
+
+
+def test_a_version_1_store_is_migrated(tmp_path):
+    path = tmp_path / "v1.db"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL UNIQUE,
+            flow_id TEXT NOT NULL, status TEXT NOT NULL, error TEXT, created_at REAL NOT NULL,
+            updated_at REAL NOT NULL, waiting_for TEXT, version INTEGER NOT NULL, state TEXT NOT NULL);
+        PRAGMA user_version = 1;
+    """)
+    db.execute("INSERT INTO runs (run_id, flow_id, status, created_at, updated_at, version, state) "
+               "VALUES ('old', 'f', 'waiting', 1, 1, 3, ?)", (state("old").to_json(),))
+    db.commit()
+    db.close()
+
+    async def main():
+        s = open_store(str(path))
+        got = await s.load("old")
+        assert got.version == 3
+        got.state.call = {"node": "Call", "seq": 1, "legs": 1, "up": True, "uuid": "c9"}
+        await s.save(got.state, 3)
+        assert await s.find_by_call("c9") == "old"
+        await s.close()
+
+    run(main())
