@@ -21,6 +21,7 @@ one bit per node that is asked about; template analysis is cached per template s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -33,7 +34,7 @@ from liquid.builtin.tags.unless_tag import UnlessNode
 from liquid.exceptions import LiquidError
 
 from .config import did_you_mean
-from .templating import Template, templates
+from .templating import FILTER_NAME, IDENT, LITERAL, NUMBER, OUTPUT, PATH, STRING, Template, templates
 
 if TYPE_CHECKING:
     from .flow import NodeSpec
@@ -78,6 +79,8 @@ def template_info(template: Template) -> TemplateInfo:
 
 
 def _analyze(template: Template) -> TemplateInfo:
+    if not template.parsed:  # a simple template: read it without parsing it with Liquid
+        return _analyze_simple(template.source)
     bound = template._bound
     if "{%" not in template.source:
         try:
@@ -133,6 +136,49 @@ def _analyze_outputs(bound) -> TemplateInfo:
     refs.sort(key=lambda r: r.index or 0)
     filters.sort(key=lambda f: f[1] or 0)
     return TemplateInfo(tuple(refs), tuple(filters), ())
+
+
+_OUTPUT = re.compile(OUTPUT)
+_TOKEN = re.compile(rf"(?P<str>{STRING})|(?P<num>{NUMBER})|(?P<lit>{LITERAL})|(?P<path>{PATH})"
+                    rf"|\|[ ]*(?P<filter>{FILTER_NAME})|[ :,]+")
+_SEGMENT = re.compile(rf"\.({IDENT})|\[([0-9]+)\]|\[('[^']*'|\"[^\"]*\")\]")
+
+
+def _analyze_simple(source: str) -> TemplateInfo:
+    """References and filters of a template `templating.is_simple` accepted: outputs only,
+    each a path, string or number followed by filters whose arguments are literals or paths."""
+    refs: list[Ref] = []
+    filters: list[tuple[str, int | None]] = []
+    for output in _OUTPUT.finditer(source):
+        left: tuple | None = None  # (text, index) of the path being filtered
+        args: list[tuple] = []
+        first_filter = None
+        for token in _TOKEN.finditer(source, output.start() + 2, output.end() - 2):
+            kind = token.lastgroup
+            if kind == "filter":
+                filters.append((token.group("filter"), token.start("filter")))
+                first_filter = first_filter or token.group("filter")
+            elif kind == "path":
+                if first_filter is None:
+                    left = (token.group(), token.start())
+                else:
+                    args.append((token.group(), token.start()))
+        if left is not None:
+            refs.append(Ref(_split_path(left[0]), left[1], first_filter == "default"))
+        refs.extend(Ref(_split_path(text), index, False) for text, index in args)
+    refs.sort(key=lambda r: r.index or 0)
+    return TemplateInfo(tuple(refs), tuple(filters), ())
+
+
+def _split_path(text: str) -> tuple:
+    if "[" not in text:
+        return tuple(text.split("."))
+    root = re.match(IDENT, text).group()
+    segments: list = [root]
+    for m in _SEGMENT.finditer(text, len(root)):
+        ident, number, string = m.groups()
+        segments.append(ident if ident is not None else int(number) if number is not None else string[1:-1])
+    return tuple(segments)
 
 
 def _paths(expr, out: list) -> list:
@@ -257,68 +303,222 @@ def output_problem(tree: dict, segments: tuple, node_type: str) -> str | None:
 
 
 # -- the graph ---------------------------------------------------------------------------------
-class _Dominance:
-    """Dominator-tree intervals: `dominates(a, b)` in O(1) after one linear pass."""
+class _Graph:
+    """The flow graph as integer adjacency lists, for the linear-time algorithms below
+    (networkx's own are general but slow on views and, for dominators, on long flows)."""
 
-    def __init__(self, graph: nx.DiGraph, root: str):
-        idom = nx.immediate_dominators(graph, root)
-        children: dict[str, list[str]] = {}
-        for node, parent in idom.items():
-            if node != parent:
-                children.setdefault(parent, []).append(node)
-        self.enter: dict[str, int] = {}
-        self.leave: dict[str, int] = {}
+    def __init__(self, graph: nx.DiGraph, nodes: list[str] | None = None):
+        self.names = list(graph.nodes) if nodes is None else nodes
+        index = self.index = {name: i for i, name in enumerate(self.names)}
+        self.succ: list[list[int]] = [[] for _ in self.names]
+        self.pred: list[list[int]] = [[] for _ in self.names]
+        for u, v in graph.edges:
+            iu, iv = index.get(u), index.get(v)
+            if iu is not None and iv is not None:
+                self.succ[iu].append(iv)
+                self.pred[iv].append(iu)
+
+    def postorder(self, root: int) -> list[int]:
+        """Nodes reachable from root, in DFS postorder (iterative)."""
+        succ = self.succ
+        seen = [False] * len(succ)
+        seen[root] = True
+        order: list[int] = []
+        stack = [(root, iter(succ[root]))]
+        while stack:
+            node, it = stack[-1]
+            for nxt in it:
+                if not seen[nxt]:
+                    seen[nxt] = True
+                    stack.append((nxt, iter(succ[nxt])))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+        return order
+
+    def dominator_intervals(self, root: int) -> tuple[list[int], list[int]]:
+        """Immediate dominators (Cooper, Harvey and Kennedy's iterative algorithm, on reverse
+        postorder), then enter/leave times on the dominator tree: a dominates b iff
+        enter[a] <= enter[b] and leave[b] <= leave[a]. Unreachable nodes get -1."""
+        n = len(self.succ)
+        order = self.postorder(root)
+        post = [-1] * n
+        for i, node in enumerate(order):
+            post[node] = i
+        idom = [-1] * n
+        idom[root] = root
+        rpo = order[::-1][1:]
+        pred = self.pred
+        changed = True
+        while changed:
+            changed = False
+            for b in rpo:
+                new = -1
+                for p in pred[b]:
+                    if idom[p] == -1:
+                        continue
+                    if new == -1:
+                        new = p
+                        continue
+                    f1, f2 = p, new
+                    while f1 != f2:
+                        while post[f1] < post[f2]:
+                            f1 = idom[f1]
+                        while post[f2] < post[f1]:
+                            f2 = idom[f2]
+                    new = f1
+                if idom[b] != new:
+                    idom[b] = new
+                    changed = True
+        children: list[list[int]] = [[] for _ in range(n)]
+        for node in rpo:
+            children[idom[node]].append(node)
+        enter, leave = [-1] * n, [-1] * n
         clock = 0
         stack = [(root, False)]
         while stack:
             node, done = stack.pop()
             if done:
-                self.leave[node] = clock
-                clock += 1
-                continue
-            self.enter[node] = clock
+                leave[node] = clock
+            else:
+                enter[node] = clock
+                stack.append((node, True))
+                stack.extend((c, False) for c in children[node])
             clock += 1
-            stack.append((node, True))
-            stack.extend((c, False) for c in children.get(node, ()))
+        return enter, leave
 
-    def dominates(self, a: str, b: str) -> bool:
-        ea = self.enter.get(a)
-        eb = self.enter.get(b)
-        return ea is not None and eb is not None and ea <= eb and self.leave[b] <= self.leave[a]
+    def components(self, members: list[bool] | None = None) -> tuple[list[int], list[list[int]]]:
+        """Strongly connected components (iterative Tarjan) of the nodes in `members` (all by
+        default): (component of each node or -1, components in reverse topological order)."""
+        n = len(self.succ)
+        succ = self.succ
+        inside = members if members is not None else [True] * n
+        index = [-1] * n
+        low = [0] * n
+        on_stack = [False] * n
+        comp = [-1] * n
+        stack: list[int] = []
+        comps: list[list[int]] = []
+        counter = 0
+        for start in range(n):
+            if not inside[start] or index[start] != -1:
+                continue
+            work = [(start, 0)]
+            while work:
+                node, i = work.pop()
+                if i == 0:
+                    index[node] = low[node] = counter
+                    counter += 1
+                    stack.append(node)
+                    on_stack[node] = True
+                recurse = False
+                nexts = succ[node]
+                while i < len(nexts):
+                    nxt = nexts[i]
+                    i += 1
+                    if not inside[nxt]:
+                        continue
+                    if index[nxt] == -1:
+                        work.append((node, i))
+                        work.append((nxt, 0))
+                        recurse = True
+                        break
+                    if on_stack[nxt] and index[nxt] < low[node]:
+                        low[node] = index[nxt]
+                if recurse:
+                    continue
+                if low[node] == index[node]:
+                    members_: list[int] = []
+                    while True:
+                        w = stack.pop()
+                        on_stack[w] = False
+                        comp[w] = len(comps)
+                        members_.append(w)
+                        if w == node:
+                            break
+                    comps.append(members_)
+                if work:
+                    parent = work[-1][0]
+                    if low[node] < low[parent]:
+                        low[parent] = low[node]
+        return comp, comps
 
 
 class _RunsBefore:
-    """Can `a` run before `b` on some path (a path a -> ... -> b of at least one edge)?
+    """Can node a run before node b on some path (a path a -> ... -> b of at least one edge)?
 
-    One pass over the condensation of the reachable graph in topological order, carrying a
-    bit per source node asked about (Python ints as bit sets)."""
+    On the condensation (strongly connected components in topological order): inside one
+    component, yes iff the component has a cycle; a component later in topological order
+    cannot reach an earlier one; otherwise a search from a's component that never enters
+    components later than b's. Flows are mostly chains of short branches, so these searches
+    are short; if they ever add up to more than a few passes over the graph, the remaining
+    questions are answered by one bit-set pass carrying a bit per node asked about."""
 
-    def __init__(self, graph: nx.DiGraph, sources: set[str]):
-        self.bit = {s: 1 << i for i, s in enumerate(sorted(sources))}
-        cond = nx.condensation(graph)
-        member = cond.graph["mapping"]
-        self.member = member
-        own = [0] * len(cond)
-        cyclic = [False] * len(cond)
-        for c, data in cond.nodes(data=True):
-            nodes = data["members"]
-            bits = 0
-            for n in nodes:
-                bits |= self.bit.get(n, 0)
-            own[c] = bits
-            cyclic[c] = len(nodes) > 1 or any(graph.has_edge(n, n) for n in nodes)
-        before = [0] * len(cond)
-        for c in nx.topological_sort(cond):
-            if cyclic[c]:
-                before[c] |= own[c]
-            out = before[c] | own[c]
-            for d in cond.successors(c):
+    def __init__(self, g: _Graph, questions: list[tuple[int, int]], budget: int | None = None):
+        comp, comps = g.components()
+        ncomp = len(comps)
+        topo = [ncomp - 1 - c for c in range(ncomp)]  # Tarjan emits reverse topological order
+        csucc: list[set[int]] = [set() for _ in range(ncomp)]
+        cyclic = [len(members) > 1 for members in comps]
+        for u, nexts in enumerate(g.succ):
+            cu = comp[u]
+            for v in nexts:
+                cv = comp[v]
+                if cu != cv:
+                    csucc[cu].add(cv)
+                elif u == v:
+                    cyclic[cu] = True
+        self.answers: dict[tuple[int, int], bool] = {}
+        if budget is None:
+            budget = 8 * (len(g.succ) + sum(map(len, g.succ))) + 1000
+        stamp = [-1] * ncomp
+        left: list[tuple[int, int]] = []
+        for qi, (a, b) in enumerate(questions):
+            ca, cb = comp[a], comp[b]
+            key = (ca, cb)
+            if key in self.answers:
+                continue
+            if ca == cb:
+                self.answers[key] = cyclic[ca]
+                continue
+            limit = topo[cb]
+            if topo[ca] > limit:
+                self.answers[key] = False
+                continue
+            if budget <= 0:
+                left.append(key)
+                continue
+            found = False
+            todo = [ca]
+            stamp[ca] = qi
+            while todo and not found:
+                c = todo.pop()
+                budget -= 1
+                for d in csucc[c]:
+                    if d == cb:
+                        found = True
+                        break
+                    if stamp[d] != qi and topo[d] < limit:
+                        stamp[d] = qi
+                        todo.append(d)
+            self.answers[key] = found
+        if left:
+            self._bitsets(comps, csucc, topo, left)
+        self.comp = comp
+
+    def _bitsets(self, comps, csucc, topo, keys) -> None:
+        bit = {ca: 1 << i for i, ca in enumerate(sorted({ca for ca, _ in keys}))}
+        before = [0] * len(comps)
+        for c in sorted(range(len(comps)), key=topo.__getitem__):
+            out = before[c] | bit.get(c, 0)
+            for d in csucc[c]:
                 before[d] |= out
-        self.before = before
+        for ca, cb in keys:
+            self.answers[(ca, cb)] = bool(before[cb] & bit[ca])
 
-    def __call__(self, a: str, b: str) -> bool:
-        c = self.member.get(b)
-        return c is not None and bool(self.before[c] & self.bit.get(a, 0))
+    def __call__(self, a: int, b: int) -> bool:
+        return self.answers[(self.comp[a], self.comp[b])]
 
 
 def check_flow(doc: "Document", specs: dict[str, "NodeSpec"], graph: nx.DiGraph, trigger: str | None,
@@ -334,13 +534,15 @@ class FlowChecks:
         self.trigger = trigger
         self.names = names
         self.reachable: set[str] = set()
+        self._fast: _Graph | None = None
 
     def at(self, path, index, code, message, severity="error") -> None:
         self.doc.diag(path, code, message, severity=severity, at=self.doc.offset_pos(path, index))
 
     def run(self) -> None:
         if self.trigger is not None:
-            self.reachable = nx.descendants(self.graph, self.trigger) | {self.trigger}
+            g = self.fast_graph()
+            self.reachable = {g.names[i] for i in g.postorder(g.index[self.trigger])}
             self.check_reachability()
             self.check_next_to_trigger()
             self.check_call_state()
@@ -371,47 +573,57 @@ class FlowChecks:
     def check_call_state(self) -> None:
         """Prove every in-call node is entered only with a call up, and no node that places a
         call is entered while one is up (a fixpoint over (node, call up?))."""
-        g, specs = self.graph, self.specs
+        specs = self.specs
         seen: set[tuple[str, bool]] = set()
         todo = [(self.trigger, False)]
-        entered: dict[tuple[str, bool], list[str]] = {}
+        bad: dict[tuple[str, bool], list[str]] = {}  # (node, call up?) that breaks a rule -> via
         while todo:
-            name, up = todo.pop()
-            if (name, up) in seen:
+            state = todo.pop()
+            if state in seen:
                 continue
-            seen.add((name, up))
-            if name not in specs:
-                continue  # a node that did not build (already reported): nothing to prove past it
-            node_type = specs[name].node_type
-            for _, target, data in g.out_edges(name, data=True):
-                for outcome in data["outcomes"]:
-                    after = node_type.call_after(outcome, up)
-                    entered.setdefault((target, after), []).append(f"{name}.{outcome}")
-                    todo.append((target, after))
-        for (name, up), via in entered.items():
+            seen.add(state)
+            name, up = state
             spec = specs.get(name)
             if spec is None:
-                continue
+                continue  # a node that did not build (already reported): nothing to prove past it
+            node_type = spec.node_type
+            edges = list(spec.next.items())
+            if spec.error is not None:
+                edges.append(("error", spec.error))
+            for outcome, target in edges:
+                after = node_type.call_after(outcome, up)
+                target_spec = specs.get(target)
+                if target_spec is not None:
+                    t = target_spec.node_type
+                    if (t.call == "required" and not after) or \
+                            (after and t.call_outcomes is not None and not t.is_trigger):
+                        bad.setdefault((target, after), []).append(f"{name}.{outcome}")
+                if (target, after) not in seen:
+                    todo.append((target, after))
+        for (name, up), via in bad.items():
+            spec = specs[name]
             shown = ", ".join(sorted(set(via))[:5]) + (", ..." if len(set(via)) > 5 else "")
-            if not up and spec.node_type.call == "required":
+            if not up:
                 self.doc.diag(("nodes", name), "needs-call",
                               f"{spec.type} node {name!r} runs only during a call, but it can be reached "
                               f"with no call up (via {shown})", key=True)
-            if up and spec.node_type.call_outcomes is not None and not spec.node_type.is_trigger:
+            else:
                 self.doc.diag(("nodes", name), "call-already-up",
                               f"{spec.type} node {name!r} places a call, but it can be reached while a call is "
                               f"still up (via {shown}); a run controls one call at a time", key=True)
 
     def check_loops(self) -> None:
-        g = self.graph
-        spinning = [n for n in self.reachable if n in self.specs and not self.specs[n].node_type.waits]
-        sub = g.subgraph(spinning)
-        for component in nx.strongly_connected_components(sub):
+        g = self.fast_graph()
+        spinning = [name in self.reachable and name in self.specs and not self.specs[name].node_type.waits
+                    for name in g.names]
+        _, comps = g.components(spinning)
+        for component in comps:
             if len(component) == 1:
                 (only,) = component
-                if not g.has_edge(only, only):
+                if only not in g.succ[only]:
                     continue
-            ordered = sorted(component, key=lambda n: (self.specs[n].line, self.specs[n].col))
+            names = [g.names[i] for i in component]
+            ordered = sorted(names, key=lambda n: (self.specs[n].line, self.specs[n].col))
             first = ordered[0]
             if len(ordered) == 1:
                 what = f"{first!r} leads back to itself"
@@ -422,6 +634,11 @@ class FlowChecks:
                           f"{what} with no node that waits for a call or a caller (call_out, get_input) "
                           "on the way; a run stops after 10 visits of one node",
                           key=True, severity="warning")
+
+    def fast_graph(self) -> _Graph:
+        if self._fast is None:
+            self._fast = _Graph(self.graph)
+        return self._fast
 
     # -- templates -----------------------------------------------------------------------------------
     def check_templates(self) -> None:
@@ -488,26 +705,30 @@ class FlowChecks:
     def check_order(self, pending: list) -> None:
         """A node's outputs exist only after it ran: the reader must come after the source on
         every path (the source dominates the reader), or the template must guard the read."""
-        g, trigger = self.graph, self.trigger
-        # networkx subgraph views are slow to walk: copy only when something is unreachable
-        reach = g if len(self.reachable) == len(g) else g.subgraph(self.reachable).copy()
-        dom = _Dominance(reach, trigger)
+        g, trigger = self.fast_graph(), self.trigger
+        index = g.index
+        enter, leave = g.dominator_intervals(index[trigger])
         outcome_reach: dict[str, set] = {}
         for outcome in ("http", "call"):
             target = self.specs[trigger].next.get(outcome)
-            outcome_reach[outcome] = (nx.descendants(g, target) | {target}) if target is not None else set()
+            reach = g.postorder(index[target]) if target is not None else ()
+            outcome_reach[outcome] = {g.names[i] for i in reach}
         undecided = []
         for item in pending:
             path, ref, reader, source = item
             if source == trigger:
                 self._check_trigger_read(item, outcome_reach)
-            elif source == reader or not dom.dominates(source, reader):
-                undecided.append(item)
+                continue
+            s_, r_ = index[source], index[reader]
+            if s_ != r_ and enter[s_] != -1 and enter[s_] <= enter[r_] and leave[r_] <= leave[s_]:
+                continue  # the source dominates the reader: it ran on every path here
+            undecided.append(item)
         if not undecided:
             return
-        runs_before = _RunsBefore(reach, {src for *_, src in undecided if src in self.reachable})
+        questions = [(index[src], index[rd]) for _, _, rd, src in undecided if src in self.reachable]
+        runs_before = _RunsBefore(g, questions)
         for path, ref, reader, source in undecided:
-            if source in self.reachable and runs_before(source, reader):
+            if source in self.reachable and runs_before(index[source], index[reader]):
                 if not ref.guarded:
                     self.at(path, ref.index, "maybe-unset",
                             f"{ref.text}: {source!r} does not run on every path to {reader!r}, so its outputs "

@@ -97,7 +97,9 @@ def check_source(text: str | bytes, path: str = "<flow>") -> tuple[Flow | None, 
     """check_text, plus the parsed document (positions of everything, for callers that
     report more, like `callflow validate`'s duplicate flow ids)."""
     # Loading a big flow allocates hundreds of thousands of small objects and frees none:
-    # the cyclic GC would rescan them again and again (quadratic-looking time). Pause it.
+    # the cyclic GC would rescan them again and again (quadratic-looking time). Pause it, and
+    # afterwards move what survived straight to the oldest generation (freeze + unfreeze is
+    # two list splices) instead of letting the next young collection walk all of it.
     pause = len(text) > 64 * 1024 and gc.isenabled()
     if pause:
         gc.disable()
@@ -105,6 +107,8 @@ def check_source(text: str | bytes, path: str = "<flow>") -> tuple[Flow | None, 
         return _check(text, path)
     finally:
         if pause:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 

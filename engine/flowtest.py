@@ -562,9 +562,9 @@ def write_snapshots(tf: CaseFile, snaps: dict[str, dict]) -> None:
     edits: list[tuple[int, int, list[str]]] = []  # (start, end, new lines), 0-based, end exclusive
     for name, snap in snaps.items():
         cpath = ("cases", name)
-        case_key = tf.doc.key_pos.get(cpath)
-        expect_key = tf.doc.key_pos.get(cpath + ("expect",))
-        children = [pos for p, pos in tf.doc.key_pos.items() if len(p) == 3 and p[:2] == cpath]
+        case_key = tf.doc.key_position(cpath)
+        expect_key = tf.doc.key_position(cpath + ("expect",))
+        children = [tf.doc.line_col(offset) for p, offset in tf.doc.key_pos.items() if len(p) == 3 and p[:2] == cpath]
         if case_key is None or not children or min(children)[0] == case_key[0]:
             return _rewrite_whole(tf, snaps)
         if expect_key is not None:

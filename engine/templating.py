@@ -7,6 +7,7 @@ empty/false, so optional data can be handled in the template itself.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import liquid
@@ -18,6 +19,34 @@ _MARKERS = ("{{", "{%")
 
 def is_template(text: str) -> bool:
     return "{" in text and any(m in text for m in _MARKERS)
+
+
+# -- simple templates ------------------------------------------------------------------------------
+# Most flow templates are plain text around `{{ Node.field | filter: arg }}` outputs. Parsing
+# them with Liquid costs ~50 us each, which dominates validating a big flow; so `compile`
+# recognises this strict subset of Liquid with one regular expression and leaves the Liquid
+# parse to the first render. Everything the subset accepts, Liquid parses the same way (a
+# property test checks it against Liquid's own parser and analysis); anything else (tags,
+# whitespace control, comparisons, ranges, keyword arguments, escapes...) goes to Liquid now.
+LITERAL_WORDS = ("true", "false", "nil", "null", "empty", "blank")
+_KEYWORDS = LITERAL_WORDS + ("and", "or", "not", "contains", "in", "with", "as", "for", "if", "else")
+IDENT = r"[A-Za-z_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+FILTER_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+STRING = r"'[^'\\{}\n]*'|\"[^\"\\{}\n]*\""
+NUMBER = r"-?[0-9]+(?:\.[0-9]+)?(?![A-Za-z0-9_.-])"
+ROOT = rf"(?!(?:{'|'.join(_KEYWORDS)})(?![A-Za-z0-9_-])){IDENT}"
+PATH = rf"{ROOT}(?:\.{IDENT}|\[(?:[0-9]+|{STRING})\])*"
+LITERAL = rf"(?:true|false|nil)(?![A-Za-z0-9_-])"
+ARG = rf"(?:{STRING}|{NUMBER}|{LITERAL}|{PATH})"
+FILTER = rf"\|[ ]*{FILTER_NAME}(?:[ ]*:[ ]*{ARG}(?:[ ]*,[ ]*{ARG})*)?"
+OUTPUT = rf"\{{\{{[ ]*(?:{PATH}|{STRING}|{NUMBER})(?:[ ]*{FILTER})*[ ]*\}}\}}"
+_TEXT = r"(?:[^{]|\{(?![{%]))*"
+_SIMPLE = re.compile(rf"(?:{_TEXT}{OUTPUT})*{_TEXT}")
+
+
+def is_simple(source: str) -> bool:
+    """Is `source` in the subset of Liquid that needs no parse until it renders?"""
+    return _SIMPLE.fullmatch(source) is not None
 
 
 class TemplateError(Exception):
@@ -48,12 +77,23 @@ class Template:
 
     def __init__(self, source: str, bound):
         self.source = source
-        self._bound = bound
+        self._bound = bound  # None for a simple template until it first renders
+
+    @property
+    def bound(self):
+        """Liquid's parsed template (parsed now if it was deferred)."""
+        if self._bound is None:
+            self._bound = templates.parse(self.source)
+        return self._bound
+
+    @property
+    def parsed(self) -> bool:
+        return self._bound is not None
 
     def render(self, variables: dict) -> str:
         # BoundTemplate.render(**variables) copies the mapping on every call, which makes a
         # render cost grow with the number of nodes that ran; hand it over as is instead.
-        bound = self._bound
+        bound = self._bound or self.bound
         try:
             context = bound.context_class(bound, globals=bound.make_globals(variables))
             buffer = bound._get_buffer()
@@ -63,7 +103,7 @@ class Template:
             raise _error(e) from None
 
     def variables(self) -> list[VariableRef]:
-        analysis = self._bound.analyze()
+        analysis = self.bound.analyze()
         refs = []
         for name, found in analysis.globals.items():
             for v in found:
@@ -72,7 +112,7 @@ class Template:
         return sorted(refs, key=lambda r: r.index)
 
     def filters(self) -> list[tuple[str, int]]:
-        analysis = self._bound.analyze()
+        analysis = self.bound.analyze()
         return sorted(((name, span.index) for name, spans in analysis.filters.items() for span in spans),
                       key=lambda x: x[1])
 
@@ -93,16 +133,19 @@ class TemplateEnvironment:
     def filter_names(self) -> frozenset[str]:
         return frozenset(self._env.filters)
 
+    def parse(self, source: str):
+        """Liquid's parse of a source (raises TemplateError)."""
+        try:
+            return self._env.from_string(source)
+        except LiquidError as e:
+            raise _error(e) from None
+
     def compile(self, source: str) -> Template:
         """Compile (once per distinct source) or raise TemplateError."""
         cached = self._cache.get(source)
         if cached is not None:
             return cached
-        try:
-            bound = self._env.from_string(source)
-        except LiquidError as e:
-            raise _error(e) from None
-        template = Template(source, bound)
+        template = Template(source, None if is_simple(source) else self.parse(source))
         if len(self._cache) < 100_000:  # bound the cache: flows are finite, payloads never compile
             self._cache[source] = template
         return template

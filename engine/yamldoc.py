@@ -8,6 +8,7 @@ constructor, so that we can refuse what the constructor would silently accept
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ Path = tuple  # ("nodes", "Call", "to") or ("conditions", 0, "value")
 _resolver = Resolver()
 _constructor = SafeConstructor()
 _STR = "tag:yaml.org,2002:str"
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what YAML counts as a line break
 # First characters that may make a plain scalar something other than a string (true, 12,
 # ~, .inf ...): any other plain scalar is a string without asking the resolver.
 _RESOLVABLE_FIRST = frozenset(k for k in Resolver.yaml_implicit_resolvers if k)
@@ -37,10 +39,10 @@ class Document:
 
     path: str
     data: Any = None
-    value_pos: dict = field(default_factory=dict)  # Path -> (line, col) of the value
-    key_pos: dict = field(default_factory=dict)  # Path -> (line, col) of the mapping key
-    quoted: set = field(default_factory=set)  # Paths of single-line quoted scalars
-    block: set = field(default_factory=set)  # Paths of block (| >) scalars
+    # Path -> character offset in `text` of the value / of the mapping key (offsets, not
+    # (line, col) pairs: a big flow has hundreds of thousands; `pos` turns them into lines).
+    value_pos: dict = field(default_factory=dict)
+    key_pos: dict = field(default_factory=dict)
     diagnostics: list = field(default_factory=list)
     text: str = ""
     # Paths of string scalars that may hold templates -> (start, end, style) in `text`, so
@@ -51,15 +53,21 @@ class Document:
     def pos(self, path: Path, *, key: bool = False) -> tuple[int, int]:
         """Best known position for a path: its key, its value, or its nearest parent."""
         table = self.key_pos if key else self.value_pos
+        other = self.value_pos if key else self.key_pos
         p = tuple(path)
         while p:
             if p in table:
-                return table[p]
-            other = self.value_pos if key else self.key_pos
+                return self.line_col(table[p])
             if p in other:
-                return other[p]
+                return self.line_col(other[p])
             p = p[:-1]
-        return self.value_pos.get((), (1, 1))
+        root = self.value_pos.get(())
+        return self.line_col(root) if root is not None else (1, 1)
+
+    def key_position(self, path: Path) -> tuple[int, int] | None:
+        """(line, col) of the key of a mapping entry, if the file has it."""
+        offset = self.key_pos.get(tuple(path))
+        return None if offset is None else self.line_col(offset)
 
     def offset_pos(self, path: Path, index: int | None) -> tuple[int, int]:
         """Position of character `index` of the string value at `path` (a template offset),
@@ -78,22 +86,19 @@ class Document:
         elif style in ("|", ">"):
             r = raw.find("\n") + 1 if "\n" in raw else len(raw)
         r = _align(raw, r, value, index, style)
-        return self._line_col(start + r)
+        return self.line_col(start + r)
 
-    def _line_col(self, offset: int) -> tuple[int, int]:
+    def line_col(self, offset: int) -> tuple[int, int]:
+        """1-based (line, col) of a character offset, counting line breaks as YAML does."""
         if self._line_starts is None:
-            starts = [0]
-            find = self.text.find
-            i = find("\n")
-            while i >= 0:
-                starts.append(i + 1)
-                i = find("\n", i + 1)
-            self._line_starts = starts
+            self._line_starts = [0] + [m.end() for m in _LINE_BREAK.finditer(self.text)]
         line = bisect_right(self._line_starts, offset)
         return line, offset - self._line_starts[line - 1] + 1
 
     def diag(self, path: Path, code: str, message: str, *, key: bool = False,
              severity: str = "error", at: tuple[int, int] | None = None) -> Diagnostic:
+        if isinstance(at, int):
+            at = self.line_col(at)
         line, col = at or self.pos(path, key=key)
         d = Diagnostic(self.path, line, col, severity, code, message)
         self.diagnostics.append(d)
@@ -141,6 +146,7 @@ def _align(raw: str, r: int, value: str, index: int, style: str | None) -> int:
 
 
 _ALIAS = object()  # what an alias stands for while building: nothing
+_EXPECT_KEY = object()  # a mapping frame's pending key between entries
 
 
 class _Stop(Exception):
@@ -209,7 +215,7 @@ def load_text(text: str | bytes, path: str) -> Document:
         doc.data = None
     except yaml.reader.ReaderError as e:  # a character YAML does not allow (control characters)
         char = e.character if isinstance(e.character, int) else ord(e.character or "\0")
-        at = doc._line_col(e.position) if isinstance(e.position, int) and 0 <= e.position <= len(text) else (1, 1)
+        at = doc.line_col(e.position) if isinstance(e.position, int) and 0 <= e.position <= len(text) else (1, 1)
         doc.diag((), "yaml-syntax", f"YAML syntax error: character #x{char:04x} is not allowed: {e.reason}", at=at)
         doc.data = None
     except yaml.YAMLError as e:
@@ -219,93 +225,120 @@ def load_text(text: str | bytes, path: str) -> Document:
 
 
 def _compose(text: str, doc: Document) -> None:
-    # Stack frames: [container, path, pending_key] ; pending_key is a sentinel for "expect key".
+    loader = yaml.CSafeLoader(text)
+    try:
+        _build(doc, loader.get_event)
+    finally:
+        loader.dispose()
+
+
+def _build(doc: Document, get_event) -> None:
+    # Stack frames: [container, path, pending key, None(, "drop")]; the pending key of a
+    # mapping is `expect_key` between entries. This loop runs once per YAML event (hundreds
+    # of thousands for a big flow), hence the local names, the inlined common cases and
+    # pulling events from the C parser directly rather than through yaml.parse().
     stack: list[list] = []
     root_set = False
     documents = 0
-    expect_key = object()
-    for ev in yaml.parse(text, Loader=yaml.CSafeLoader):
+    expect_key = _EXPECT_KEY
+    value_pos, key_pos, spans = doc.value_pos, doc.key_pos, doc.spans
+    resolvable = _RESOLVABLE_FIRST if not _ALWAYS_RESOLVE else None
+    Scalar, MapStart, MapEnd = yaml.ScalarEvent, yaml.MappingStartEvent, yaml.MappingEndEvent
+    SeqStart, SeqEnd, Alias, DocStart = yaml.SequenceStartEvent, yaml.SequenceEndEvent, yaml.AliasEvent, \
+        yaml.DocumentStartEvent
+    StreamEnd = yaml.StreamEndEvent
+    while True:
+        ev = get_event()
         kind = type(ev)
-        if kind is yaml.DocumentStartEvent:
-            documents += 1
-            if documents > 1:
-                doc.diag((), "yaml-multiple-documents", "a flow file holds one YAML document; found another",
-                         at=_mark(ev.start_mark))
-                return
-            continue
-        if kind in (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent):
-            continue
-        if kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+        if kind is StreamEnd or ev is None:
+            break
+        if kind is MapEnd or kind is SeqEnd:
             frame = stack.pop()
-            value, vpath = frame[0], frame[1]
-            _attach(stack, _ALIAS if len(frame) > 4 else value, vpath, doc, expect_key)
-            if not stack:
-                doc.data = None if len(frame) > 4 else value
+            value = _ALIAS if len(frame) > 4 else frame[0]
+            if stack:
+                _attach(stack, value, frame[1], doc, expect_key)
+            else:
+                doc.data = None if value is _ALIAS else value
                 root_set = True
             continue
+        if kind is not Scalar and kind is not MapStart and kind is not SeqStart and kind is not Alias:
+            if kind is DocStart:
+                documents += 1
+                if documents > 1:
+                    doc.diag((), "yaml-multiple-documents", "a flow file holds one YAML document; found another",
+                             at=_mark(ev.start_mark))
+                    return
+            continue  # stream and document boundaries
 
-        # A node event: work out its path and, if it is a mapping key, handle it as such.
-        if stack and isinstance(stack[-1][0], dict) and stack[-1][2] is expect_key:
-            parent = stack[-1]
-            at = _mark(ev.start_mark)
-            if kind is not yaml.ScalarEvent:
-                doc.diag(parent[1], "yaml-complex-key", "mapping keys must be plain strings", at=at)
+        mark = ev.start_mark
+        at = mark.index  # an offset: Document.pos makes it a line:col when asked
+        top = stack[-1] if stack else None
+        # A mapping key?
+        if top is not None and top[2] is expect_key:
+            if kind is not Scalar:
+                doc.diag(top[1], "yaml-complex-key", "mapping keys must be plain strings", at=at)
                 raise _Stop
-            key = ev.value if ev.implicit[1] or not ev.implicit[0] else _scalar_value(ev, doc, parent[1])
-            if not isinstance(key, str):
-                key = str(key) if not isinstance(key, bool) else ev.value
-            kpath = parent[1] + (key,)
-            if key in parent[0] or kpath in parent[3]:
-                first = doc.key_pos.get(kpath, (0, 0))
+            key = ev.value
+            if ev.tag is not None or not (ev.style or (key and resolvable is not None and key[0] not in resolvable)):
+                key = _scalar_value(ev, doc, top[1])
+                if not isinstance(key, str):
+                    key = str(key) if not isinstance(key, bool) else ev.value
+            kpath = top[1] + (key,)
+            if kpath in key_pos:  # every first occurrence of a key is in key_pos
+                first = doc.line_col(key_pos[kpath]) if kpath in key_pos else (0, 0)
                 doc.diag(kpath, "duplicate-key",
                          f"duplicate key {key!r} (first defined at line {first[0]}); YAML would keep only the last",
                          at=at)
-                parent[2] = ("dup", kpath + ("#duplicate",))
+                top[2] = ("dup", kpath + ("#duplicate",))
             else:
-                parent[2] = key
-                parent[3].add(kpath)
-                doc.key_pos[kpath] = at
+                top[2] = key
+                key_pos[kpath] = at
             if ev.anchor:
                 doc.diag(kpath, "yaml-anchor", "anchors and aliases are not allowed in flow files", at=at)
             continue
 
-        if stack:
-            top = stack[-1]
-            if isinstance(top[0], dict):
-                pk = top[2]
-                vpath = pk[1] if isinstance(pk, tuple) else top[1] + (pk,)
-            else:
-                vpath = top[1] + (len(top[0]),)
-        else:
+        # A value: its path.
+        if top is None:
             vpath = ()
-        at = _mark(ev.start_mark)
-        doc.value_pos[vpath] = at
+        elif type(top[0]) is dict:
+            pk = top[2]
+            vpath = pk[1] if type(pk) is tuple else top[1] + (pk,)
+        else:
+            vpath = top[1] + (len(top[0]),)
+        value_pos[vpath] = at
 
-        if kind is yaml.AliasEvent:
+        if kind is Scalar:
+            text_value = ev.value
+            if ev.anchor:
+                doc.diag(vpath, "yaml-anchor", f"anchor &{ev.anchor} is not allowed: write the value out", at=at)
+            if ev.tag is None and (ev.style or (text_value and resolvable is not None
+                                                and text_value[0] not in resolvable)):
+                value = text_value  # the common case: a quoted, block or plain string
+            else:
+                value = _scalar_value(ev, doc, vpath)
+            if "{" in text_value and type(value) is str:
+                spans[vpath] = (mark.index, ev.end_mark.index, ev.style)
+            if top is None:
+                doc.data = value
+                root_set = True
+            elif type(top[0]) is dict:
+                pk = top[2]
+                if type(pk) is not tuple:
+                    top[0][pk] = value
+                top[2] = expect_key
+            else:
+                top[0].append(value)
+        elif kind is Alias:
             doc.diag(vpath, "yaml-alias",
                      f"alias *{ev.anchor} is not allowed: anchors and aliases can blow up a file's size",
                      at=at)
             # Leave the key out (a list keeps a None placeholder): a stand-in value would only
             # add misleading type errors to the one that matters.
             _attach(stack, _ALIAS, vpath, doc, expect_key)
-            continue
-        if getattr(ev, "anchor", None):
-            doc.diag(vpath, "yaml-anchor", f"anchor &{ev.anchor} is not allowed: write the value out", at=at)
-        if kind is yaml.ScalarEvent:
-            value = _scalar_value(ev, doc, vpath)
-            if "{" in ev.value and type(value) is str:
-                doc.spans[vpath] = (ev.start_mark.index, ev.end_mark.index, ev.style)
-            if ev.style in ('"', "'") and ev.start_mark.line == ev.end_mark.line:
-                doc.quoted.add(vpath)
-            elif ev.style in ("|", ">"):
-                doc.block.add(vpath)
-            if not stack:
-                doc.data = value
-                root_set = True
-            else:
-                _attach(stack, value, vpath, doc, expect_key)
-        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
-            frame = [{}, vpath, expect_key, set()] if kind is yaml.MappingStartEvent else [[], vpath, None, set()]
+        else:
+            if ev.anchor:
+                doc.diag(vpath, "yaml-anchor", f"anchor &{ev.anchor} is not allowed: write the value out", at=at)
+            frame = [{}, vpath, expect_key, None] if kind is MapStart else [[], vpath, None, None]
             if ev.tag not in _PLAIN_TAGS:
                 doc.diag(vpath, "yaml-tag", f"unsupported YAML tag {ev.tag!r}", at=at)
                 frame.append("drop")  # left out when it ends, as an alias is

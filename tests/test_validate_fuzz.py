@@ -165,3 +165,55 @@ def test_bundled_flows_are_clean():
     for path, text in zip(FLOW_FILES, FLOW_TEXTS):
         flow, diagnostics = check_text(text, path.name)
         assert flow is not None and diagnostics == [], diagnostics
+
+
+# -- the graph algorithms behind the checks agree with networkx and brute force -----------------
+@st.composite
+def digraphs(draw):
+    import networkx as nx
+
+    n = draw(st.integers(1, 12))
+    edges = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=30))
+    g = nx.DiGraph()
+    g.add_nodes_from(f"n{i}" for i in range(n))
+    g.add_edges_from((f"n{a}", f"n{b}") for a, b in edges)
+    return g
+
+
+@settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", "300")), deadline=None)
+@given(digraphs(), st.integers(0, 3))
+def test_graph_algorithms(g, budget):
+    import networkx as nx
+
+    from engine.analysis import _Graph, _RunsBefore
+
+    fast = _Graph(g)
+    root = "n0"
+    enter, leave = fast.dominator_intervals(fast.index[root])
+    idom = nx.immediate_dominators(g, root)
+    reachable = nx.descendants(g, root) | {root}
+
+    def dominates(a, b):  # by networkx: a is on b's idom chain
+        while True:
+            if a == b:
+                return True
+            if b == root:
+                return False
+            b = idom[b]
+
+    for a in reachable:
+        for b in reachable:
+            ia, ib = fast.index[a], fast.index[b]
+            mine = enter[ia] <= enter[ib] and leave[ib] <= leave[ia]
+            assert mine == dominates(a, b), (a, b)
+    assert {fast.names[i] for i in fast.postorder(fast.index[root])} == reachable
+    _, comps = fast.components()
+    assert {frozenset(fast.names[i] for i in c) for c in comps} == {frozenset(c) for c in nx.strongly_connected_components(g)}
+    questions = [(fast.index[a], fast.index[b]) for a in g for b in g]
+    for limit in (None, budget):
+        runs = _RunsBefore(fast, questions, budget=limit)
+        for a in g:
+            for b in g:
+                truth = b in nx.descendants(g, a) or (a == b and any(a in nx.descendants(g, s) or s == a
+                                                                    for s in g.successors(a)))
+                assert runs(fast.index[a], fast.index[b]) == truth, (a, b, limit)
