@@ -293,7 +293,7 @@ def output_problem(tree: dict, segments: tuple, node_type: str) -> str | None:
         if isinstance(seg, int) or seg not in node:
             if isinstance(seg, str) and seg in LIQUID_PROPERTIES and len(walked) > 1:
                 return None
-            where = "a " + node_type + " node" if len(walked) == 1 else ".".join(walked)
+            where = f"{walked[0]} ({node_type})" if len(walked) == 1 else ".".join(walked)
             fields = ", ".join(node) or "nothing"
             hint = did_you_mean(str(seg), list(node))
             return f"{where} has no output {seg!r} (it has: {fields}){hint}"
