@@ -240,6 +240,8 @@ def run_case(flow: Flow, case: Case) -> Result:
 
 def snapshot(record: dict, flow: Flow) -> dict:
     """Expectations that the run just met, readable: what --update writes."""
+    from .runner import SANDBOX_ENV
+
     out: dict = {"status": record["status"]}
     if record.get("error"):
         out["error"] = record["error"]
@@ -247,9 +249,7 @@ def snapshot(record: dict, flow: Flow) -> dict:
     requests = []
     for r in record["requests"]:
         item: dict = {"node": r["node"]}
-        spec = flow.nodes.get(r["node"])
-        provider = spec is not None and spec.type in ("call_out", "send_sms")
-        if not provider:
+        if not r["url"].startswith(SANDBOX_ENV.api_url):  # the provider's URLs are plumbing
             item["method"] = r["method"]
             item["url"] = r["url"]
         body = r.get("json")
@@ -432,10 +432,10 @@ def run_file(path: Path) -> FileRun:
                 unknown = True
                 tf.doc.diag(case.path + ("http", node), "unknown-node",
                             f"http mocks node {node!r}, which is not a node of {flow.id}", key=True)
-            elif flow.nodes[node].type != "http_request":
+            elif not flow.nodes[node].node_type.calls_http:
                 unknown = True
                 tf.doc.diag(case.path + ("http", node), "wrong-type",
-                            f"http mocks only http_request nodes; {node!r} is a {flow.nodes[node].type} node",
+                            f"http mocks only nodes that call HTTP APIs; {node!r} is a {flow.nodes[node].type} node",
                             key=True)
     if unknown:
         diagnostics = sorted(set(tf.doc.diagnostics), key=sort_key)

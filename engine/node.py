@@ -148,6 +148,8 @@ class NodeType:
     # paced by people and calls; loops without one can spin.
     waits: ClassVar[bool] = False
     is_trigger: ClassVar[bool] = False
+    # Does the node call arbitrary HTTP APIs (not the provider's)? Flow tests mock those.
+    calls_http: ClassVar[bool] = False
     # Nodes that place or receive a call name the outcomes after which it is up; their
     # other outcomes leave no call up. None: the node does not change the call state.
     call_outcomes: ClassVar[frozenset[str] | None] = None

@@ -128,5 +128,13 @@ def _mock(doc, path, spec) -> HttpMock:
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         doc.diag(path + ("status",), "wrong-type", "status is an HTTP status code")
         status = 200
+    headers = spec.get("headers") or {}
+    if not isinstance(headers, dict):
+        doc.diag(path + ("headers",), "wrong-type", "headers maps a header name to its value")
+        headers = {}
+    error = spec.get("error")
+    if error is not None and not isinstance(error, str):
+        doc.diag(path + ("error",), "wrong-type", "error is text: why no response came (e.g. timeout)")
+        error = None
     body = spec["json"] if "json" in spec else spec.get("body")
-    return HttpMock(status=status, body=body, headers=dict(spec.get("headers") or {}), error=spec.get("error"))
+    return HttpMock(status=status, body=body, headers={str(k): str(v) for k, v in headers.items()}, error=error)

@@ -26,6 +26,7 @@ Path = tuple  # ("nodes", "Call", "to") or ("conditions", 0, "value")
 _resolver = Resolver()
 _constructor = SafeConstructor()
 _STR = "tag:yaml.org,2002:str"
+_PHONE_LIKE = re.compile(r"^\+[0-9]{7,15}$")  # what an unquoted E.164 number looks like
 _LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")  # what YAML counts as a line break
 # First characters that may make a plain scalar something other than a string (true, 12,
 # ~, .inf ...): any other plain scalar is a string without asking the resolver.
@@ -175,7 +176,7 @@ def _scalar_value(ev, doc: Document, path: Path):
         tag = _resolver.resolve(yaml.ScalarNode, ev.value, ev.implicit)
     if tag == _STR:
         return ev.value
-    if tag == "tag:yaml.org,2002:int" and ev.value.startswith("+") and ev.implicit[0]:
+    if tag == "tag:yaml.org,2002:int" and _PHONE_LIKE.match(ev.value) and ev.implicit[0]:
         # "+12025551234" unquoted: YAML makes it an int and drops the '+'. Keep the text so
         # nothing downstream cascades, and say what happened.
         doc.diag(path, "unquoted-number",

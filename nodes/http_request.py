@@ -20,6 +20,7 @@ class HttpRequest(NodeType):
         "timeout": Number(minimum=0.1, maximum=60, default=10, description="Seconds before failed."),
     }
     outcomes = ("success", "failed")
+    calls_http = True
     outputs = ("status_code", "headers.*", "body.*")  # body: parsed JSON (any shape) or text
 
     def check(self, config, path, report):

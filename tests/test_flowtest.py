@@ -353,7 +353,7 @@ def test_mocks_must_name_http_request_nodes(project):
     assert run_tests([path], echo=lines.append) == 1
     text = "\n".join(lines)
     assert ":4:12: error unknown-node http mocks node 'Nope', which is not a node of greet" in text
-    assert ":4:33: error wrong-type http mocks only http_request nodes; 'Call' is a call_out node" in text
+    assert ":4:33: error wrong-type http mocks only nodes that call HTTP APIs; 'Call' is a call_out node" in text
 
 
 def test_a_broken_flow_fails_its_cases_with_its_diagnostics(project, tmp_path):
