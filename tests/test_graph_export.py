@@ -603,4 +603,4 @@ def test_cli_in_a_real_process(tmp_path):
     assert p.returncode == 0, p.stderr
     nodes, edges, _ = parse_dot(out.read_text())
     assert set(nodes) == {"Start", "Call", "Greet", "Done"}
-    assert ("Call", "Done", {"label": "no_answer, busy, failed, machine"}) in edges
+    assert ("Call", "Done", {"label": "no_answer, busy, failed"}) in edges
