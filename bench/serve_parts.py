@@ -4,8 +4,9 @@
 
 1. HTTP client layers for a provider-style JSON POST with Basic auth, 16 in flight, against
    a local uvicorn app (bench/e2e.py's baseline app, its own process): httpx.AsyncClient,
-   httpx's transport, one httpcore pool, and what engine/provider.py uses (sharded httpcore
-   pools; sharded httpx clients for the rest). CPU microseconds per request in this process.
+   httpx's transport, one httpcore pool, sharded httpx clients (provider.ShardedClient, for
+   http_request nodes and the sandbox), sharded httpcore pools, and the provider API's
+   connections (provider.ApiConnections). CPU microseconds per request in this process.
 2. The run store: load + save of a run state, SQLite inline on the event loop vs the store
    thread (group commit), 1 and 50 concurrent.
 3. RunState.to_json and a whole run through the executor (5 events), for scale.
@@ -33,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from engine.events import Callback, Response, Trigger  # noqa: E402
 from engine.executor import Executor  # noqa: E402
 from engine.flow import load_flow  # noqa: E402
-from engine.provider import ApiPools, ShardedClient  # noqa: E402
+from engine.provider import ApiConnections, ShardedClient  # noqa: E402
 from engine.store import SQLiteStore  # noqa: E402
 
 BODY = {"from": "+12025551234", "to": "+12025550100", "answer_url": "http://127.0.0.1:1/callbacks/x/1/answer",
@@ -83,13 +84,29 @@ async def clients(url: str, n: int) -> None:
             await r.aread()
     await measure("provider.ShardedClient (4 x 4)", via_sharded)
     await sharded.aclose()
-    pools = ApiPools(C, 4)
+    pools = [httpcore.AsyncConnectionPool(max_connections=4, max_keepalive_connections=4) for _ in range(C // 4)]
+    busy = [0] * len(pools)
 
     async def via_pools():
-        async with pools.stream(b"POST", target, headers, json.dumps(BODY).encode(), 10.0) as r:
-            await r.aread()
-    await measure("provider.ApiPools (4 x 4, used)", via_pools)
-    await pools.aclose()
+        i = busy.index(min(busy))
+        busy[i] += 1
+        try:
+            await pools[i].request("POST", target, headers=headers, content=json.dumps(BODY).encode())
+        finally:
+            busy[i] -= 1
+    await measure("httpcore pools (4 x 4)", via_pools)
+    for pool in pools:
+        await pool.aclose()
+    api = ApiConnections(url, C)
+    host = url.split("//", 1)[1]
+
+    async def via_connections():
+        body = json.dumps(BODY).encode()
+        head = (f"POST /ring HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        await api.request(head, body, 10.0)
+    await measure("provider.ApiConnections (used)", via_connections)
+    await api.aclose()
 
 
 async def store(inline: bool, conc: int, n: int, folder: Path) -> None:

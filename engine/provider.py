@@ -4,8 +4,10 @@ Provider requests (`Request.provider`: the Plivo Call and Message APIs) get HTTP
 auth with `PLIVO_AUTH_ID`/`PLIVO_AUTH_TOKEN`, and only when they go to the configured API
 base (`PLIVO_API_URL`, default https://api.plivo.com; the executor builds
 `{api}/v1/Account/{auth_id}/Call/` from the same setting), so the credentials never leave
-for another host. Other requests (http_request nodes) go out as they are, with a size limit
-on the response. Secrets are never logged or shown in a repr; they never enter run state.
+for another host. They go over `ApiConnections`, lean keep-alive HTTP/1.1 connections
+(asyncio + httptools) measured at a twentieth of httpx's CPU per request; other requests
+(http_request nodes: any URL) go through httpx (`ShardedClient`), with a size limit on the
+response. Secrets are never logged or shown in a repr; they never enter run state.
 
 A provider request that may have reached the far end without us seeing the answer (a read
 timeout, a dropped connection after the request was written) comes back as
@@ -17,13 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import json
 import os
+import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
-import httpcore
+import httptools
 import httpx
 
 from .events import Request, Response
@@ -34,7 +38,6 @@ KEEPALIVE_EXPIRY = 4.0  # seconds
 DEFAULT_CONNECTIONS = 16  # provider API pool; bench/e2e.py --provider-connections measures it
 WEB_CONNECTIONS = 32  # http_request nodes, all hosts together
 PER_CLIENT = 4  # connections per httpx client / httpcore pool (see ShardedClient)
-USER_AGENT = b"callflow"
 
 
 @dataclass(frozen=True)
@@ -138,47 +141,159 @@ class ShardedClient:
             await c.aclose()
 
 
-class ApiPools:
-    """The provider API's connections: httpcore pools (httpx's own transport) used directly.
+class NotSent(Exception):
+    """The request certainly did not leave (no connection could be made)."""
 
-    Provider requests are one shape (a JSON POST with Basic auth to one host), so they skip
-    httpx's client layer (URL parsing and merging, auth flow, redirects, cookies, models):
-    measured ~0.35 ms CPU less per request on top of the sharding (`ShardedClient` has the
-    numbers; 516 vs 858 us per request, 16 connections, 16 concurrent). Same sharding: pools
-    of `per_pool` connections, the least busy one takes the request, a semaphore in front.
+
+class InDoubt(Exception):
+    """The request was written but no complete answer came back."""
+
+
+class TooLarge(Exception):
+    def __init__(self, status: int):
+        super().__init__(f"response larger than {MAX_RESPONSE_BYTES} bytes")
+        self.status = status
+
+
+class _Http1(asyncio.Protocol):
+    """One HTTP/1.1 connection: one request at a time, the response parsed by httptools
+    (llhttp, the parser uvicorn uses), chunked bodies decoded by it."""
+
+    def __init__(self):
+        self.parser = httptools.HttpResponseParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._headers: list = []
+        self._body: list = []
+        self._size = 0
+
+    # asyncio.Protocol
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        self._fail(InDoubt("the connection closed before a complete answer"))
+
+    def data_received(self, data: bytes) -> None:
+        if self.waiter is None:  # nothing asked: a server must not talk now
+            self.close()
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as e:
+            self._fail(InDoubt(f"invalid HTTP answer: {e}"))
+            self.close()
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._headers, self._body, self._size = [], [], 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > MAX_RESPONSE_BYTES:
+            self._fail(TooLarge(self.parser.get_status_code()))
+            self.close()
+            return
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result((self.parser.get_status_code(), self._headers, b"".join(self._body),
+                                    self.parser.should_keep_alive()))
+
+    def _fail(self, exc: Exception) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class ApiConnections:
+    """Keep-alive HTTP/1.1 connections to the provider's API, for its one request shape.
+
+    Measured (`bench/serve_parts.py`, JSON POST, 16 in flight): httpx.AsyncClient ~1,480 us
+    CPU per request, one httpcore pool ~1,260 us, httpcore pools of 4 used directly ~570 us,
+    these connections ~75 us. The provider API is the hot path of every run (each run's Call
+    request), so it gets this; everything else keeps httpx. At most `connections` requests in
+    flight (a semaphore), idle connections reused newest first and dropped after
+    `KEEPALIVE_EXPIRY`. Errors are classified for the in-doubt rule: `NotSent` (no
+    connection), `InDoubt` (written, no complete answer: timeout, reset, bad HTTP).
     """
 
-    def __init__(self, connections: int, per_pool: int = PER_CLIENT, ssl_context=None):
-        per_pool = max(1, min(per_pool, connections))
-        count = -(-connections // per_pool)
-        ssl_context = ssl_context or httpx.create_ssl_context()
-        self.pools = [httpcore.AsyncConnectionPool(ssl_context=ssl_context, max_connections=per_pool,
-                                                   max_keepalive_connections=per_pool,
-                                                   keepalive_expiry=KEEPALIVE_EXPIRY) for _ in range(count)]
-        self.busy = [0] * count
-        self.slots = asyncio.Semaphore(count * per_pool)
+    def __init__(self, base_url: str, connections: int, ssl_context=None):
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"provider API URL must be http(s)://host[:port], not {base_url!r}")
+        self.host = parts.hostname
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.ssl = (ssl_context or httpx.create_ssl_context()) if parts.scheme == "https" else None
+        default = (parts.scheme == "https" and self.port == 443) or (parts.scheme == "http" and self.port == 80)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.host_header = host if default else f"{host}:{self.port}"
+        self.idle: collections.deque[_Http1] = collections.deque()
+        self.slots = asyncio.Semaphore(connections)
 
-    @contextlib.asynccontextmanager
-    async def stream(self, method: bytes, url: str, headers: list, content: bytes, timeout: float):
+    def _reuse(self) -> _Http1 | None:
+        now = time.monotonic()
+        while self.idle:
+            conn = self.idle.pop()
+            if conn.closed or conn.transport.is_closing():
+                continue
+            if now - conn.idle_since > KEEPALIVE_EXPIRY:
+                conn.close()
+                continue
+            return conn
+        return None
+
+    async def request(self, head: bytes, body: bytes, timeout: float) -> tuple[int, list, bytes]:
+        """Send one request (`head` ends with the blank line); return (status, headers, body)."""
         async with self.slots:
-            busy = self.busy
-            i = busy.index(min(busy))
-            busy[i] += 1
+            loop = asyncio.get_running_loop()
+            conn = self._reuse()
+            if conn is None:
+                try:
+                    async with asyncio.timeout(timeout):
+                        _, conn = await loop.create_connection(
+                            _Http1, self.host, self.port, ssl=self.ssl,
+                            server_hostname=self.host if self.ssl else None)
+                except (OSError, TimeoutError) as e:
+                    raise NotSent(f"{type(e).__name__}: {e}") from None
+            conn.waiter = loop.create_future()
             try:
-                ext = {"timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}}
-                async with self.pools[i].stream(method, url, headers=headers, content=content,
-                                                extensions=ext) as r:
-                    yield r
+                conn.transport.write(head + body)
+                async with asyncio.timeout(timeout):
+                    status, headers, data, keep_alive = await conn.waiter
+            except TimeoutError:
+                conn.close()
+                raise InDoubt(f"no answer within {timeout:g} s") from None
+            except BaseException:
+                conn.close()
+                raise
             finally:
-                busy[i] -= 1
+                conn.waiter = None
+            if keep_alive and not conn.closed:
+                conn.idle_since = time.monotonic()
+                self.idle.append(conn)
+            else:
+                conn.close()
+            return status, headers, data
 
     async def aclose(self) -> None:
-        for pool in self.pools:
-            await pool.aclose()
+        while self.idle:
+            self.idle.pop().close()
 
 
 class Provider:
-    """Performs Request effects: the provider's API on its own connections (`ApiPools`),
+    """Performs Request effects: the provider's API on its own connections (`ApiConnections`),
     everything else (http_request nodes) on others (`ShardedClient`), so a slow webhook
     cannot starve Call API requests."""
 
@@ -186,12 +301,13 @@ class Provider:
                  per_client: int = PER_CLIENT, transport=None):
         self.config = config
         ssl_context = httpx.create_ssl_context()
-        self._api = ApiPools(max_connections, per_client, ssl_context)
+        self._api = ApiConnections(config.api_url, max_connections, ssl_context)
         self._web = ShardedClient(WEB_CONNECTIONS, per_client, transport=transport, follow_redirects=False,
                                   trust_env=False, **({} if transport else {"verify": ssl_context}))
         self._api_prefix = config.api_url.rstrip("/") + "/"
         token = base64.b64encode(f"{config.auth_id}:{config.auth_token}".encode()).decode("ascii")
-        self._auth_header = f"Basic {token}".encode("ascii")
+        self._fixed_headers = (f"Host: {self._api.host_header}\r\nAuthorization: Basic {token}\r\n"
+                               "User-Agent: callflow\r\nAccept: application/json\r\n").encode("latin-1")
 
     def __repr__(self) -> str:
         return f"Provider({self.config!r})"
@@ -212,42 +328,51 @@ class Provider:
         if not (self.config.auth_id and self.config.auth_token):
             return Response(error="no provider credentials: set PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN "
                                   "(or run callflow serve --sandbox)")
-        url = req.url
-        if req.params:
-            url = str(httpx.URL(url).copy_merge_params(req.params))
-        headers = [(b"Accept", b"application/json"), (b"User-Agent", USER_AGENT), (b"Authorization", self._auth_header)]
-        if req.json is not None:
-            content = json.dumps(req.json, separators=(",", ":")).encode()
-            headers.append((b"Content-Type", b"application/json"))
-        elif req.form is not None:
-            content = urlencode(req.form, doseq=True).encode()
-            headers.append((b"Content-Type", b"application/x-www-form-urlencoded"))
-        else:
-            content = b""
-        if content or req.method.upper() in ("POST", "PUT", "PATCH"):
-            headers.append((b"Content-Length", str(len(content)).encode()))
-        for k, v in (req.headers or {}).items():
-            if k.lower() not in ("authorization", "host", "content-length"):
-                headers.append((k.encode("latin-1"), str(v).encode("latin-1")))
         try:
-            async with self._api.stream(req.method.upper().encode(), url, headers, content, req.timeout) as r:
-                chunks, size = [], 0
-                async for chunk in r.aiter_stream():
-                    size += len(chunk)
-                    if size > MAX_RESPONSE_BYTES:
-                        return Response(status=r.status, error=f"response larger than {MAX_RESPONSE_BYTES} bytes")
-                    chunks.append(chunk)
-                resp_headers = httpx.Headers(r.headers)
-                return Response(status=r.status, headers=dict(resp_headers),
-                                body=_decode(resp_headers, b"".join(chunks), None))
-        except (httpcore.ConnectError, httpcore.ConnectTimeout, httpcore.PoolTimeout, httpcore.UnsupportedProtocol,
-                httpcore.LocalProtocolError) as e:
-            # Nothing was sent: a definite failure.
-            return Response(error=f"{type(e).__name__}: {e}")
-        except httpcore.TimeoutException:
-            return Response(error=f"no answer within {req.timeout:g} s", in_doubt=True)
-        except (httpcore.NetworkError, httpcore.ProtocolError, OSError) as e:
-            return Response(error=f"{type(e).__name__}: {e}", in_doubt=True)
+            head, body = self._encode(req)
+        except ValueError as e:
+            return Response(error=str(e))
+        try:
+            status, headers, data = await self._api.request(head, body, req.timeout)
+        except NotSent as e:
+            return Response(error=str(e))
+        except InDoubt as e:
+            return Response(error=str(e), in_doubt=True)
+        except TooLarge as e:
+            return Response(status=e.status, error=str(e))
+        resp_headers = httpx.Headers(headers)
+        return Response(status=status, headers=dict(resp_headers), body=_decode(resp_headers, data, None))
+
+    def _encode(self, req: Request) -> tuple[bytes, bytes]:
+        parts = urlsplit(req.url)
+        target = parts.path or "/"
+        query = parts.query
+        if req.params:
+            extra = urlencode(req.params, doseq=True)
+            query = f"{query}&{extra}" if query else extra
+        if query:
+            target += "?" + query
+        extra_headers = ""
+        if req.json is not None:
+            body = json.dumps(req.json, separators=(",", ":")).encode()
+            extra_headers += "Content-Type: application/json\r\n"
+        elif req.form is not None:
+            body = urlencode(req.form, doseq=True).encode()
+            extra_headers += "Content-Type: application/x-www-form-urlencoded\r\n"
+        else:
+            body = b""
+        for k, v in (req.headers or {}).items():
+            text = f"{k}{v}"
+            if "\r" in text or "\n" in text or ":" in k:
+                raise ValueError(f"invalid header {k!r}")
+            if k.lower() not in ("authorization", "host", "content-length", "connection", "transfer-encoding"):
+                extra_headers += f"{k}: {v}\r\n"
+        method = req.method.upper()
+        if not method.isalpha() or any(c in target for c in " \r\n"):
+            raise ValueError(f"invalid request line: {method} {target}")
+        head = (f"{method} {target} HTTP/1.1\r\n".encode("latin-1") + self._fixed_headers
+                + f"{extra_headers}Content-Length: {len(body)}\r\n\r\n".encode("latin-1"))
+        return head, body
 
     async def _perform_web(self, req: Request) -> Response:
         kwargs: dict = {"params": req.params, "headers": req.headers, "timeout": req.timeout}

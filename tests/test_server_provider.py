@@ -27,8 +27,10 @@ class Far:
         self.mode, self.body, self.status = mode, body, status
         self.requests: list[dict] = []
         self.in_flight = self.max_in_flight = 0
+        self.connections = 0
 
     async def handle(self, reader, writer):
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -47,6 +49,18 @@ class Far:
                 if self.mode == "slow":
                     await asyncio.sleep(0.05)
                 self.in_flight -= 1
+                if self.mode == "chunked":
+                    half = len(self.body) // 2
+                    writer.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\n"
+                                 b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n"
+                                 % (self.status, half, self.body[:half], len(self.body) - half, self.body[half:]))
+                    await writer.drain()
+                    continue
+                if self.mode == "close":
+                    writer.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                                 % (self.status, len(self.body)) + self.body)
+                    await writer.drain()
+                    return
                 writer.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
                              % (self.status, len(self.body)) + self.body)
                 await writer.drain()
@@ -194,5 +208,36 @@ def test_sharded_client_releases_its_slot_when_the_stream_closes():
             assert client.busy == [0, 0] and client.slots._value == 2
             await client.aclose()
         assert len(far.requests) == 6
+
+    go(main())
+
+
+@pytest.mark.parametrize("mode, connections", [("ok", 1), ("chunked", 1), ("close", 5)])
+def test_keep_alive_reuse_and_response_framing(mode, connections):
+    async def main():
+        async with far_end(mode=mode) as (far, url):
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            results = [await provider.perform(call(url)) for _ in range(5)]
+            await provider.aclose()
+        assert [r.status for r in results] == [201] * 5
+        assert all(r.body["request_uuid"] == "r-1" for r in results)
+        assert far.connections == connections  # keep-alive unless the server says close
+
+    go(main())
+
+
+def test_idle_connections_expire(monkeypatch):
+    import engine.provider as provider_module
+
+    monkeypatch.setattr(provider_module, "KEEPALIVE_EXPIRY", 0.05)
+
+    async def main():
+        async with far_end() as (far, url):
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            await provider.perform(call(url))
+            await asyncio.sleep(0.1)
+            await provider.perform(call(url))
+            await provider.aclose()
+        assert far.connections == 2
 
     go(main())
