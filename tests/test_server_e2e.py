@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import plivo
 import pytest
+from plivo import exceptions as plivo_exceptions
 
 from engine.signature import sign_v3_headers
 
@@ -200,6 +201,13 @@ def test_a_run_through_the_official_sdk(sandbox, serve):
     response = client.phlo.get(FLOW).run(to=ANSWERS, customer="johndoe")
     run_id = response.api_id
     check_whole_path(sandbox, serve, run_id)
+    # errors map to the SDK's exceptions as PHLO's do
+    with pytest.raises(plivo_exceptions.ResourceNotFoundError):
+        client.phlo.get("no-such-flow")
+    wrong = plivo.phlo.RestClient(AUTH_ID, "wrong-token")
+    wrong.phlo_base_uri = f"{serve}/v1"
+    with pytest.raises(plivo_exceptions.AuthenticationError):
+        wrong.phlo.get(FLOW)
 
 
 def test_a_run_through_plain_httpx_and_the_runs_api(sandbox, serve):
