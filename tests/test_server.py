@@ -506,3 +506,60 @@ def test_load_flows_refuses_invalid_and_duplicate_flows(tmp_path):
     flows, diags = load_flows(tmp_path)
     codes = {d.code for d in diags if d.severity == "error"}
     assert "duplicate-flow-id" in codes and len(codes) >= 2
+
+
+def test_two_services_on_one_store_resolve_a_race_by_version(tmp_path):
+    """Two processes (here two Services on one SQLite file) get the same answer callback at
+    once: the second save hits the version check, reloads, re-applies the callback (a
+    replay) and both answer the same document; the run holds it once."""
+    db = str(tmp_path / "shared.db")
+
+    async def main():
+        async with serving(tmp_path, db=db) as (a, client_a), serving(tmp_path, db=db) as (b, client_b):
+            run_id = await started(client_a, a)
+            a_saved = asyncio.Event()
+            real_save = b.store.save
+            conflicts = []
+
+            async def slow_save(state, version):
+                await a_saved.wait()  # B loaded the same version as A, and saves after A
+                try:
+                    return await real_save(state, version)
+                except Exception as e:
+                    conflicts.append(type(e).__name__)
+                    raise
+
+            b.store.save = slow_save
+            task_b = asyncio.create_task(callback(client_b, run_id, 1, "answer", call_params()))
+            await asyncio.sleep(0.05)  # B has loaded and advanced; it waits to save
+            r_a = await callback(client_a, run_id, 1, "answer", call_params())
+            a_saved.set()
+            r_b = await task_b
+            b.store.save = real_save
+            assert r_a.status_code == r_b.status_code == 200
+            assert r_a.text == r_b.text and "<Speak" in r_a.text
+            assert conflicts == ["Conflict"]
+            state = (await a.store.load(run_id)).state
+            assert len(state.documents) == 1 and state.path == ["Start", "Call", "Greet", "Done"]
+
+    go(main())
+
+
+def test_settings_from_the_environment():
+    from engine.server import settings_from_env
+
+    s = settings_from_env("http://127.0.0.1:8080", {})
+    assert s.generated_credentials and s.auth_id.startswith("MA") and len(s.auth_id) == 20 and s.auth_token
+    assert s.public_url == "http://127.0.0.1:8080" and s.in_doubt_seconds == 60
+    assert s.provider.api_url == "https://api.plivo.com" and s.auth_token not in repr(s)
+    s = settings_from_env("http://127.0.0.1:8080", {
+        "CALLFLOW_AUTH_ID": AUTH_ID, "CALLFLOW_AUTH_TOKEN": AUTH_TOKEN, "CALLFLOW_PUBLIC_URL": "https://x.example/",
+        "CALLFLOW_IN_DOUBT_SECONDS": "0.5", "PLIVO_AUTH_ID": PLIVO_ID, "PLIVO_AUTH_TOKEN": PLIVO_TOKEN,
+        "PLIVO_API_URL": "http://127.0.0.1:9/", "CALLFLOW_PROVIDER_CONNECTIONS": "8"})
+    assert not s.generated_credentials and s.auth_id == AUTH_ID and s.public_url == "https://x.example"
+    assert s.in_doubt_seconds == 0.5 and s.provider.api_url == "http://127.0.0.1:9" and s.provider_connections == 8
+    assert PLIVO_TOKEN not in repr(s)
+    for bad in ({"CALLFLOW_AUTH_ID": AUTH_ID}, {"CALLFLOW_IN_DOUBT_SECONDS": "soon"},
+                {"CALLFLOW_IN_DOUBT_SECONDS": "-1"}, {"CALLFLOW_PROVIDER_CONNECTIONS": "0"}):
+        with pytest.raises(ValueError):
+            settings_from_env("http://127.0.0.1:8080", bad)
