@@ -12,6 +12,7 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -285,6 +286,76 @@ def test_runs_survive_kill_9_and_no_call_is_placed_twice(workdir, sandbox):
         assert len(calls_for(sandbox, run_id)) == 1  # exactly one Call request reached the provider
     finally:
         p2.stop()
+
+
+class BlackHole:
+    """A provider that reads requests and never answers (a crash window held open)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.received = b""
+        self.conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn):
+        while True:
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self.received += data
+
+    def requests(self) -> int:
+        return self.received.count(b"POST /v1/Account/")
+
+    def close(self):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_a_request_in_flight_at_a_crash_is_in_doubt_never_resent(workdir):
+    """kill -9 while the Call request waits for its answer; after a restart the run is in
+    doubt: no callback proves the call, so after CALLFLOW_IN_DOUBT_SECONDS the Call node
+    takes `failed` and the run goes on; the request reached the provider exactly once."""
+    hole = BlackHole()
+    db = f"sqlite:///{workdir}/doubt.db"
+    env = serve_env(hole.url, CALLFLOW_IN_DOUBT_SECONDS="1")
+    try:
+        p, url = start_serve(workdir, env, db, name="doubt1")
+        port = int(url.rsplit(":", 1)[1])
+        try:
+            run_id = trigger(url)
+            wait_for(lambda: hole.requests() == 1, what="the Call request to reach the provider", interval=0.01)
+            p.kill9()
+        finally:
+            p.stop()
+        p2, url2 = start_serve(workdir, env, db, port=port, name="doubt2")
+        try:
+            rec = finished(url2, run_id)
+            assert rec["status"] == "completed" and rec["path"] == ["Start", "Call", "Done"]
+            call_step = rec["steps"][1]
+            assert call_step["outcome"] == "failed" and "doubt" in call_step["error"]
+            assert len(rec["requests"]) == 1
+        finally:
+            p2.stop()
+        assert hole.requests() == 1  # never resent
+    finally:
+        hole.close()
 
 
 def test_200_concurrent_triggers_all_complete(sandbox, serve):
