@@ -35,9 +35,9 @@ from .events import Request, Response
 DEFAULT_API_URL = "https://api.plivo.com"
 MAX_RESPONSE_BYTES = 1024 * 1024
 KEEPALIVE_EXPIRY = 4.0  # seconds
-DEFAULT_CONNECTIONS = 16  # provider API pool; bench/e2e.py --provider-connections measures it
+DEFAULT_CONNECTIONS = 16  # provider API connections (ApiConnections); CALLFLOW_PROVIDER_CONNECTIONS
 WEB_CONNECTIONS = 32  # http_request nodes, all hosts together
-PER_CLIENT = 4  # connections per httpx client / httpcore pool (see ShardedClient)
+PER_CLIENT = 4  # connections per httpx client in a ShardedClient
 
 
 @dataclass(frozen=True)
