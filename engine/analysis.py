@@ -644,7 +644,6 @@ class FlowChecks:
     def check_templates(self) -> None:
         filters = templates.filter_names
         specs, names, trigger = self.specs, self.names, self.trigger
-        order = None
         trees: dict[str, dict] = {}
         pending: list[tuple] = []  # (path, index, reader, ref) needing the graph
         payload_keys = None

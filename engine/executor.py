@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from .events import Callback, Effect, Finished, InboundCall, Request, Response, ServeDocument, Trigger
+from .events import Callback, Effect, Finished, InboundCall, Response, ServeDocument, Trigger
 from .flow import Flow, NodeSpec
 from .node import AwaitCall, Context, EndCall, Listen, Next, NodeFailed, RunEnvironment, Say, Send
 from .plivoxml import Element, element, render

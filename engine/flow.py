@@ -10,11 +10,11 @@ import gc
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import networkx as nx
 
-from .analysis import check_flow, iter_templates  # noqa: F401  (iter_templates: re-exported)
+from .analysis import check_flow
 from .config import Reporter, compile_fields, did_you_mean
 from .diagnostics import Diagnostic, FlowInvalid, has_errors, sort_key
 from .node import NodeType

@@ -21,7 +21,7 @@ import yaml
 from .diagnostics import Diagnostic, FlowInvalid, has_errors, sort_key
 from .executor import missing_required
 from .flow import Flow, check_file
-from .scenario import Behaviour, Scenario, _behaviour, _mock, load_scenario
+from .scenario import Scenario, _behaviour, _mock, load_scenario
 from .yamldoc import Document, load_text
 
 TEST_SUFFIXES = (".test.yaml", ".test.yml")

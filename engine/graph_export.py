@@ -457,7 +457,7 @@ def to_svg(flow: "Flow") -> str:
         f'font-weight="bold" fill="{NODE_TEXT}">{_x(title)}</text>',
         f'<text class="legend" x="{n(MARGIN)}" y="{n(MARGIN + TITLE_SIZE + 8 + TYPE_SIZE)}" '
         f'font-size="{TYPE_SIZE}" fill="{NODE_STROKE}">{_x(LEGEND)}</text>',
-        f'<g class="edges" fill="none" stroke-width="1.5" stroke-linejoin="round">',
+        '<g class="edges" fill="none" stroke-width="1.5" stroke-linejoin="round">',
     ]
     for e, _, points in routed:
         color = ERROR_COLOR if e.error else EDGE_COLOR

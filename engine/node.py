@@ -8,7 +8,7 @@ rest. The engine knows node types only through the registry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
 
 from .config import Field, ValueInvalid

@@ -8,7 +8,6 @@ a mocked response, and each simulated callback goes back into the executor.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Callable
 

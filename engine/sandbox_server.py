@@ -59,9 +59,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .httputil import HttpError, error, read_body
 from .plivoxml import MAX_BYTES
 from .provider import ShardedClient
-from .sandbox import Callback, Delay, SandboxCore, SimulatedCall, new_id
+from .sandbox import Callback, Delay, SandboxCore, SimulatedCall
 from .signature import sign_v3_headers
 
 __all__ = [
@@ -87,15 +88,8 @@ DEV_AUTH_ID = "MASANDBOXDEVACCOUNT0"
 DEV_AUTH_TOKEN = "sandbox-dev-token"
 
 
-def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"api_id": new_id(), "error": message}, status_code=status, headers=headers)
 
 
-class _BadRequest(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _no_constants(name: str):
@@ -109,22 +103,6 @@ def _finite_float(text: str) -> float:
     return value
 
 
-async def _read_body(request: Request) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise _BadRequest(400, "invalid Content-Length header")
-        if int(length) > MAX_BODY:
-            raise _BadRequest(413, f"request body larger than {MAX_BODY} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise _BadRequest(413, f"request body larger than {MAX_BODY} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _parse_body(content_type: str, raw: bytes) -> dict:
     """A JSON object or a form-encoded body -> dict of parameters (the last of repeated keys wins)."""
     media = content_type.split(";", 1)[0].strip().lower()
@@ -134,23 +112,23 @@ def _parse_body(content_type: str, raw: bytes) -> dict:
         try:
             data = json.loads(raw.decode("utf-8-sig"), parse_constant=_no_constants, parse_float=_finite_float)
         except (ValueError, RecursionError):
-            raise _BadRequest(400, "request body is not valid JSON") from None
+            raise HttpError(400, "request body is not valid JSON") from None
         if not isinstance(data, dict):
-            raise _BadRequest(400, "request body must be a JSON object")
+            raise HttpError(400, "request body must be a JSON object")
         return data
     if media in ("application/x-www-form-urlencoded", ""):
         try:
             return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
         except (UnicodeDecodeError, ValueError):
-            raise _BadRequest(400, "request body is not valid form data") from None
-    raise _BadRequest(415, "unsupported content type: send JSON or form-encoded parameters")
+            raise HttpError(400, "request body is not valid form data") from None
+    raise HttpError(415, "unsupported content type: send JSON or form-encoded parameters")
 
 
 async def _api_params(request: Request, core: SandboxCore) -> dict:
-    """Authenticate and decode an API request; raises _BadRequest."""
+    """Authenticate and decode an API request; raises HttpError."""
     if not core.authorized(request.path_params["auth_id"], request.headers.get("authorization")):
-        raise _BadRequest(401, "authentication failed: wrong auth id or auth token")
-    raw = await _read_body(request)
+        raise HttpError(401, "authentication failed: wrong auth id or auth token")
+    raw = await read_body(request, MAX_BODY)
     return _parse_body(request.headers.get("content-type", ""), raw)
 
 
@@ -254,8 +232,8 @@ def create_app(core: SandboxCore, *, client: httpx.AsyncClient | None = None) ->
     async def call_api(request: Request) -> Response:
         try:
             params = await _api_params(request, core)
-        except _BadRequest as e:
-            return _error(e.status, e.message)
+        except HttpError as e:
+            return error(e.status, e.message)
         status, body, calls = core.create_call(params)
         background = BackgroundTask(driver.start, calls) if calls else None
         return JSONResponse(body, status_code=status, background=background)
@@ -263,8 +241,8 @@ def create_app(core: SandboxCore, *, client: httpx.AsyncClient | None = None) ->
     async def message_api(request: Request) -> Response:
         try:
             params = await _api_params(request, core)
-        except _BadRequest as e:
-            return _error(e.status, e.message)
+        except HttpError as e:
+            return error(e.status, e.message)
         status, body = core.create_message(params)
         return JSONResponse(body, status_code=status)
 
@@ -282,12 +260,12 @@ def create_app(core: SandboxCore, *, client: httpx.AsyncClient | None = None) ->
         status = getattr(exc, "status_code", 500)
         headers = getattr(exc, "headers", None)
         messages = {404: "not found", 405: f"method {request.method} not allowed"}
-        return _error(status, messages.get(status) or str(getattr(exc, "detail", "")) or "error", headers)
+        return error(status, messages.get(status) or str(getattr(exc, "detail", "")) or "error", headers)
 
     async def server_error(request: Request, exc: Exception) -> Response:
         # uvicorn logs the traceback too (starlette re-raises after answering); no headers, no body
         logger.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)
-        return _error(500, "internal error")
+        return error(500, "internal error")
 
     @contextlib.asynccontextmanager
     async def lifespan(app):

@@ -58,6 +58,7 @@ from .diagnostics import Diagnostic
 from .events import Callback, Finished, InboundCall, Request, Response, ServeDocument, Trigger
 from .executor import HANGUP_DOCUMENT, Executor, missing_required
 from .flow import Flow, check_file
+from .httputil import HttpError, error, read_body
 from .node import RunEnvironment
 from .provider import DEFAULT_CONNECTIONS, Provider, ProviderConfig
 from .signature import HEADER_V3, HEADER_V3_NONCE, validate_v3
@@ -383,35 +384,10 @@ def _mtime_iso(path: str) -> str:
 
 
 # -- HTTP ---------------------------------------------------------------------------------------
-class HttpError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"api_id": str(uuid.uuid4()), "error": message}, status_code=status, headers=headers)
 
 
 def xml(document: str) -> HttpResponse:
     return HttpResponse(document, media_type="application/xml")
-
-
-async def read_body(request: HttpRequest, limit: int = MAX_BODY) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None:
-        if not length.strip().isdigit():
-            raise HttpError(400, "invalid Content-Length header")
-        if int(length) > limit:
-            raise HttpError(413, f"request body larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HttpError(413, f"request body larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def parse_payload(raw: bytes) -> dict:
@@ -483,7 +459,7 @@ def create_app(service: Service) -> Starlette:
         flow_id = request.path_params["flow_id"]
         entry = service.flows.get(flow_id)
         try:
-            raw = await read_body(request)
+            raw = await read_body(request, MAX_BODY)
             if entry is None:
                 return error(404, f"no flow with id {flow_id!r}")
             payload = parse_payload(raw)
@@ -544,7 +520,7 @@ def create_app(service: Service) -> Starlette:
 
     async def signed_params(request: HttpRequest) -> dict:
         """Check the V3 signature for the URL as the provider saw it; return the params."""
-        raw = await read_body(request)
+        raw = await read_body(request, MAX_BODY)
         if request.method == "POST":
             signed, flat = _multi(_form(raw))
         else:
