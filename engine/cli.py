@@ -54,9 +54,13 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
 @click.option("--live", is_flag=True, help="Use the configured Plivo account (real calls).")
 @click.option("--public-url", envvar="CALLFLOW_PUBLIC_URL", help="Public base URL for callbacks (with --live).")
+@click.option("--call-from", metavar="NUMBER", help="Start with an incoming call from NUMBER (trigger: call).")
+@click.option("--call-to", metavar="NUMBER", default="+12025551234", show_default=True,
+              help="The number the incoming call dialled.")
+@click.option("-H", "sip_headers", multiple=True, metavar="NAME=VALUE", help="SIP header of the incoming call.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where to listen for callbacks (with --live).")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port for callbacks (with --live).")
-def run(flow, pairs, payload_json, scenario, as_json, live, public_url, host, port):
+def run(flow, pairs, payload_json, scenario, as_json, live, public_url, call_from, call_to, sip_headers, host, port):
     """Run FLOW once on the embedded sandbox and print its trace."""
     from .executor import missing_required
     from .flow import load_flow
@@ -74,7 +78,11 @@ def run(flow, pairs, payload_json, scenario, as_json, live, public_url, host, po
     except FlowInvalid as e:
         _print_diagnostics(e.diagnostics)
         sys.exit(EXIT_BAD_INPUT)
-    missing = missing_required(loaded, payload)
+    headers = dict(h.partition("=")[::2] for h in sip_headers)
+    if call_from and live:
+        click.echo("error: --call-from simulates an incoming call; it cannot be combined with --live", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    missing = [] if call_from else missing_required(loaded, payload)
     if missing:
         click.echo(f"error: the run request must supply {', '.join(missing)} (required by {loaded.trigger})",
                    err=True)
@@ -87,7 +95,7 @@ def run(flow, pairs, payload_json, scenario, as_json, live, public_url, host, po
     if tracer:
         click.echo(f"run of {loaded.id} ({loaded.path}) on the embedded sandbox: no real call is placed")
     runner = LocalRun(loaded, behaviour, on_progress=tracer)
-    state = runner.run(payload)
+    state = runner.run_inbound(call_from, call_to, headers) if call_from else runner.run(payload)
     if as_json:
         click.echo(json.dumps(run_record(state, runner), indent=2))
     else:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import yaml
 
+from .config import phone_problem
 from .diagnostics import Diagnostic, FlowInvalid, has_errors, sort_key
 from .executor import missing_required
 from .flow import Flow, check_file
@@ -28,7 +29,9 @@ TEST_SUFFIXES = (".test.yaml", ".test.yml")
 RUN_ID = "test"  # fixed, so callback URLs in documents are the same on every run
 CASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOP_KEYS = ("flow", "description", "cases")
-CASE_KEYS = ("description", "payload", "callee", "destinations", "http", "scenario", "expect")
+SIP_PART = re.compile(r"[A-Za-z0-9]+")
+CASE_KEYS = ("description", "payload", "call", "callee", "destinations", "http", "scenario", "expect")
+CALL_KEYS = ("from", "to", "headers")
 EXPECT_KEYS = ("status", "error", "path", "requests", "documents", "variables")
 STATUSES = ("completed", "failed", "waiting", "running")
 # Call API plumbing the engine adds to every call: left out of snapshots (they still match).
@@ -46,6 +49,7 @@ class Case:
     scenario: Scenario
     expect: dict | None  # None: no expectations written yet
     path: tuple  # in the document
+    call: dict | None = None  # an incoming call starts the run: {from, to, headers}
 
 
 @dataclass
@@ -154,12 +158,6 @@ def _parse_case(doc: Document, file_path: Path, name: str, raw: Any) -> Case | N
     raw_http = raw.get("http") or {}
     if isinstance(raw_http, dict):
         for node, spec in raw_http.items():
-            if isinstance(spec, dict) and "headers" in spec and not isinstance(spec["headers"], dict):
-                doc.diag(cpath + ("http", node, "headers"), "wrong-type", "headers maps names to values")
-                spec = {k: v for k, v in spec.items() if k != "headers"}
-            if isinstance(spec, dict) and spec.get("error") is not None and not isinstance(spec["error"], str):
-                doc.diag(cpath + ("http", node, "error"), "wrong-type", "error is the text of a network error")
-                spec = {k: v for k, v in spec.items() if k != "error"}
             mocks[str(node)] = _mock(doc, cpath + ("http", node), spec)
     else:
         doc.diag(cpath + ("http",), "wrong-type", "http maps an http_request node name to its mocked response")
@@ -167,7 +165,34 @@ def _parse_case(doc: Document, file_path: Path, name: str, raw: Any) -> Case | N
     if expect is not None:
         _check_expect(doc, cpath + ("expect",), expect)
     return Case(name, dict(payload), Scenario(default=default, destinations=destinations, http=mocks),
-                expect if isinstance(expect, dict) else None, cpath)
+                expect if isinstance(expect, dict) else None, cpath, _incoming(doc, cpath, raw))
+
+
+def _incoming(doc: Document, cpath: tuple, raw: dict) -> dict | None:
+    """`call: {from, to, headers}`: the run starts with an incoming call instead of a request."""
+    if "call" not in raw:
+        return None
+    call = raw["call"]
+    path = cpath + ("call",)
+    if not isinstance(call, dict):
+        doc.diag(path, "wrong-type", "call is a mapping: from, to, headers")
+        return None
+    for key in call:
+        if key not in CALL_KEYS:
+            doc.diag(path + (key,), "unknown-key", f"unknown key {key!r} (expected {', '.join(CALL_KEYS)})", key=True)
+    for key in ("from", "to"):
+        if not isinstance(call.get(key), str) or phone_problem(call[key]):
+            doc.diag(path + (key,) if key in call else path, "invalid-phone",
+                     f"call.{key} is the caller's E.164 number or SIP URI" if key == "from"
+                     else f"call.{key} is the number the caller dialled (E.164 or SIP URI)")
+    headers = call.get("headers") or {}
+    if not isinstance(headers, dict) or not all(
+            isinstance(v, (str, int)) and SIP_PART.fullmatch(str(k)) and SIP_PART.fullmatch(str(v))
+            for k, v in headers.items()):
+        doc.diag(path + ("headers",), "sip-header-value", "headers maps SIP header names to values (A-Z a-z 0-9)")
+        headers = {}
+    return {"from": str(call.get("from", "")), "to": str(call.get("to", "")),
+            "headers": {str(k): str(v) for k, v in headers.items()}}
 
 
 def _check_expect(doc: Document, path: tuple, expect: Any) -> None:
@@ -224,12 +249,15 @@ class Result:
 def run_case(flow: Flow, case: Case) -> Result:
     from .runner import LocalRun
 
-    missing = missing_required(flow, case.payload)
+    missing = [] if case.call else missing_required(flow, case.payload)
     if missing:
         return Result(flow.id, case.name, [f"the payload lacks required key(s) {', '.join(missing)}"])
     runner = LocalRun(flow, case.scenario, mock_http_only=True)
     try:
-        state = runner.run(dict(case.payload), run_id=RUN_ID)
+        if case.call:
+            state = runner.run_inbound(case.call["from"], case.call["to"], case.call["headers"], run_id=RUN_ID)
+        else:
+            state = runner.run(dict(case.payload), run_id=RUN_ID)
     except Exception as e:  # noqa: BLE001 - an engine bug must not end the whole test run
         return Result(flow.id, case.name, [f"the engine raised {type(e).__name__}: {e}"])
     record = state.record()

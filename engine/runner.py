@@ -13,12 +13,12 @@ from typing import Callable
 
 import httpx
 
-from .events import Callback, Finished, Request, Response, ServeDocument, Trigger
+from .events import Callback, Finished, InboundCall, Request, Response, ServeDocument, Trigger
 from .executor import Executor
 from .flow import Flow
 from .node import RunEnvironment
 from .sandbox import Callback as SimCallback
-from .sandbox import Delay, SandboxCore, SimulatedCall
+from .sandbox import Delay, SandboxCore, SimulatedCall, inbound_call
 from .scenario import Scenario
 from .state import RunState
 
@@ -64,8 +64,23 @@ class LocalRun:
         self._calls: list[SimulatedCall] = []
 
     def run(self, payload: dict, run_id: str | None = None) -> RunState:
+        """A run started by a run request (the trigger's `http` outcome)."""
         state = self.executor.new_run(run_id or str(uuid.uuid4()))
         self._deliver(state, Trigger(payload))
+        return self._finish(state)
+
+    def run_inbound(self, caller: str, number: str, headers: dict | None = None,
+                    run_id: str | None = None) -> RunState:
+        """A run started by an incoming call (the trigger's `call` outcome), as `callflow serve`
+        starts one from `/callbacks/inbound/{flow_id}`; the callee behaviour is the caller's."""
+        state = self.executor.new_run(run_id or str(uuid.uuid4()))
+        base = f"{self.env.public_url.rstrip('/')}/callbacks/inbound/{self.flow.id}"
+        call = inbound_call(caller, number, base, f"{base}/hangup", self.scenario.behaviour_for(caller), headers)
+        self.sandbox.calls.append(call)
+        self._drive(state, call, inbound=True)
+        return self._finish(state)
+
+    def _finish(self, state: RunState) -> RunState:
         while self._calls and not state.finished:
             self._drive(state, self._calls.pop(0))
         while self._calls:  # legs still ringing after the run ended: let them hang up
@@ -133,23 +148,26 @@ class LocalRun:
                 client.close()
 
     # -- the simulated callee -----------------------------------------------------------------------
-    def _drive(self, state: RunState, call: SimulatedCall) -> None:
+    def _drive(self, state: RunState, call: SimulatedCall, inbound: bool = False) -> None:
         sim = call.run()
-        reply = None
         try:
             item = next(sim)
             while True:
                 if isinstance(item, Delay):
                     item = next(sim)
                     continue
-                reply = self._callback(state, item)
+                reply = self._callback(state, item, inbound)
                 item = sim.send(reply if item.expects_xml else None)
         except StopIteration:
             pass
 
-    def _callback(self, state: RunState, cb: SimCallback) -> str | None:
-        target = parse_callback_url(cb.url)
+    def _callback(self, state: RunState, cb: SimCallback, inbound: bool) -> str | None:
         self.on_progress(state, cb)
+        if inbound and cb.kind == "answer":  # the application's answer URL starts the run
+            return self._deliver(state, InboundCall(dict(cb.params)))
+        if inbound and cb.kind == "hangup":  # the application's hangup URL: the run's first call
+            return self._deliver(state, Callback("hangup", 0, dict(cb.params)))
+        target = parse_callback_url(cb.url)
         if target is None or target[0] != state.run_id:
             return None
         _, seq, kind = target

@@ -70,9 +70,11 @@ class SimulatedCall:
     request_uuid: str
     call_uuid: str = field(default_factory=new_id)
     log: dict = field(default_factory=dict)
+    direction: str = "outbound"  # "inbound": a caller dialling the app's number
 
     def __post_init__(self) -> None:
         self.log = {"call_uuid": self.call_uuid, "request_uuid": self.request_uuid, "to": self.destination,
+                    "direction": self.direction,
                     "from": self.request.get("from"), "result": self.behaviour.result, "request": self.request,
                     "callbacks": [], "documents": [], "status": "queued", "hangup_cause": None, "error": None}
 
@@ -82,7 +84,7 @@ class SimulatedCall:
             "CallUUID": self.call_uuid,
             "From": self.request.get("from", ""),
             "To": self.destination,
-            "Direction": "outbound",
+            "Direction": self.direction,
             "CallStatus": status,
             "Event": event,
             "RequestUUID": self.request_uuid,
@@ -206,6 +208,17 @@ class SimulatedCall:
         cb = self._callback("hangup", "hangup_url", params)
         if cb:
             yield cb
+
+
+def inbound_call(caller: str, number: str, answer_url: str, hangup_url: str, behaviour: Behaviour,
+                 headers: dict | None = None) -> SimulatedCall:
+    """A caller dialling `number`, whose application answer URL is `answer_url`; `headers`
+    are custom SIP headers the caller's endpoint sends (they arrive as X-PH-<name>)."""
+    request = {"from": caller, "to": number, "answer_url": answer_url, "hangup_url": hangup_url}
+    if headers:
+        request["sip_headers"] = ",".join(f"{k}={v}" for k, v in headers.items())
+    return SimulatedCall(request=request, destination=number, behaviour=behaviour, request_uuid=new_id(),
+                         direction="inbound")
 
 
 class SandboxCore:

@@ -153,3 +153,17 @@ def test_ivr_calls_a_real_http_api_on_loopback(orders_api, tmp_path):
     record = json.loads(callflow(*args, "-p", "order_id=B2").stdout)
     assert record["path"][-4:] == ["Lookup", "Unavailable", "Bye", "Done"]
     assert record["variables"]["Lookup"]["status_code"] == 404
+
+
+def test_incoming_call_run_with_sip_headers(tmp_path):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text('default: {result: answered, digits: "1"}\n')
+    p = callflow("run", str(FLOWS / "inbound-support.yaml"), "--call-from", "+12025550123", "-H", "tier=gold",
+                 "--scenario", str(scenario), "--json")
+    assert p.returncode == 0, p.stderr
+    record = json.loads(p.stdout)
+    assert record["path"] == ["Start", "Tier", "GoldWelcome", "Menu", "Route", "Sales", "Bye"]
+    assert record["variables"]["Start"]["call"]["headers"] == {"tier": "gold"}
+    answer = record["sandbox"]["calls"][0]["callbacks"][0]
+    assert answer["params"]["X-PH-tier"] == "gold" and answer["params"]["Direction"] == "inbound"
+    assert "call you back at +12025550123" in record["documents"][1]

@@ -396,3 +396,28 @@ def test_run_record_is_json(make_flow):
     record = json.loads(json.dumps(state.record()))
     assert set(record) >= {"run_id", "flow_id", "status", "path", "steps", "requests", "documents"}
     assert record["requests"][0].keys() >= {"method", "url", "json"}
+
+
+def test_incoming_call_takes_the_call_outcome_with_its_sip_headers(make_flow):
+    flow = make_flow("""
+    Start: {type: trigger, next: {call: Welcome}}
+    Welcome:
+      type: speak
+      text: "Hello {{ Start.call.headers.account }}, you called {{ Start.call.to }}"
+      next: Menu
+    Menu: {type: get_input, prompt: "Press 1", num_digits: 1, next: {input: Bye}}
+    Bye: {type: hangup}
+    """)
+    runner = LocalRun(flow, parse_scenario('default: {result: answered, digits: "1"}'), mock_http_only=True)
+    state = runner.run_inbound("+12025550199", "+12025551234", headers={"account": "A42"})
+    assert state.status == "completed", state.error
+    assert state.path == ["Start", "Welcome", "Menu", "Bye"]
+    assert state.steps[0][2] == "call"
+    call = state.variables["Start"]["call"]
+    assert call["from"] == "+12025550199" and call["headers"] == {"account": "A42"}
+    assert state.documents[0].startswith('<Response><Speak voice="WOMAN" language="en-US">Hello A42, you called '
+                                         '+12025551234</Speak><GetDigits')
+    assert state.documents[1] == "<Response><Hangup/></Response>"
+    log = runner.sandbox.calls[0].log
+    assert log["direction"] == "inbound"
+    assert [c["params"]["Direction"] for c in log["callbacks"]] == ["inbound"] * 3
