@@ -1,7 +1,7 @@
 """The web console of `callflow serve`: flows, their graphs, runs with their path drawn on
 the graph, and a form to start a run. See docs/console.md.
 
-The console is static files in `engine/console/` (plain HTML, JS and CSS: no build step,
+The console is static files in `engine/console_assets/` (plain HTML, JS and CSS: no build step,
 nothing from a CDN) that read the service's JSON API. This module adds the routes it
 needs, all behind the API's Basic auth (the browser asks for the auth id and token once,
 on the `WWW-Authenticate` challenge, and sends them with every request after that):
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .flow import Flow
     from .server import Service
 
-ASSETS = Path(__file__).resolve().parent / "console"
+ASSETS = Path(__file__).resolve().parent / "console_assets"
 MEDIA_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",

@@ -203,8 +203,8 @@ def test_console_script_never_parses_untrusted_strings_as_html():
 
 def test_console_files_are_packaged():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert "engine.console" in config["packages"]
-    assert "console/*" in config["package-data"]["engine"]
+    assert "engine.console_assets" in config["packages"]
+    assert "console_assets/*" in config["package-data"]["engine"]
     files = [p for p in ASSETS.iterdir() if p.is_file()]
     assert {p.name for p in files} >= {"index.html", "app.js", "style.css"}
     for p in files:
