@@ -47,7 +47,15 @@ class Callback:
     params: dict
 
 
-Event = Trigger | InboundCall | Response | Callback
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """The run has waited `seconds` for a provider callback that never came (lost callbacks,
+    a provider outage): the shell's deadline, so that no run waits forever."""
+
+    seconds: float
+
+
+Event = Trigger | InboundCall | Response | Callback | Expired
 
 
 # -- effects -----------------------------------------------------------------------------

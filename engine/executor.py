@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from .events import Callback, Effect, Finished, InboundCall, Response, ServeDocument, Trigger
+from .events import Callback, Effect, Expired, Finished, InboundCall, Response, ServeDocument, Trigger
 from .flow import Flow, NodeSpec
 from .node import AwaitCall, Context, EndCall, Listen, Next, NodeFailed, RunEnvironment, Say, Send
 from .plivoxml import Element, element, render
@@ -58,6 +58,8 @@ class Executor:
             self._on_response(state, event, effects)
         elif isinstance(event, Callback):
             self._on_callback(state, event, effects)
+        elif isinstance(event, Expired):
+            self._on_expired(state, event, effects)
         else:
             raise TypeError(f"not an event: {event!r}")
         state.updated_at = self.clock()
@@ -152,6 +154,21 @@ class Executor:
             step[4], step[5] = self.clock(), "the call ended while waiting for input"
             state.waiting = None
             self._complete(state, effects)
+
+    def _on_expired(self, state: RunState, event: Expired, effects: list) -> None:
+        waiting = state.waiting
+        if not waiting or waiting["for"] == "response":
+            return  # requests have their own timeouts and the in-doubt rule
+        step = state.steps[waiting["seq"]]
+        if step[4] is None:
+            step[4] = self.clock()
+        if waiting["for"] == "hangup":  # the path was done: only the call's end went unheard
+            step[5] = f"no hangup callback within {event.seconds:g} s"
+            self._complete(state, effects)
+            return
+        self._fail_run(state, f"no provider callback within {event.seconds:g} s while node "
+                       f"{waiting['node']!r} waited for {'its call' if waiting['for'] == 'call' else 'input'}",
+                       effects)
 
     # -- walking the graph ---------------------------------------------------------------------
     def _resume(self, state: RunState, waiting: dict, event, effects: list) -> None:

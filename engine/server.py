@@ -55,7 +55,7 @@ from starlette.routing import Route
 
 from .console import console_routes
 from .diagnostics import Diagnostic
-from .events import Callback, Finished, InboundCall, Request, Response, ServeDocument, Trigger
+from .events import Callback, Expired, Finished, InboundCall, Request, Response, ServeDocument, Trigger
 from .executor import HANGUP_DOCUMENT, Executor, missing_required
 from .flow import Flow, check_file
 from .httputil import HttpError, error, read_body
@@ -69,6 +69,9 @@ logger = logging.getLogger("callflow.server")
 
 MAX_BODY = 64 * 1024  # trigger and callback request bodies
 DEFAULT_IN_DOUBT_SECONDS = 60.0
+# A run waiting longer than this for a callback gives up: Plivo's longest call (time_limit
+# 14,400 s) plus ringing and slack, so a real call is never cut short.
+DEFAULT_RUN_TIMEOUT = 15_000.0
 CALLBACK_KINDS = frozenset({"answer", "hangup", "ring", "digits", "no_input"})
 XML_KINDS = frozenset({"answer", "digits", "no_input"})
 EMPTY_DOCUMENT = "<Response></Response>"
@@ -84,6 +87,7 @@ class Settings:
     public_url: str
     provider: ProviderConfig
     in_doubt_seconds: float = DEFAULT_IN_DOUBT_SECONDS
+    run_timeout_seconds: float = DEFAULT_RUN_TIMEOUT
     generated_credentials: bool = False
     provider_connections: int = DEFAULT_CONNECTIONS  # CALLFLOW_PROVIDER_CONNECTIONS: provider API pool
 
@@ -99,6 +103,17 @@ def generate_credentials() -> tuple[str, str]:
     return "MA" + "".join(secrets.choice(letters) for _ in range(18)), secrets.token_urlsafe(30)
 
 
+def _seconds(environ, name: str, default: float) -> float:
+    raw = environ.get(name)
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{name}: {raw!r} is not a number of seconds") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return value
+
+
 def settings_from_env(public_url: str, environ=os.environ) -> Settings:
     auth_id, auth_token = environ.get("CALLFLOW_AUTH_ID", ""), environ.get("CALLFLOW_AUTH_TOKEN", "")
     generated = False
@@ -107,19 +122,15 @@ def settings_from_env(public_url: str, environ=os.environ) -> Settings:
             raise ValueError("set both CALLFLOW_AUTH_ID and CALLFLOW_AUTH_TOKEN, or neither")
         auth_id, auth_token = generate_credentials()
         generated = True
-    raw = environ.get("CALLFLOW_IN_DOUBT_SECONDS")
-    try:
-        grace = float(raw) if raw else DEFAULT_IN_DOUBT_SECONDS
-    except ValueError:
-        raise ValueError(f"CALLFLOW_IN_DOUBT_SECONDS: {raw!r} is not a number of seconds") from None
-    if grace < 0:
-        raise ValueError("CALLFLOW_IN_DOUBT_SECONDS must not be negative")
+    grace = _seconds(environ, "CALLFLOW_IN_DOUBT_SECONDS", DEFAULT_IN_DOUBT_SECONDS)
+    run_timeout = _seconds(environ, "CALLFLOW_RUN_TIMEOUT", DEFAULT_RUN_TIMEOUT)
     raw = environ.get("CALLFLOW_PROVIDER_CONNECTIONS") or str(DEFAULT_CONNECTIONS)
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError(f"CALLFLOW_PROVIDER_CONNECTIONS: {raw!r} is not a positive whole number")
     return Settings(auth_id=auth_id, auth_token=auth_token,
                     public_url=(environ.get("CALLFLOW_PUBLIC_URL") or public_url).rstrip("/"),
                     provider=ProviderConfig.from_env(environ), in_doubt_seconds=grace,
+                    run_timeout_seconds=run_timeout,
                     generated_credentials=generated, provider_connections=int(raw))
 
 
@@ -361,10 +372,32 @@ class Service:
                 state, version, effects = await self._advance(entry, stored, event)
                 await self._perform(entry, state, version, effects)
                 done += 1
+        return done + await self._expire_stale()
+
+    async def _expire_stale(self) -> int:
+        """Give up on runs that waited longer than the run timeout for a provider callback."""
+        limit = self.settings.run_timeout_seconds
+        cutoff = self.clock() - limit
+        done = 0
+        for run_id in await self.store.stale(cutoff):
+            if self.locks.busy(run_id):
+                continue
+            async with self.locks.hold(run_id):
+                stored = await self.store.load(run_id)
+                if stored is None or stored.state.updated_at >= cutoff:
+                    continue
+                entry = self.flows.get(stored.state.flow_id)
+                if entry is None:
+                    continue
+                logger.warning("run %s: no callback for %g s; giving up", run_id, limit)
+                state, version, effects = await self._advance(entry, stored, Expired(limit))
+                await self._perform(entry, state, version, effects)
+                done += 1
         return done
 
     async def _sweep_forever(self) -> None:
-        interval = min(max(self.settings.in_doubt_seconds / 4, 0.05), 5.0)
+        shortest = min(self.settings.in_doubt_seconds, self.settings.run_timeout_seconds)
+        interval = min(max(shortest / 4, 0.05), 5.0)
         while True:
             try:
                 await self.sweep()

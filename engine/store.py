@@ -95,6 +95,8 @@ class Store(Protocol):
 
     async def in_doubt(self, older_than: float, limit: int = 100) -> list[str]: ...
 
+    async def stale(self, older_than: float, limit: int = 100) -> list[str]: ...
+
     async def find_by_call(self, call_uuid: str, flow_id: str | None = None) -> str | None: ...
 
     async def close(self) -> None: ...
@@ -216,6 +218,13 @@ class _SQLite:
         rows = self.db.execute(
             "SELECT run_id FROM runs WHERE waiting_for = 'response' AND updated_at < ? ORDER BY updated_at LIMIT ?",
             (older_than, limit)).fetchall()
+        return [r[0] for r in rows]
+
+    def stale(self, older_than: float, limit: int) -> list[str]:
+        """Runs waiting for a callback (not a response) since before `older_than`."""
+        rows = self.db.execute(
+            "SELECT run_id FROM runs WHERE waiting_for IS NOT NULL AND waiting_for != 'response' AND updated_at < ?"
+            " ORDER BY updated_at LIMIT ?", (older_than, limit)).fetchall()
         return [r[0] for r in rows]
 
     def close(self) -> None:
@@ -349,6 +358,9 @@ class SQLiteStore:
 
     async def in_doubt(self, older_than: float, limit: int = 100) -> list[str]:
         return await self._call(self._db.in_doubt, older_than, limit)
+
+    async def stale(self, older_than: float, limit: int = 100) -> list[str]:
+        return await self._call(self._db.stale, older_than, limit)
 
     async def find_by_call(self, call_uuid: str, flow_id: str | None = None) -> str | None:
         return await self._call(self._db.find_by_call, call_uuid, flow_id)

@@ -75,7 +75,7 @@ def basic(user=AUTH_ID, password=AUTH_TOKEN) -> dict:
 
 
 @contextlib.asynccontextmanager
-async def serving(tmp_path, provider=None, grace: float = 60.0, db: str | None = None):
+async def serving(tmp_path, provider=None, grace: float = 60.0, db: str | None = None, run_timeout: float = 15_000.0):
     flows = {FLOW: load_flow(FLOWS / f"{FLOW}.yaml")}
     inbound, diags = check_text(INBOUND, "inbound.yaml")
     assert inbound is not None, diags
@@ -83,7 +83,7 @@ async def serving(tmp_path, provider=None, grace: float = 60.0, db: str | None =
     store = SQLiteStore(db or str(tmp_path / "runs.db"))
     settings = Settings(auth_id=AUTH_ID, auth_token=AUTH_TOKEN, public_url=PUBLIC,
                         provider=ProviderConfig(PLIVO_ID, PLIVO_TOKEN, "https://api.example.com"),
-                        in_doubt_seconds=grace)
+                        in_doubt_seconds=grace, run_timeout_seconds=run_timeout)
     service = Service(flows, store, provider or FakeProvider(), settings)
     app = create_app(service)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://testserver") as client:
@@ -428,6 +428,28 @@ def test_in_doubt_request_is_proven_by_the_calls_callback(tmp_path):
             state = (await service.store.load(run_id)).state
             assert state.status == "completed" and state.path == ["Start", "Call", "Greet", "Done"]
             assert len(provider.requests) == 1
+
+    go(main())
+
+
+def test_runs_whose_callbacks_never_come_give_up_after_the_run_timeout(tmp_path):
+    async def main():
+        async with serving(tmp_path, run_timeout=0.3) as (service, client):
+            ringing = await started(client, service)  # the Call request went; no callback ever comes
+            answered = await started(client, service)
+            await callback(client, answered, 1, "answer", call_params())  # path done, waits for hangup
+            assert await service.sweep() == 0
+            await asyncio.sleep(0.35)
+            assert await service.sweep() == 2
+            state = (await service.store.load(ringing)).state
+            assert state.status == "failed" and "no provider callback within 0.3 s" in state.error
+            assert "'Call' waited for its call" in state.error
+            state = (await service.store.load(answered)).state
+            assert state.status == "completed" and state.path == ["Start", "Call", "Greet", "Done"]
+            assert state.record()["steps"][1]["error"] == "no hangup callback within 0.3 s"
+            assert await service.sweep() == 0
+            r = await callback(client, ringing, 1, "answer", call_params())  # far too late
+            assert r.text == "<Response><Hangup/></Response>"
 
     go(main())
 
