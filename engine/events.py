@@ -36,6 +36,7 @@ class Response:
     body: Any = None  # parsed JSON when JSON, else text
     error: str | None = None
     in_doubt: bool = False  # the request may or may not have reached the far end (crash)
+    seq: int | None = None  # the step whose Request this answers (None: whichever waits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ class Request:
     headers: dict | None = None
     timeout: float = 10.0
     provider: bool = False
+    seq: int = -1  # the step that made it (set by the executor); its Response carries it back
 
 
 @dataclass(frozen=True, slots=True)

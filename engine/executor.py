@@ -8,11 +8,14 @@ The state object passed in is updated in place and is the new state.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Callable
+from urllib.parse import urlencode
 
 from .events import Callback, Effect, Expired, Finished, InboundCall, Response, ServeDocument, Trigger
 from .flow import Flow, NodeSpec
 from .node import AwaitCall, Context, EndCall, Listen, Next, NodeFailed, RunEnvironment, Say, Send
+from .plivoxml import MAX_BYTES as MAX_DOCUMENT_BYTES
 from .plivoxml import Element, element, render
 from .state import RunState
 
@@ -30,7 +33,8 @@ def fragment(el: Element) -> str:
 def missing_required(flow: Flow, payload: dict) -> list[str]:
     trigger = flow.trigger_spec
     static = trigger.config.get("payload") or {}
-    return [k for k in trigger.config.get("required") or () if k not in payload and k not in static]
+    return [k for k in trigger.config.get("required") or ()
+            if payload.get(k) is None and static.get(k) is None]
 
 
 class Executor:
@@ -46,6 +50,11 @@ class Executor:
 
     def advance(self, state: RunState, event) -> list[Effect]:
         effects: list[Effect] = []
+        if isinstance(event, Callback) and _other_leg(state, event):
+            # A later leg of a multi-destination call, or a stranger: never this run's document.
+            if event.kind in _XML_CALLBACKS:
+                effects.append(ServeDocument(HANGUP_DOCUMENT))
+            return effects
         if state.finished:
             if isinstance(event, Callback) and event.kind in _XML_CALLBACKS:
                 effects.append(ServeDocument(self._replay(state, event) or HANGUP_DOCUMENT))
@@ -90,8 +99,8 @@ class Executor:
 
     def _on_response(self, state: RunState, event: Response, effects: list) -> None:
         waiting = state.waiting
-        if not waiting or waiting["for"] != "response":
-            return  # a response nobody waits for (replayed after a crash): nothing to do
+        if not waiting or waiting["for"] != "response" or (event.seq is not None and event.seq != waiting["seq"]):
+            return  # a response nobody waits for (late, or replayed after a crash): nothing to do
         state.waiting = None
         state.status = "running"
         self._resume(state, waiting, event, effects)
@@ -234,8 +243,9 @@ class Executor:
                 step[5] = action.error
             return spec.next.get(action.outcome) if action.outcome else None
         if kind is Send:
-            req = action.request
-            entry = {"node": spec.name, "method": req.method, "url": req.url, "json": req.json}
+            req = replace(action.request, seq=seq)  # its Response must name the step it answers
+            url = f"{req.url}{'&' if '?' in req.url else '?'}{urlencode(req.params)}" if req.params else req.url
+            entry = {"node": spec.name, "method": req.method, "url": url, "json": req.json}
             if req.form is not None:
                 entry["form"] = req.form
             state.requests.append(entry)
@@ -251,7 +261,8 @@ class Executor:
         if kind is Listen:
             state.doc.extend(fragment(el) for el in action.elements)
             self._serve(state, effects)
-            self._wait(state, spec.name, seq, "input")
+            if not state.finished:
+                self._wait(state, spec.name, seq, "input")
             return _WAIT
         if kind is EndCall:
             state.doc.append(fragment(action.element))
@@ -266,6 +277,8 @@ class Executor:
     def _path_end(self, state: RunState, effects: list) -> None:
         if state.doc is not None:
             self._serve(state, effects)
+            if state.finished:  # the document could not be served
+                return
         call = state.call
         if call and call["up"]:
             # The call is still up: the provider hangs up once it has played the document.
@@ -276,6 +289,12 @@ class Executor:
 
     def _serve(self, state: RunState, effects: list) -> None:
         xml = "<Response>" + "".join(state.doc) + "</Response>"
+        if len(xml) > MAX_DOCUMENT_BYTES // 4 and len(xml.encode()) > MAX_DOCUMENT_BYTES:
+            # The provider would refuse it and drop the call: end the call cleanly instead.
+            state.doc = []
+            self._fail_run(state, f"the XML document is {len(xml.encode())} bytes; Plivo accepts at most "
+                           f"{MAX_DOCUMENT_BYTES}", effects)
+            return
         state.served[state.doc_key] = len(state.documents)
         state.documents.append(xml)
         state.doc = state.doc_key = None
@@ -312,6 +331,13 @@ class _Waiting:
 
 
 _WAIT = _Waiting()
+
+
+def _other_leg(state: RunState, event: Callback) -> bool:
+    """Is this callback from another call than the one the run controls (same step)?"""
+    call = state.call
+    uuid_ = event.params.get("CallUUID")
+    return bool(call and call.get("uuid") and uuid_ and uuid_ != call["uuid"] and call["seq"] == event.seq)
 
 
 def _hangup_outputs(params: dict) -> dict:

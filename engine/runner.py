@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
 
@@ -100,7 +101,7 @@ class LocalRun:
                 if isinstance(effect, ServeDocument):
                     served = effect.xml
                 elif isinstance(effect, Request):
-                    response = self._perform(effect)
+                    response = replace(self._perform(effect), seq=effect.seq)
                     self.on_progress(state, response)
                     queue.append(response)
                 elif isinstance(effect, Finished):

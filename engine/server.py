@@ -32,6 +32,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import dataclasses
 import hmac
 import json
 import logging
@@ -336,7 +337,7 @@ class Service:
                     logger.debug("run %s %s", state.run_id, effect.status)
             if request is None:
                 break
-            response = await self.provider.perform(request)
+            response = dataclasses.replace(await self.provider.perform(request), seq=request.seq)
             if response.in_doubt:
                 # It may have gone through: never resend. A callback may still prove it; else
                 # the sweeper fails the node after the grace period.

@@ -421,3 +421,82 @@ def test_incoming_call_takes_the_call_outcome_with_its_sip_headers(make_flow):
     log = runner.sandbox.calls[0].log
     assert log["direction"] == "inbound"
     assert [c["params"]["Direction"] for c in log["callbacks"]] == ["inbound"] * 3
+
+
+MULTI = """
+Start: {type: trigger, next: Call}
+Call:
+  type: call_out
+  from: "+12025551234"
+  to: ["+12025550101", "+12025550102"]
+  next: {answered: Menu}
+Menu: {type: get_input, prompt: "Press a key", next: {input: Said}}
+Said: {type: speak, text: "You pressed {{ Menu.digits }}"}
+"""
+
+
+def test_other_legs_never_get_the_document_nor_end_the_answered_call(make_flow):
+    ex = Executor(make_flow(MULTI))
+    state = ex.new_run("legs")
+    _pump(ex, state, Trigger({}))
+    _pump(ex, state, Response(201, body={"request_uuid": ["ra", "rb"]}, seq=1))
+    _, xml = _pump(ex, state, Callback("answer", 1, {"CallUUID": "leg-a"}))
+    assert "<GetDigits" in xml
+    _, xml = _pump(ex, state, Callback("answer", 1, {"CallUUID": "leg-b"}))  # answers too late
+    assert xml == "<Response><Hangup/></Response>"
+    effects, _ = _pump(ex, state, Callback("hangup", 1, {"CallUUID": "leg-b", "CallStatus": "completed"}))
+    assert effects == [] and state.status == "waiting" and state.call["up"]
+    _, xml = _pump(ex, state, Callback("digits", 2, {"CallUUID": "leg-a", "Digits": "5"}))
+    assert "You pressed 5" in xml
+
+
+def test_a_late_response_is_not_taken_by_a_later_node(make_flow):
+    flow = make_flow("""
+    Start: {type: trigger, next: A}
+    A: {type: http_request, url: "https://api.example.com/a", next: {success: B, failed: B}}
+    B: {type: http_request, url: "https://api.example.com/b", params: {q: "x y"}, next: {success: Done}}
+    Done: {type: set_variables, values: {b: "{{ B.body }}"}}
+    """)
+    ex = Executor(flow)
+    state = ex.new_run("late")
+    effects, _ = _pump(ex, state, Trigger({}))
+    assert effects[0].seq == 1
+    effects, _ = _pump(ex, state, Response(200, body="a", seq=1))
+    assert effects[0].seq == 2 and state.requests[1]["url"] == "https://api.example.com/b?q=x+y"
+    effects, _ = _pump(ex, state, Response(200, body="a again", seq=1))  # a retry's late answer
+    assert effects == [] and state.waiting["node"] == "B"
+    _pump(ex, state, Response(200, body="b", seq=2))
+    assert state.variables["Done"] == {"b": "b"}
+
+
+def test_a_document_over_plivos_limit_ends_the_call_and_fails_the_run(make_flow):
+    flow = make_flow("""
+    Start: {type: trigger, next: Call}
+    Call: {type: call_out, from: "+12025551234", to: "+12025550100", next: {answered: Get}}
+    Get: {type: http_request, url: "https://api.example.com/text", next: {success: Read}}
+    Read: {type: speak, text: "{{ Get.body }}"}
+    """)
+    state, runner = run(flow, {}, "http: {Get: {status: 200, body: '" + "x" * 150_000 + "'}}")
+    assert state.status == "failed" and "Plivo accepts at most 102400" in state.error
+    assert state.documents == ["<Response><Hangup/></Response>"]
+    assert runner.sandbox.calls[0].log["hangup_cause"] == "NORMAL_CLEARING"
+
+
+def test_null_payload_values_do_not_supply_required_keys(make_flow):
+    from engine.executor import missing_required
+
+    flow = make_flow(SEED)
+    assert missing_required(flow, {"to": None, "customer": "a"}) == ["to"]
+    assert missing_required(flow, {"to": "+12025550100", "customer": "a"}) == []
+
+
+def test_an_oversized_prompt_document_fails_instead_of_waiting(make_flow):
+    flow = make_flow("""
+    Start: {type: trigger, next: Call}
+    Call: {type: call_out, from: "+12025551234", to: "+12025550100", next: {answered: Ask}}
+    Ask: {type: get_input, prompt: "{{ Start.http.params.long }}", next: {input: Done}}
+    Done: {type: hangup}
+    """)
+    state, _ = run(flow, {"long": "y" * 120_000})
+    assert state.status == "failed" and state.waiting is None
+    assert state.documents == ["<Response><Hangup/></Response>"]
