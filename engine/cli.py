@@ -18,11 +18,15 @@ def _print_diagnostics(diagnostics: list[Diagnostic]) -> None:
         click.echo(str(d), err=True)
 
 
+def _no_constant(name: str):
+    raise json.JSONDecodeError(f"{name} is not a JSON value", name, 0)
+
+
 def _parse_payload(pairs: tuple[str, ...], payload_json: str | None) -> dict:
     payload: dict = {}
     if payload_json is not None:
         try:
-            data = json.loads(payload_json)
+            data = json.loads(payload_json, parse_constant=_no_constant)
         except json.JSONDecodeError as e:
             raise click.BadParameter(f"not JSON: {e.msg} at column {e.colno}", param_hint="--payload") from None
         if not isinstance(data, dict):

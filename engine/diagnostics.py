@@ -36,7 +36,7 @@ def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
 
 
 def sort_key(d: Diagnostic) -> tuple:
-    return (d.path, d.line, d.col, d.code)
+    return (d.path, d.line, d.col, d.code, d.message)
 
 
 class FlowInvalid(Exception):

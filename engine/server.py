@@ -76,6 +76,7 @@ DEFAULT_RUN_TIMEOUT = 15_000.0
 CALLBACK_KINDS = frozenset({"answer", "hangup", "ring", "digits", "no_input"})
 XML_KINDS = frozenset({"answer", "digits", "no_input"})
 EMPTY_DOCUMENT = "<Response></Response>"
+REJECT_DOCUMENT = '<Response><Hangup reason="rejected"/></Response>'
 RUN_STATUSES = ("running", "waiting", "completed", "failed")
 SAVE_RETRIES = 10
 
@@ -273,12 +274,21 @@ class Service:
         entry = self.flows.get(flow_id)
         if entry is None:
             return HANGUP_DOCUMENT
-        run_id = str(uuid.uuid4())
-        state = entry.executor.new_run(run_id)
-        effects = entry.executor.advance(state, InboundCall(params))
-        async with self.locks.hold(run_id):
-            version = await self.store.create_run(state)
-            served = await self._perform(entry, state, version, effects)
+        if "call" not in entry.flow.trigger_spec.next:
+            return REJECT_DOCUMENT  # the flow takes no incoming calls: no run
+        call_uuid = params.get("CallUUID") or ""
+        # A provider retry (or a replay) of the answer request must not start a second run:
+        # the same call gets the same run and the document already served for it.
+        async with self.locks.hold(f"inbound:{call_uuid}"):
+            existing = await self.store.find_by_call(call_uuid, flow_id) if call_uuid else None
+            if existing is not None:
+                return await self.callback(existing, 0, "answer", params)
+            run_id = str(uuid.uuid4())
+            state = entry.executor.new_run(run_id)
+            effects = entry.executor.advance(state, InboundCall(params))
+            async with self.locks.hold(run_id):
+                version = await self.store.create_run(state)
+                served = await self._perform(entry, state, version, effects)
         return served or HANGUP_DOCUMENT
 
     async def inbound_hangup(self, flow_id: str, params: dict) -> str:

@@ -203,6 +203,8 @@ def load_text(text: str | bytes, path: str) -> Document:
         except UnicodeDecodeError as e:
             doc.diag((), "yaml-syntax", f"file is not UTF-8 text ({e.reason} at byte {e.start})")
             return doc
+    # libyaml's marks skip a byte-order mark; drop it so offsets into the text agree with them.
+    text = text.removeprefix("\ufeff")
     doc.text = text
     try:
         _compose(text, doc)

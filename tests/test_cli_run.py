@@ -75,7 +75,7 @@ def test_payload_json_and_pairs_merge():
     p = callflow("run", SEED, "--payload", '{"to": "+12025550100", "customer": "x"}', "-p", "customer=ada", "--json")
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["requests"][0]["json"]["sip_headers"] == "customer=ada"
-    for bad in ('[1]', '{"a": {"b": 1}}', "{nope"):
+    for bad in ('[1]', '{"a": {"b": 1}}', "{nope", '{"to": NaN}'):
         p = callflow("run", SEED, "--payload", bad)
         assert p.returncode == 2 and "--payload" in p.stderr and "Traceback" not in p.stderr
 

@@ -260,3 +260,9 @@ def test_load_flow_raises_with_every_diagnostic(tmp_path):
         load_flow(bad)
     assert {d.code for d in info.value.diagnostics} == {"invalid-id", "no-nodes"}
     assert str(bad) in str(info.value)
+
+
+def test_byte_order_mark_does_not_shift_columns():
+    text = "\ufeffspec: callflow/v1\nid: a\nnodes:\n  S: {type: trigger}\n  S: {type: trigger}\n"
+    _, diagnostics = check_text(text.encode("utf-8"), "bom.yaml")
+    assert [(d.line, d.col, d.code) for d in diagnostics] == [(5, 3, "duplicate-key")]

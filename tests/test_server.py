@@ -396,6 +396,29 @@ def test_inbound_call_starts_a_run_and_answers_with_its_first_document(tmp_path)
     go(main())
 
 
+def test_a_repeated_inbound_answer_request_does_not_start_a_second_run(tmp_path):
+    async def main():
+        async with serving(tmp_path) as (service, client):
+            params = {"CallUUID": "in-2", "From": "+12025550199", "To": "+12025551234", "Direction": "inbound",
+                      "CallStatus": "ringing", "X-PH-customer": "janedoe"}
+            path = "/callbacks/inbound/inbound"
+            first = await client.post(path, data=params, headers=sign_v3_headers("POST", PUBLIC + path, params,
+                                                                                  PLIVO_TOKEN))
+            again = await client.post(path, data=params, headers=sign_v3_headers("POST", PUBLIC + path, params,
+                                                                                  PLIVO_TOKEN))
+            assert first.text == again.text and "Hello janedoe" in again.text
+            assert len(await runs(service)) == 1
+            # a flow with no `call` route takes no incoming calls: rejected, and no run is made
+            path = f"/callbacks/inbound/{FLOW}"
+            other = dict(params, CallUUID="in-3")
+            r = await client.post(path, data=other, headers=sign_v3_headers("POST", PUBLIC + path, other,
+                                                                             PLIVO_TOKEN))
+            assert r.text == '<Response><Hangup reason="rejected"/></Response>'
+            assert len(await runs(service)) == 1
+
+    go(main())
+
+
 # -- requests in doubt, restarts --------------------------------------------------------------------
 def test_in_doubt_request_is_not_resent_and_fails_the_node_after_the_grace(tmp_path):
     async def main():
