@@ -253,6 +253,10 @@ class _Builder:
                 if not isinstance(target, str):
                     self.error(path + (outcome,), "wrong-type", "next names a node")
                     continue
+                if outcome not in spec.node_type.possible_outcomes(spec.config):
+                    self.error(path + (outcome,), "impossible-outcome",
+                               f"this {spec.type} node, as configured, can never take {outcome!r}: "
+                               "the path behind it is dead", key=True, severity="warning")
                 spec.next[outcome] = target
         else:
             self.error(path, "wrong-type", "next is a node name or a mapping: outcome -> node name")

@@ -35,7 +35,6 @@ CALL_KEYS = ("from", "to", "headers")
 EXPECT_KEYS = ("status", "error", "path", "requests", "documents", "variables")
 STATUSES = ("completed", "failed", "waiting", "running")
 # Call API plumbing the engine adds to every call: left out of snapshots (they still match).
-_PLUMBING = ("answer_url", "answer_method", "hangup_url", "hangup_method", "ring_url", "ring_method")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _BULKY = ("params", "headers")
 _WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
@@ -282,7 +281,7 @@ def snapshot(record: dict, flow: Flow) -> dict:
             item["url"] = r["url"]
         body = r.get("json")
         if isinstance(body, dict):
-            body = {k: v for k, v in body.items() if k not in _PLUMBING}
+            body = _without_callbacks(body)
         if body is not None:
             item["json"] = body
         if r.get("form") is not None:
@@ -472,6 +471,17 @@ def run_file(path: Path) -> FileRun:
     return FileRun(tf, flow, [run_case(flow, c) for c in tf.cases], diagnostics)
 
 
+def _without_callbacks(body: dict) -> dict:
+    """A request body minus the callback URLs the run minted (and their methods): plumbing
+    that differs per run, not what a flow author expects."""
+    from .runner import SANDBOX_ENV
+
+    prefix = SANDBOX_ENV.public_url.rstrip("/") + "/callbacks/"
+    minted = {k for k, v in body.items() if isinstance(v, str) and v.startswith(prefix)}
+    methods = {k[:-4] + "_method" for k in minted if k.endswith("_url")}
+    return {k: v for k, v in body.items() if k not in minted and k not in methods}
+
+
 def coverage(flow: Flow, results: list[Result]) -> list[str]:
     """Routed outcomes of each node that no case took: ['Call.machine', ...]."""
     taken = set()
@@ -482,10 +492,9 @@ def coverage(flow: Flow, results: list[Result]) -> list[str]:
     for name, spec in flow.nodes.items():
         if spec.node_type.is_trigger:
             continue
+        possible = spec.node_type.possible_outcomes(spec.config)
         for outcome in spec.next:
-            if outcome == "machine" and not spec.config.get("machine_detection"):
-                continue  # without machine detection a machine answering is `answered`: never taken
-            if (name, outcome) not in taken:
+            if outcome in possible and (name, outcome) not in taken:
                 missing.append(f"{name}.{outcome}")
         if spec.error is not None and (name, "error") not in taken:
             missing.append(f"{name}.error")

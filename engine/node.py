@@ -163,6 +163,10 @@ class NodeType:
     def node_outcomes(self, config: dict) -> tuple[str, ...]:
         return self.outcomes
 
+    def possible_outcomes(self, config: dict) -> tuple[str, ...]:
+        """The outcomes this configuration can actually take (a subset of node_outcomes)."""
+        return self.node_outcomes(config)
+
     def default_outcome(self, config: dict) -> str | None:
         outs = self.node_outcomes(config)
         return outs[0] if len(outs) == 1 else None

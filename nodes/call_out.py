@@ -65,6 +65,11 @@ class CallOut(NodeType):
         if isinstance(src, str) and (src == to or (isinstance(to, list) and src in to)):
             report.error(path + ("from",), "from-in-to", f"from {src!r} is also a destination")
 
+    def possible_outcomes(self, config):
+        if config.get("machine_detection"):
+            return self.outcomes
+        return tuple(o for o in self.outcomes if o != "machine")  # a machine just answers
+
     def run(self, ctx: Context):
         if ctx.call and ctx.call.get("up"):
             raise NodeFailed("a call is already up; hang it up before placing another")

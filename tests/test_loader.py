@@ -266,3 +266,22 @@ def test_byte_order_mark_does_not_shift_columns():
     text = "\ufeffspec: callflow/v1\nid: a\nnodes:\n  S: {type: trigger}\n  S: {type: trigger}\n"
     _, diagnostics = check_text(text.encode("utf-8"), "bom.yaml")
     assert [(d.line, d.col, d.code) for d in diagnostics] == [(5, 3, "duplicate-key")]
+
+
+def test_routing_an_outcome_the_node_cannot_take_is_a_warning():
+    text = """spec: callflow/v1
+id: a
+nodes:
+  Start: {type: trigger, next: Call}
+  Call:
+    type: call_out
+    from: "+12025551234"
+    to: "+12025550100"
+    next: {answered: Done, machine: Done}
+  Done: {type: hangup}
+"""
+    flow, diagnostics = check_text(text, "f.yaml")
+    assert flow is not None
+    assert codes(diagnostics) == [(9, 28, "warning", "impossible-outcome")]
+    flow, diagnostics = check_text(text.replace('    next:', '    machine_detection: true\n    next:'), "f.yaml")
+    assert diagnostics == []
