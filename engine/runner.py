@@ -8,6 +8,7 @@ a mocked response, and each simulated callback goes back into the executor.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
@@ -135,12 +136,16 @@ class LocalRun:
                 kwargs["json"] = req.json
             elif req.form is not None:
                 kwargs["data"] = req.form
+            # httpx's timeout bounds each read; the node's timeout bounds the whole exchange.
+            deadline = time.monotonic() + req.timeout
             with client.stream(req.method, req.url, **kwargs) as r:
                 chunks, size = [], 0
                 for chunk in r.iter_bytes():
                     size += len(chunk)
                     if size > MAX_RESPONSE_BYTES:
                         return Response(status=r.status_code, error=f"response larger than {MAX_RESPONSE_BYTES} bytes")
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("deadline")
                     chunks.append(chunk)
                 r._content = b"".join(chunks)
                 return Response(status=r.status_code, headers=dict(r.headers), body=decode_body(r))

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -167,3 +168,50 @@ def test_incoming_call_run_with_sip_headers(tmp_path):
     answer = record["sandbox"]["calls"][0]["callbacks"][0]
     assert answer["params"]["X-PH-tier"] == "gold" and answer["params"]["Direction"] == "inbound"
     assert "call you back at +12025550123" in record["documents"][1]
+
+
+class _Drip(BaseHTTPRequestHandler):
+    """Answers 200, then one byte every 0.3 s: each read is quick, the whole is slow."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "20")
+        self.end_headers()
+        try:
+            for _ in range(20):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.3)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up, as it should
+
+    def log_message(self, *args):
+        pass
+
+
+def test_http_request_timeout_bounds_the_whole_exchange(tmp_path):
+    import time as clock
+
+    from engine.flow import check_text
+    from engine.runner import LocalRun
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Drip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        flow, diags = check_text(f"""spec: callflow/v1
+id: drip
+nodes:
+  Start: {{type: trigger, next: Get}}
+  Get: {{type: http_request, url: "http://127.0.0.1:{server.server_address[1]}/", timeout: 1,
+         next: {{success: Ok, failed: Slow}}}}
+  Ok: {{type: set_variables, values: {{r: ok}}}}
+  Slow: {{type: set_variables, values: {{r: slow}}}}
+""", "drip.yaml")
+        assert flow is not None, diags
+        t0 = clock.monotonic()
+        state = LocalRun(flow).run({})
+        elapsed = clock.monotonic() - t0
+    finally:
+        server.shutdown()
+    assert state.path[-1] == "Slow" and "timed out after 1 s" in state.record()["steps"][1]["error"]
+    assert elapsed < 2.5
