@@ -292,6 +292,9 @@ class SandboxCore:
         for key in ("src", "dst", "text"):
             if not body.get(key):
                 return 400, {"api_id": new_id(), "error": f"{key} parameter is missing"}
+        for dst in str(body["dst"]).split("<"):
+            if self.scenario.behaviour_for(dst).sms == "failed":
+                return 400, {"api_id": new_id(), "error": f"{dst} is not a valid destination for messages"}
         uuid_ = new_id()
         self.messages.append({"message_uuid": uuid_, "request": dict(body)})
         return 202, {"message": "message(s) queued", "message_uuid": [uuid_], "api_id": new_id()}

@@ -11,7 +11,8 @@ from .diagnostics import FlowInvalid
 from .yamldoc import load_text
 
 RESULTS = ("answered", "busy", "no_answer", "failed", "machine")
-_BEHAVIOUR_KEYS = ("result", "digits", "answer_after", "hangup_after")
+_BEHAVIOUR_KEYS = ("result", "digits", "answer_after", "hangup_after", "sms")
+SMS_RESULTS = ("sent", "failed")
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class Behaviour:
     digits: tuple[str, ...] = ()  # one entry per GetDigits, in order; "" presses nothing
     answer_after: float = 0.0  # seconds of ringing before the result
     hangup_after: float | None = None  # the callee hangs up this long after answering
+    sms: str = "sent"  # "failed": the Message API refuses messages to this destination
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,10 @@ def _behaviour(doc, path, spec) -> Behaviour:
     else:
         doc.diag(path + ("digits",), "wrong-type", "digits is a string of keys or a list, one per prompt")
         digits = ()
+    sms = spec.get("sms", "sent")
+    if sms not in SMS_RESULTS:
+        doc.diag(path + ("sms",), "invalid-choice", f"{sms!r} is not one of: {', '.join(SMS_RESULTS)}")
+        sms = "sent"
     timing = {}
     for key in ("answer_after", "hangup_after"):
         value = spec.get(key)
@@ -114,7 +120,7 @@ def _behaviour(doc, path, spec) -> Behaviour:
             value = None
         timing[key] = value
     return Behaviour(result=result, digits=digits, answer_after=float(timing["answer_after"] or 0),
-                     hangup_after=timing["hangup_after"])
+                     hangup_after=timing["hangup_after"], sms=sms)
 
 
 def _mock(doc, path, spec) -> HttpMock:
