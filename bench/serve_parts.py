@@ -4,9 +4,10 @@
 
 1. HTTP client layers for a provider-style JSON POST with Basic auth, 16 in flight, against
    a local uvicorn app (bench/e2e.py's baseline app, its own process): httpx.AsyncClient,
-   httpx's transport, one httpcore pool, sharded httpx clients (provider.ShardedClient, for
-   http_request nodes and the sandbox), sharded httpcore pools, and the provider API's
-   connections (provider.ApiConnections). CPU microseconds per request in this process.
+   httpx's transport, one httpcore pool, sharded httpx clients (provider.ShardedClient),
+   sharded httpcore pools, one aiohttp.ClientSession, and `provider.Provider.perform` for a
+   Call request (aiohttp underneath, with the request encoding and the response decoding).
+   CPU microseconds per request in this process.
 2. The run store: load + save of a run state, SQLite inline on the event loop vs the store
    thread (group commit), 1 and 50 concurrent.
 3. RunState.to_json and a whole run through the executor (5 events), for scale.
@@ -25,16 +26,17 @@ import time
 import timeit
 from pathlib import Path
 
+import aiohttp
 import httpcore
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from engine.events import Callback, Response, Trigger  # noqa: E402
+from engine.events import Callback, Request, Response, Trigger  # noqa: E402
 from engine.executor import Executor  # noqa: E402
 from engine.flow import load_flow  # noqa: E402
-from engine.provider import ApiConnections, ShardedClient  # noqa: E402
+from engine.provider import Provider, ProviderConfig, ShardedClient  # noqa: E402
 from engine.store import SQLiteStore  # noqa: E402
 
 BODY = {"from": "+12025551234", "to": "+12025550100", "answer_url": "http://127.0.0.1:1/callbacks/x/1/answer",
@@ -57,7 +59,7 @@ async def clients(url: str, n: int) -> None:
             await one()
         cpu, wall = time.process_time(), time.perf_counter()
         await asyncio.gather(*(one() for _ in range(n)))
-        print(f"  {name:34s} {(time.process_time() - cpu) / n * 1e6:6.0f} us CPU/request "
+        print(f"  {name:40s} {(time.process_time() - cpu) / n * 1e6:6.0f} us CPU/request "
               f"{(time.perf_counter() - wall) / n * 1e6:6.0f} us wall")
 
     limits = httpx.Limits(max_connections=C, max_keepalive_connections=C)
@@ -97,16 +99,20 @@ async def clients(url: str, n: int) -> None:
     await measure("httpcore pools (4 x 4)", via_pools)
     for pool in pools:
         await pool.aclose()
-    api = ApiConnections(url, C)
-    host = url.split("//", 1)[1]
+    connector = aiohttp.TCPConnector(limit=C, keepalive_timeout=4)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def via_aiohttp():
+            async with session.post(target, json=BODY, headers={"authorization": auth}) as r:
+                await r.read()
+        await measure("aiohttp.ClientSession (16 connections)", via_aiohttp)
+    provider = Provider(ProviderConfig("MAXXXXXXXXXXXXXXXXXX", "token", url), max_connections=C)
+    call = Request("Call", "POST", f"{url}/ring", json=BODY, provider=True)
 
-    async def via_connections():
-        body = json.dumps(BODY).encode()
-        head = (f"POST /ring HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-        await api.request(head, body, 10.0)
-    await measure("provider.ApiConnections (used)", via_connections)
-    await api.aclose()
+    async def via_provider():
+        r = await provider.perform(call)
+        assert r.status == 200, r
+    await measure("provider.Provider.perform (Call)", via_provider)
+    await provider.aclose()
 
 
 async def store(inline: bool, conc: int, n: int, folder: Path) -> None:

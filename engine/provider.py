@@ -3,41 +3,48 @@
 Provider requests (`Request.provider`: the Plivo Call and Message APIs) get HTTP Basic
 auth with `PLIVO_AUTH_ID`/`PLIVO_AUTH_TOKEN`, and only when they go to the configured API
 base (`PLIVO_API_URL`, default https://api.plivo.com; the executor builds
-`{api}/v1/Account/{auth_id}/Call/` from the same setting), so the credentials never leave
-for another host. They go over `ApiConnections`, lean keep-alive HTTP/1.1 connections
-(asyncio + httptools) measured at a twentieth of httpx's CPU per request; other requests
-(http_request nodes: any URL) go through httpx (`ShardedClient`), with a size limit on the
-response. Secrets are never logged or shown in a repr; they never enter run state.
+`{api}/v1/Account/{auth_id}/Call/` from the same setting): the request URL is rebuilt from
+that base's origin and the request's path, so the credentials never leave for another
+host. Provider requests and other requests (http_request nodes: any URL) go through two
+separate `aiohttp.ClientSession`s (keep-alive connection pools), so a slow webhook cannot
+starve Call API requests; both cap the response size, follow no redirect, keep no cookies
+and ignore proxy settings from the environment. Secrets are never logged or shown in a
+repr; they never enter run state.
 
 A provider request that may have reached the far end without us seeing the answer (a read
 timeout, a dropped connection after the request was written) comes back as
 `Response(in_doubt=True)`: the shell must not send it again. A request that certainly never
-left (connection refused, connect timeout) is a plain error.
+left (connection refused, DNS failure, connect timeout) is a plain error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import contextlib
+import functools
 import json
 import os
-import time
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
-import httptools
+import aiohttp
 import httpx
+from multidict import CIMultiDict
+from yarl import URL
 
 from .events import Request, Response
 
 DEFAULT_API_URL = "https://api.plivo.com"
 MAX_RESPONSE_BYTES = 1024 * 1024
+# Idle keep-alive connections are dropped after this, under uvicorn's 5 s (and most servers'
+# longer) keep-alive: a request written into a connection the server is closing at that
+# moment would be left in doubt (no answer, and it may have arrived).
 KEEPALIVE_EXPIRY = 4.0  # seconds
-DEFAULT_CONNECTIONS = 16  # provider API connections (ApiConnections); CALLFLOW_PROVIDER_CONNECTIONS
+DNS_CACHE_SECONDS = 10
+DEFAULT_CONNECTIONS = 16  # provider API connections; CALLFLOW_PROVIDER_CONNECTIONS
 WEB_CONNECTIONS = 32  # http_request nodes, all hosts together
-PER_CLIENT = 4  # connections per httpx client in a ShardedClient
+PER_CLIENT = 4  # connections per httpx client in a ShardedClient (the sandbox's callbacks)
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,12 @@ class ProviderConfig:
         return f"ProviderConfig(auth_id={self.auth_id!r}, api_url={self.api_url!r}, auth_token=***)"
 
 
-def _decode(headers: httpx.Headers, content: bytes, encoding: str | None) -> object:
-    text = content.decode(encoding or "utf-8", errors="replace")
+def _decode(headers: dict[str, str], content: bytes, encoding: str | None) -> object:
+    """The body as JSON when the response says it is JSON (and it parses), else as text."""
+    try:
+        text = content.decode(encoding or "utf-8", errors="replace")
+    except LookupError:  # an unknown charset in Content-Type
+        text = content.decode("utf-8", errors="replace")
     if "json" in headers.get("content-type", ""):
         try:
             return json.loads(text)
@@ -65,9 +76,20 @@ def _decode(headers: httpx.Headers, content: bytes, encoding: str | None) -> obj
     return text
 
 
+def _headers(response: aiohttp.ClientResponse) -> dict[str, str]:
+    """Response headers as a dict: lower-case names, repeated headers joined with ", "."""
+    out: dict[str, str] = {}
+    for name, value in response.headers.items():
+        name = name.lower()
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
 class ShardedClient:
     """Several small httpx.AsyncClients behind the part of the AsyncClient API we use
-    (`build_request`, `send`, `stream`, `aclose`).
+    (`build_request`, `send`, `stream`, `aclose`). Only the sandbox's callbacks use it now
+    (engine/sandbox_server.py); see docs/design.md, "Performance notes", for why they have
+    not moved to aiohttp like serve's requests.
 
     httpcore's pool, on every request start and end, passes over all its connections (a
     poll() and a getpeername() per idle one) and, for each idle one, over all of them again
@@ -146,7 +168,7 @@ class NotSent(Exception):
 
 
 class InDoubt(Exception):
-    """The request was written but no complete answer came back."""
+    """The request may have been written, but no complete answer came back."""
 
 
 class TooLarge(Exception):
@@ -155,166 +177,93 @@ class TooLarge(Exception):
         self.status = status
 
 
-class _Http1(asyncio.Protocol):
-    """One HTTP/1.1 connection: one request at a time, the response parsed by httptools
-    (llhttp, the parser uvicorn uses), chunked bodies decoded by it."""
-
-    def __init__(self):
-        self.parser = httptools.HttpResponseParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.waiter: asyncio.Future | None = None
-        self.closed = False
-        self.idle_since = 0.0
-        self._headers: list = []
-        self._body: list = []
-        self._size = 0
-
-    # asyncio.Protocol
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def connection_lost(self, exc) -> None:
-        self.closed = True
-        self._fail(InDoubt("the connection closed before a complete answer"))
-
-    def data_received(self, data: bytes) -> None:
-        if self.waiter is None:  # nothing asked: a server must not talk now
-            self.close()
-            return
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as e:
-            self._fail(InDoubt(f"invalid HTTP answer: {e}"))
-            self.close()
-
-    # httptools callbacks
-    def on_message_begin(self) -> None:
-        self._headers, self._body, self._size = [], [], 0
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1").lower(), value.decode("latin-1")))
-
-    def on_body(self, body: bytes) -> None:
-        self._size += len(body)
-        if self._size > MAX_RESPONSE_BYTES:
-            self._fail(TooLarge(self.parser.get_status_code()))
-            self.close()
-            return
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result((self.parser.get_status_code(), self._headers, b"".join(self._body),
-                                    self.parser.should_keep_alive()))
-
-    def _fail(self, exc: Exception) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(exc)
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    """The whole body, or TooLarge past MAX_RESPONSE_BYTES (counted after decompression)."""
+    length = response.content_length
+    if length is not None and length <= MAX_RESPONSE_BYTES and "content-encoding" not in response.headers:
+        return await response.read()  # the parser stops at Content-Length
+    chunks, size = [], 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            response.close()  # unread data: the connection is not reused
+            raise TooLarge(response.status)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
-class ApiConnections:
-    """Keep-alive HTTP/1.1 connections to the provider's API, for its one request shape.
+@functools.lru_cache(maxsize=64)
+def _timeouts(seconds: float) -> aiohttp.ClientTimeout:
+    """Provider API requests. `connect`: DNS + TCP (+ TLS), also any wait for a pooled
+    connection (none: our own semaphore admits at most `limit` requests), raises
+    ConnectionTimeoutError; `sock_read`: silence from the server after the request was
+    written, raises SocketTimeoutError. No `total`: aiohttp raises a bare TimeoutError when
+    it expires, whatever the phase, which would hide whether the request left."""
+    return aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds)
 
-    Measured (`bench/serve_parts.py`, JSON POST, 16 in flight): httpx.AsyncClient ~1,480 us
-    CPU per request, one httpcore pool ~1,260 us, httpcore pools of 4 used directly ~570 us,
-    these connections ~75 us. The provider API is the hot path of every run (each run's Call
-    request), so it gets this; everything else keeps httpx. At most `connections` requests in
-    flight (a semaphore), idle connections reused newest first and dropped after
-    `KEEPALIVE_EXPIRY`. Errors are classified for the in-doubt rule: `NotSent` (no
-    connection), `InDoubt` (written, no complete answer: timeout, reset, bad HTTP).
-    """
 
-    def __init__(self, base_url: str, connections: int, ssl_context=None):
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"provider API URL must be http(s)://host[:port], not {base_url!r}")
-        self.host = parts.hostname
-        self.port = parts.port or (443 if parts.scheme == "https" else 80)
-        self.ssl = (ssl_context or httpx.create_ssl_context()) if parts.scheme == "https" else None
-        default = (parts.scheme == "https" and self.port == 443) or (parts.scheme == "http" and self.port == 80)
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        self.host_header = host if default else f"{host}:{self.port}"
-        self.idle: collections.deque[_Http1] = collections.deque()
-        self.slots = asyncio.Semaphore(connections)
+def client_session(limit: int, *, ssl_context=None, **kw) -> aiohttp.ClientSession:
+    """An aiohttp session as callflow uses them (the provider API, http_request nodes): at
+    most `limit` connections, idle ones dropped after `KEEPALIVE_EXPIRY`, no cookie jar
+    (nothing carried from one run to another), no proxy settings from the environment, no
+    default time limit (each caller sets its own). Call it with an event loop running."""
+    connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=KEEPALIVE_EXPIRY, ttl_dns_cache=DNS_CACHE_SECONDS,
+                                     ssl=ssl_context or httpx.create_ssl_context())
+    kw.setdefault("timeout", aiohttp.ClientTimeout(total=None))
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
+                                 raise_for_status=False, **kw)
 
-    def _reuse(self) -> _Http1 | None:
-        now = time.monotonic()
-        while self.idle:
-            conn = self.idle.pop()
-            if conn.closed or conn.transport.is_closing():
-                continue
-            if now - conn.idle_since > KEEPALIVE_EXPIRY:
-                conn.close()
-                continue
-            return conn
-        return None
 
-    async def request(self, head: bytes, body: bytes, timeout: float) -> tuple[int, list, bytes]:
-        """Send one request (`head` ends with the blank line); return (status, headers, body)."""
-        async with self.slots:
-            loop = asyncio.get_running_loop()
-            conn = self._reuse()
-            if conn is None:
-                try:
-                    async with asyncio.timeout(timeout):
-                        _, conn = await loop.create_connection(
-                            _Http1, self.host, self.port, ssl=self.ssl,
-                            server_hostname=self.host if self.ssl else None)
-                except (OSError, TimeoutError) as e:
-                    raise NotSent(f"{type(e).__name__}: {e}") from None
-            conn.waiter = loop.create_future()
-            try:
-                conn.transport.write(head + body)
-                async with asyncio.timeout(timeout):
-                    status, headers, data, keep_alive = await conn.waiter
-            except TimeoutError:
-                conn.close()
-                raise InDoubt(f"no answer within {timeout:g} s") from None
-            except BaseException:
-                conn.close()
-                raise
-            finally:
-                conn.waiter = None
-            if keep_alive and not conn.closed:
-                conn.idle_since = time.monotonic()
-                self.idle.append(conn)
-            else:
-                conn.close()
-            return status, headers, data
-
-    async def aclose(self) -> None:
-        while self.idle:
-            self.idle.pop().close()
+def _host(url: str) -> str:
+    with contextlib.suppress(ValueError):
+        return urlsplit(url).hostname or "?"
+    return "?"
 
 
 class Provider:
-    """Performs Request effects: the provider's API on its own connections (`ApiConnections`),
-    everything else (http_request nodes) on others (`ShardedClient`), so a slow webhook
-    cannot starve Call API requests."""
+    """Performs Request effects over two `aiohttp.ClientSession`s: one for the provider's API
+    (Basic auth, `max_connections` keep-alive connections), one for everything else
+    (http_request nodes, `web_connections` for all hosts together).
+
+    Timeouts, per request. Provider API: the connection (DNS, TCP, TLS) within `timeout`
+    (else a plain failure: nothing left), then no more than `timeout` of silence from the
+    server, and the whole exchange within 2 x `timeout` (what a connect and an answer within
+    `timeout` each add up to; else in doubt). http_request nodes: the whole exchange within
+    `timeout`, as `callflow run` does. Requests beyond the connection limit wait for a free
+    connection without a time limit (an asyncio semaphore: that wait is not a failure of
+    the request).
+
+    aiohttp sends an idempotent request (GET, PUT, DELETE...) a second time when the server
+    drops the connection before answering (RFC 9112 9.3.1, not configurable); provider
+    requests (the Call and Message APIs) are POSTs, which it never resends.
+    """
 
     def __init__(self, config: ProviderConfig, *, max_connections: int = DEFAULT_CONNECTIONS,
-                 per_client: int = PER_CLIENT, transport=None):
+                 web_connections: int = WEB_CONNECTIONS):
+        parts = urlsplit(config.api_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"provider API URL must be http(s)://host[:port], not {config.api_url!r}")
         self.config = config
-        ssl_context = httpx.create_ssl_context()
-        self._api = ApiConnections(config.api_url, max_connections, ssl_context)
-        self._web = ShardedClient(WEB_CONNECTIONS, per_client, transport=transport, follow_redirects=False,
-                                  trust_env=False, **({} if transport else {"verify": ssl_context}))
         self._api_prefix = config.api_url.rstrip("/") + "/"
+        self._api_origin = str(URL(config.api_url).origin())
         token = base64.b64encode(f"{config.auth_id}:{config.auth_token}".encode()).decode("ascii")
-        self._fixed_headers = (f"Host: {self._api.host_header}\r\nAuthorization: Basic {token}\r\n"
-                               "User-Agent: callflow\r\nAccept: application/json\r\n").encode("latin-1")
+        self._api_headers = {"Authorization": f"Basic {token}", "User-Agent": "callflow",
+                             "Accept": "application/json"}
+        self._limits = (max(1, max_connections), max(1, web_connections))
+        self._api_slots = asyncio.Semaphore(self._limits[0])
+        self._web_slots = asyncio.Semaphore(self._limits[1])
+        self._ssl = httpx.create_ssl_context()  # the trust store httpx uses (certifi)
+        self._api: aiohttp.ClientSession | None = None  # made in the running loop, on first use
+        self._web: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
         return f"Provider({self.config!r})"
 
     async def aclose(self) -> None:
-        await self._api.aclose()
-        await self._web.aclose()
+        for session in (self._api, self._web):
+            if session is not None:
+                await session.close()
+        self._api = self._web = None
 
     def _for_provider(self, req: Request) -> bool:
         return req.provider and req.url.startswith(self._api_prefix)
@@ -323,27 +272,26 @@ class Provider:
         if not req.provider:
             return await self._perform_web(req)
         if not self._for_provider(req):
-            return Response(error=f"refusing to send provider credentials to {httpx.URL(req.url).host}: "
+            return Response(error=f"refusing to send provider credentials to {_host(req.url)}: "
                                   f"not the configured API ({self.config.api_url})")
         if not (self.config.auth_id and self.config.auth_token):
             return Response(error="no provider credentials: set PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN "
                                   "(or run callflow serve --sandbox)")
         try:
-            head, body = self._encode(req)
+            method, url, headers, body = self._encode(req)
         except ValueError as e:
             return Response(error=str(e))
         try:
-            status, headers, data = await self._api.request(head, body, req.timeout)
+            status, resp_headers, data = await self._api_request(method, url, headers, body, req.timeout)
         except NotSent as e:
             return Response(error=str(e))
         except InDoubt as e:
             return Response(error=str(e), in_doubt=True)
         except TooLarge as e:
             return Response(status=e.status, error=str(e))
-        resp_headers = httpx.Headers(headers)
-        return Response(status=status, headers=dict(resp_headers), body=_decode(resp_headers, data, None))
+        return Response(status=status, headers=resp_headers, body=_decode(resp_headers, data, None))
 
-    def _encode(self, req: Request) -> tuple[bytes, bytes]:
+    def _encode(self, req: Request) -> tuple[str, URL, CIMultiDict, bytes]:
         parts = urlsplit(req.url)
         target = parts.path or "/"
         query = parts.query
@@ -352,13 +300,16 @@ class Provider:
             query = f"{query}&{extra}" if query else extra
         if query:
             target += "?" + query
-        extra_headers = ""
+        method = req.method.upper()
+        if not method.isalpha() or any(c in target for c in " \r\n"):
+            raise ValueError(f"invalid request line: {method} {target}")
+        headers = CIMultiDict()
         if req.json is not None:
             body = json.dumps(req.json, separators=(",", ":")).encode()
-            extra_headers += "Content-Type: application/json\r\n"
+            headers["Content-Type"] = "application/json"
         elif req.form is not None:
             body = urlencode(req.form, doseq=True).encode()
-            extra_headers += "Content-Type: application/x-www-form-urlencoded\r\n"
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         else:
             body = b""
         for k, v in (req.headers or {}).items():
@@ -366,31 +317,71 @@ class Provider:
             if "\r" in text or "\n" in text or ":" in k:
                 raise ValueError(f"invalid header {k!r}")
             if k.lower() not in ("authorization", "host", "content-length", "connection", "transfer-encoding"):
-                extra_headers += f"{k}: {v}\r\n"
-        method = req.method.upper()
-        if not method.isalpha() or any(c in target for c in " \r\n"):
-            raise ValueError(f"invalid request line: {method} {target}")
-        head = (f"{method} {target} HTTP/1.1\r\n".encode("latin-1") + self._fixed_headers
-                + f"{extra_headers}Content-Length: {len(body)}\r\n\r\n".encode("latin-1"))
-        return head, body
+                headers[k] = v
+        # origin + path: whatever the path holds ("//other.host/..."), the host is the configured one
+        return method, URL(self._api_origin + target, encoded=True), headers, body
+
+    async def _api_request(self, method: str, url: URL, headers, body: bytes,
+                           timeout: float) -> tuple[int, dict[str, str], bytes]:
+        session = self._api
+        if session is None:  # accept-encoding: the API's answers are small, take them as they are
+            session = self._api = client_session(self._limits[0], ssl_context=self._ssl, headers=self._api_headers,
+                                                 skip_auto_headers=("Accept-Encoding",))
+        timeout = max(timeout, 0.001)
+        async with self._api_slots:
+            try:
+                async with asyncio.timeout(2 * timeout):
+                    async with session.request(method, url, data=body, headers=headers, timeout=_timeouts(timeout),
+                                               allow_redirects=False) as response:
+                        data = await _read_capped(response)
+                        return response.status, _headers(response), data
+            except TooLarge:
+                raise
+            # never connected (refused, DNS, TLS handshake, connect timeout), or refused before
+            # a byte was written (an invalid URL or header): safe to report as a plain failure.
+            # ConnectionTimeoutError first: it is also a ServerTimeoutError.
+            except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as e:
+                raise NotSent(f"{type(e).__name__}: {e}") from None
+            except (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError) as e:
+                raise NotSent(f"{type(e).__name__}: {e}") from None
+            # connected, so the request may have been written: read timeout (SocketTimeoutError),
+            # ServerDisconnectedError, a reset (ClientOSError), a truncated body (ClientPayloadError),
+            # an invalid answer (ClientResponseError), our own deadline (TimeoutError).
+            except TimeoutError:
+                raise InDoubt(f"no complete answer within {timeout:g} s") from None
+            except (aiohttp.ClientError, OSError) as e:
+                raise InDoubt(f"{type(e).__name__}: {e}") from None
 
     async def _perform_web(self, req: Request) -> Response:
-        kwargs: dict = {"params": req.params, "headers": req.headers, "timeout": req.timeout}
-        if req.json is not None:
-            kwargs["json"] = req.json
-        elif req.form is not None:
-            kwargs["data"] = req.form
+        timeout = max(req.timeout, 0.001)
+        session = self._web
+        if session is None:
+            session = self._web = client_session(self._limits[1], ssl_context=self._ssl)
         try:
-            async with self._web.stream(req.method, req.url, **kwargs) as r:
-                chunks, size = [], 0
-                async for chunk in r.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_RESPONSE_BYTES:
-                        return Response(status=r.status_code, error=f"response larger than {MAX_RESPONSE_BYTES} bytes")
-                    chunks.append(chunk)
-                return Response(status=r.status_code, headers=dict(r.headers),
-                                body=_decode(r.headers, b"".join(chunks), r.charset_encoding))
-        except httpx.TimeoutException:
+            url = URL(req.url)
+            if req.params is not None:  # as httpx 0.28 (and so `callflow run`) does: params replace the URL's query
+                url = url.with_query(req.params or None)
+            headers, body = CIMultiDict(), None
+            if req.json is not None:
+                body = json.dumps(req.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+                headers["Content-Type"] = "application/json"
+            elif req.form is not None:
+                body = urlencode(req.form, doseq=True).encode()
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+            for k, v in (req.headers or {}).items():
+                headers[k] = v
+            async with self._web_slots:
+                async with asyncio.timeout(timeout):  # the whole exchange, as in `callflow run`
+                    async with session.request(req.method, url, data=body, headers=headers,
+                                               allow_redirects=False) as r:
+                        try:
+                            data = await _read_capped(r)
+                        except TooLarge as e:
+                            return Response(status=e.status, error=str(e))
+                        resp_headers = _headers(r)
+                        return Response(status=r.status, headers=resp_headers,
+                                        body=_decode(resp_headers, data, r.charset))
+        except TimeoutError:
             return Response(error=f"timed out after {req.timeout:g} s")
-        except (httpx.HTTPError, httpx.InvalidURL) as e:
+        except (aiohttp.ClientError, ValueError, TypeError, OSError) as e:
             return Response(error=f"{type(e).__name__}: {e}")

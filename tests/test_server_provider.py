@@ -1,7 +1,8 @@
 """engine/provider.py: the provider client (credentials, in-doubt classification, limits).
 
 The far end is a raw asyncio TCP server in the test's own loop, so each test decides
-exactly what goes back on the wire: a normal answer, nothing, a dropped connection.
+exactly what goes back on the wire: a normal answer, nothing, a dropped connection,
+garbage, a redirect.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import asyncio
 import base64
 import contextlib
 import json
+import socket
+import time
 
 import pytest
 
@@ -23,8 +26,9 @@ class Far:
     """A tiny HTTP/1.1 server: records requests; `mode` says how to answer."""
 
     def __init__(self, mode="ok", body=b'{"message": "call fired", "request_uuid": "r-1", "api_id": "a"}',
-                 status=201):
-        self.mode, self.body, self.status = mode, body, status
+                 status=201, extra=b""):
+        self.mode, self.body, self.status, self.extra = mode, body, status, extra  # extra: header lines
+        self.content_type = b"application/json"
         self.requests: list[dict] = []
         self.in_flight = self.max_in_flight = 0
         self.connections = 0
@@ -44,6 +48,24 @@ class Far:
                 if self.mode == "drop":
                     writer.close()
                     return
+                if self.mode == "garbage":
+                    writer.write(b"this is not HTTP\r\n\r\n")
+                    await writer.drain()
+                    return
+                if self.mode == "trickle":  # a chunked answer, one byte every 0.1 s
+                    writer.write(b"HTTP/1.1 200 X\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    for _ in range(30):
+                        writer.write(b"1\r\nx\r\n")
+                        await writer.drain()
+                        await asyncio.sleep(0.1)
+                    writer.write(b"0\r\n\r\n")
+                    await writer.drain()
+                    continue
+                if self.mode == "truncated":  # headers and half the body, then the connection drops
+                    writer.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                                 % (self.status, len(self.body)) + self.body[:len(self.body) // 2])
+                    await writer.drain()
+                    return
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 if self.mode == "slow":
@@ -61,8 +83,8 @@ class Far:
                                  % (self.status, len(self.body)) + self.body)
                     await writer.drain()
                     return
-                writer.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-                             % (self.status, len(self.body)) + self.body)
+                writer.write(b"HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n"
+                             % (self.status, self.content_type, len(self.body), self.extra) + self.body)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -137,7 +159,7 @@ def test_connection_refused_is_a_definite_failure():
         provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
         r = await provider.perform(call(url))
         await provider.aclose()
-        assert r.error and not r.in_doubt
+        assert r.error and not r.in_doubt and TOKEN not in r.error
 
     go(main())
 
@@ -149,7 +171,7 @@ def test_no_answer_after_the_request_was_written_is_in_doubt(mode):
             provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
             r = await provider.perform(call(url, timeout=0.3))
             await provider.aclose()
-        assert r.in_doubt and r.error
+        assert r.in_doubt and r.error and TOKEN not in r.error
         assert len(far.requests) == 1  # it did arrive: exactly why it must not be resent
 
     go(main())
@@ -186,11 +208,17 @@ def test_web_requests_get_no_credentials():
 def test_connections_are_bounded():
     async def main():
         async with far_end(mode="slow") as (far, url):
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), max_connections=6, per_client=2)
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), max_connections=6, web_connections=3)
             results = await asyncio.gather(*(provider.perform(call(url)) for _ in range(40)))
+            api_in_flight, api_connections = far.max_in_flight, far.connections
+            far.max_in_flight = 0
+            web = await asyncio.gather(*(provider.perform(Request("Hook", "POST", f"{url}/hook", json={"i": i}))
+                                         for i in range(20)))
             await provider.aclose()
-        assert all(r.status == 201 for r in results)
-        assert len(far.requests) == 40 and far.max_in_flight <= 6
+        assert all(r.status == 201 for r in results) and all(r.status == 201 for r in web)
+        assert len(far.requests) == 60
+        assert api_in_flight <= 6 and api_connections <= 6  # waiting requests queue, they do not fail
+        assert far.max_in_flight <= 3
 
     go(main())
 
@@ -239,5 +267,161 @@ def test_idle_connections_expire(monkeypatch):
             await provider.perform(call(url))
             await provider.aclose()
         assert far.connections == 2
+
+    go(main())
+
+
+def test_server_closing_idle_connections_is_not_in_doubt(monkeypatch):
+    """The server closes an idle connection (as uvicorn does after 5 s) before our expiry:
+    the next request takes a new connection instead of landing on the closed one."""
+    import engine.provider as provider_module
+
+    monkeypatch.setattr(provider_module, "KEEPALIVE_EXPIRY", 5.0)
+
+    async def main():
+        async with far_end(mode="close") as (far, url):  # answers, then closes: like an idle timeout
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            first = await provider.perform(call(url))
+            await asyncio.sleep(0.05)
+            second = await provider.perform(call(url))
+            await provider.aclose()
+        assert first.status == second.status == 201 and not second.in_doubt
+        assert len(far.requests) == 2 and far.connections == 2
+
+    go(main())
+
+
+@pytest.mark.parametrize("mode", ["garbage", "truncated"])
+def test_a_broken_answer_is_in_doubt(mode):
+    async def main():
+        async with far_end(mode=mode) as (far, url):
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            r = await provider.perform(call(url))
+            await provider.aclose()
+        assert r.in_doubt and r.error and len(far.requests) == 1
+
+    go(main())
+
+
+def test_connect_timeout_is_a_definite_failure():
+    async def main():
+        # a listening socket that never accepts, its backlog full: the handshake never completes
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(0)
+        port = srv.getsockname()[1]
+        fillers = []
+        for _ in range(4):
+            c = socket.socket()
+            c.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                c.connect(("127.0.0.1", port))
+            fillers.append(c)
+        url = f"http://127.0.0.1:{port}"
+        provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+        t0 = time.monotonic()
+        r = await provider.perform(call(url, timeout=0.3))
+        elapsed = time.monotonic() - t0
+        await provider.aclose()
+        for c in [*fillers, srv]:
+            c.close()
+        assert r.error and not r.in_doubt and "timeout" in r.error.lower()
+        assert elapsed < 2
+
+    go(main())
+
+
+def test_dns_failure_is_a_definite_failure(monkeypatch):
+    def no_such_host(host, *args, **kwargs):  # asyncio's loop and aiohttp's resolver both end here
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+
+    async def main():
+        url = "http://callflow-test.invalid:8080"
+        provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+        r = await provider.perform(call(url))
+        await provider.aclose()
+        assert r.error and not r.in_doubt
+
+    go(main())
+
+
+def test_credentials_go_only_to_the_configured_origin():
+    """A path that looks like an authority, or a redirect, cannot take the credentials elsewhere."""
+    async def main():
+        async with far_end() as (far, url), far_end() as (other, other_url):
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            sneaky = await provider.perform(call(url + "//" + other_url.split("//", 1)[1]))  # {api}//127.0.0.1:port/...
+            await provider.aclose()
+        async with far_end() as (other2, other2_url), \
+                far_end(status=307, extra=b"Location: " + other2_url.encode() + b"/steal\r\n") as (far2, url2):
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url2))
+            redirected = await provider.perform(call(url2))
+            await provider.aclose()
+        assert other.requests == [] and len(far.requests) == 1 and sneaky.status == 201
+        assert far.requests[0]["target"].startswith("//127.0.0.1:")
+        assert far.requests[0]["headers"]["host"] == url.split("//", 1)[1]
+        assert redirected.status == 307 and len(far2.requests) == 1 and other2.requests == []
+
+    go(main())
+
+
+def test_web_requests_keep_no_cookies_and_follow_no_redirects():
+    async def main():
+        async with far_end(status=302, body=b"{}", extra=b"Set-Cookie: session=abc; Path=/\r\nLocation: /elsewhere\r\n") \
+                as (far, url):
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            first = await provider.perform(Request("Lookup", "GET", f"{url}/a?q=1&keep=yes", params={"q": "2"}))
+            second = await provider.perform(Request("Lookup", "GET", f"{url}/a"))
+            await provider.aclose()
+        assert first.status == second.status == 302 and first.headers["set-cookie"].startswith("session=abc")
+        assert [r["target"] for r in far.requests] == ["/a?q=2", "/a"]  # params replace the URL's query (as httpx)
+        assert "cookie" not in far.requests[1]["headers"]
+
+    go(main())
+
+
+def test_web_errors_are_responses_not_exceptions():
+    async def main():
+        async with far_end(mode="silent") as (far, url):
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            slow = await provider.perform(Request("Lookup", "GET", f"{url}/x", timeout=0.2))
+            bad_url = await provider.perform(Request("Lookup", "GET", "ftp://example.com/x"))
+            bad_header = await provider.perform(Request("Lookup", "GET", f"{url}/x", headers={"X-A": "a\r\nX-B: b"}))
+            await provider.aclose()
+        assert slow.error == "timed out after 0.2 s" and not slow.in_doubt
+        assert bad_url.error and bad_header.error and len(far.requests) == 1
+
+    go(main())
+
+
+def test_unknown_charset_falls_back_to_utf8():
+    async def main():
+        async with far_end(status=200, body="caf\u00e9".encode()) as (far, url):
+            far.content_type = b"text/plain; charset=no-such-charset"
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            r = await provider.perform(Request("Lookup", "GET", f"{url}/x"))
+            await provider.aclose()
+        assert r.status == 200 and r.body == "caf\u00e9"
+
+    go(main())
+
+
+def test_timeout_bounds_the_whole_exchange():
+    """A server that keeps sending, slowly, cannot hold a request past its timeout: the whole
+    exchange for http_request (as `callflow run`), twice the timeout for the provider API
+    (then in doubt: the request was written)."""
+    async def main():
+        async with far_end(mode="trickle") as (far, url):
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            t0 = time.monotonic()
+            web = await provider.perform(Request("Lookup", "GET", f"{url}/slow", timeout=0.4))
+            t1 = time.monotonic()
+            api = await provider.perform(call(url, timeout=0.4))
+            t2 = time.monotonic()
+            await provider.aclose()
+        assert web.error == "timed out after 0.4 s" and t1 - t0 < 1.0
+        assert api.in_doubt and api.error and t2 - t1 < 1.5
 
     go(main())
