@@ -23,7 +23,8 @@ import uvicorn
 from .flow import Flow
 from .provider import Provider
 from .runner import Tracer
-from .server import Service, _Server, bind, create_app, settings_from_env
+from .httputil import bind
+from .server import Service, _Server, create_app, settings_from_env
 from .store import open_store
 
 POLL_SECONDS = 0.2

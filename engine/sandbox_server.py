@@ -46,7 +46,6 @@ import contextlib
 import inspect
 import json
 import logging
-import socket
 from typing import Callable
 from urllib.parse import parse_qsl
 
@@ -59,7 +58,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .httputil import HttpError, error, read_body
+from .httputil import HttpError, base_url, bind, error, read_body
 from .plivoxml import MAX_BYTES
 from .provider import ShardedClient
 from .sandbox import Callback, Delay, SandboxCore, SimulatedCall
@@ -314,26 +313,6 @@ class SandboxServer(uvicorn.Server):
             await self.task
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # proto TCP: asyncio then sets TCP_NODELAY
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _url(host: str, sock: socket.socket) -> str:
-    port = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
-
-
 async def start_sandbox(core: SandboxCore, host: str = "127.0.0.1", port: int = 0, *,
                         client: httpx.AsyncClient | None = None) -> tuple[SandboxServer, str]:
     """Start the sandbox inside the running event loop; return ``(server, base_url)``.
@@ -342,9 +321,9 @@ async def start_sandbox(core: SandboxCore, host: str = "127.0.0.1", port: int = 
     server does not touch signal handlers. Stop it with ``await server.stop()``. Raises
     OSError when the address cannot be bound.
     """
-    sock = _bind(host, port)
+    sock = bind(host, port)
     server = SandboxServer(uvicorn.Config(create_app(core, client=client), log_level="warning", lifespan="on"))
-    server.base_url = _url(host, sock)
+    server.base_url = base_url(host, sock)
     server.task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
@@ -364,8 +343,8 @@ def run_sandbox(core: SandboxCore, host: str = "127.0.0.1", port: int = 8090,
 
     Raises OSError when the address cannot be bound.
     """
-    sock = _bind(host, port)
-    base_url = _url(host, sock)
+    sock = bind(host, port)
+    url = base_url(host, sock)
     server = uvicorn.Server(uvicorn.Config(create_app(core), log_level="warning", lifespan="on"))
 
     async def main() -> None:
@@ -373,7 +352,7 @@ def run_sandbox(core: SandboxCore, host: str = "127.0.0.1", port: int = 8090,
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
         if server.started and on_ready is not None:
-            result = on_ready(base_url)
+            result = on_ready(url)
             if inspect.isawaitable(result):
                 await result
         await task

@@ -38,7 +38,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 import string
 import time
 import uuid
@@ -59,7 +58,7 @@ from .diagnostics import Diagnostic
 from .events import Callback, Expired, Finished, InboundCall, Request, Response, ServeDocument, Trigger
 from .executor import HANGUP_DOCUMENT, Executor, missing_required
 from .flow import Flow, check_file
-from .httputil import HttpError, error, read_body
+from .httputil import HttpError, base_url, bind, error, read_body
 from .node import RunEnvironment
 from .provider import DEFAULT_CONNECTIONS, Provider, ProviderConfig
 from .signature import HEADER_V3, HEADER_V3_NONCE, validate_v3
@@ -665,27 +664,6 @@ class _Server(uvicorn.Server):
             self._on_ready()
 
 
-def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP,
-    # and accepted sockets inherit it. Without it every keep-alive response waits ~40 ms
-    # (Nagle + delayed ACK).
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _base_url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bool,
                echo: Callable[..., None]) -> int:
     """`callflow serve`; returns the exit code."""
@@ -704,7 +682,7 @@ def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bo
     except OSError as e:
         echo(f"error: cannot listen on {host}:{port}: {e.strerror or e}", err=True)
         return 1
-    base = _base_url(host, sock.getsockname()[1])
+    base = base_url(host, sock)
     environ = dict(os.environ)
     try:
         settings = settings_from_env(base, environ)
