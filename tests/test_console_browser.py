@@ -15,14 +15,10 @@ from __future__ import annotations
 
 import base64
 import http.server
-import json
 import os
 import queue
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -31,6 +27,7 @@ import httpx
 import pytest
 
 from conftest import FLOWS, ROOT
+from processes import SERVE_READY, CallflowProcess, clean_env
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -170,49 +167,11 @@ class Orders:
 
 
 # -- `callflow serve --sandbox` --------------------------------------------------------------------
-class Serve:
-    def __init__(self, workdir: Path):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PLIVO_", "CALLFLOW_"))}
-        env.update(PYTHONUNBUFFERED="1", CALLFLOW_AUTH_ID=AUTH_ID, CALLFLOW_AUTH_TOKEN=AUTH_TOKEN,
-                   CALLFLOW_DB=str(workdir / "runs.db"), PYTHONPATH=str(ROOT))
-        self.log = open(workdir / "serve.log", "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "serve", str(workdir / "flows"), "--sandbox", "--host", "127.0.0.1",
-             "--port", "0"], cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.url = self._wait_url(workdir)
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.put(line)
-
-    def _wait_url(self, workdir: Path) -> str:
-        end, seen = time.monotonic() + DEADLINE, []
-        while time.monotonic() < end:
-            try:
-                line = self.lines.get(timeout=0.05)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    break
-                continue
-            seen.append(line)
-            if line.startswith("callflow serving on "):
-                return line.split(" on ", 1)[1].strip()
-        self.stop()
-        pytest.fail("`callflow serve` did not start: " + "".join(seen) +
-                    (workdir / "serve.log").read_text(errors="replace")[-3000:])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc.stdout.close()
-        self.log.close()
+def start_serve(workdir: Path) -> CallflowProcess:
+    env = clean_env(CALLFLOW_AUTH_ID=AUTH_ID, CALLFLOW_AUTH_TOKEN=AUTH_TOKEN, CALLFLOW_DB=str(workdir / "runs.db"),
+                    PYTHONPATH=str(ROOT))
+    return CallflowProcess.start(["serve", str(workdir / "flows"), "--sandbox", "--host", "127.0.0.1", "--port", "0"],
+                                 env, SERVE_READY, workdir / "serve.log", cwd=workdir, timeout=DEADLINE)
 
 
 def auth_header() -> str:
@@ -231,7 +190,7 @@ def serve(tmp_path_factory, orders):
     workdir = tmp_path_factory.mktemp("console")
     shutil.copytree(FLOWS, workdir / "flows")
     (workdir / "flows" / "console-check.yaml").write_text(CHECK_FLOW.format(orders=orders.url))
-    server = Serve(workdir)
+    server = start_serve(workdir)
     yield server
     server.stop()
 
@@ -383,8 +342,20 @@ def test_flows_flow_form_run_and_path(browser, serve, api):
     no_console_errors(d)
 
 
+def completed_run_of(api, flow: str, body: dict) -> None:
+    """A completed run of `flow` on this serve: the one an earlier test left, else a new one. (Under
+    `pytest -n` the tests of this file may be spread over workers, each with its own serve.)"""
+    if api.get("/v1/runs", params={"flow_id": flow, "status": "completed", "limit": 1}).json()["runs"]:
+        return
+    r = api.post(f"/v1/account/{AUTH_ID}/phlo/{flow}/", json=body)
+    assert r.status_code == 201, r.text
+    run_id = r.json()["api_id"]
+    wait_for(lambda: api.get(f"/v1/runs/{run_id}").json()["status"] == "completed", what=f"a run of {flow}")
+
+
 def test_runs_list_is_live_and_filters(browser, serve, api):
     d = browser
+    completed_run_of(api, "outbound-sip-headers", {"to": TO, "customer": CUSTOMER})
     open_console(d, serve, "#/runs")
     wait_for(lambda: css(d, "table.runs tbody tr[data-run]"), what="the runs list")
     before = {r.get_attribute("data-run") for r in css(d, "table.runs tbody tr[data-run]")}

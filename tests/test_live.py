@@ -6,46 +6,26 @@ PLIVO_API_URL, posting V3-signed callbacks to the run's own callback listener.
 
 import json
 import os
-import socket
 import subprocess
-import time
 
 import httpx
 import pytest
 
 from conftest import CALLFLOW, FLOWS, ROOT
+from processes import SANDBOX_READY, CallflowProcess, clean_env, free_port
 
 AUTH_ID, AUTH_TOKEN = "MALIVETESTACCOUNTXYZ", "live-test-token"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def sandbox(tmp_path):
-    port = free_port()
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text('destinations:\n  "+12025550111": busy\n')
-    env = dict(os.environ, PLIVO_AUTH_ID=AUTH_ID, PLIVO_AUTH_TOKEN=AUTH_TOKEN)
-    proc = subprocess.Popen([*CALLFLOW, "sandbox", "--port", str(port), "--scenario", str(scenario)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/sandbox/health").status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail(f"sandbox did not start: {proc.stdout.read()}")
-    yield url
-    proc.kill()
-    proc.wait()
+    proc = CallflowProcess.start(["sandbox", "--port", "0", "--scenario", str(scenario)],
+                                 clean_env(PLIVO_AUTH_ID=AUTH_ID, PLIVO_AUTH_TOKEN=AUTH_TOKEN), SANDBOX_READY,
+                                 tmp_path / "sandbox.log")
+    yield proc.url
+    proc.stop()
 
 
 def live_run(sandbox_url, *args):

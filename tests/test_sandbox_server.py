@@ -10,14 +10,11 @@ tests poll with a deadline.
 from __future__ import annotations
 
 import asyncio
-import os
-import queue
 import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from urllib.parse import parse_qsl
 
 import httpx
@@ -36,7 +33,9 @@ from engine import sandbox_server
 from engine.sandbox import SandboxCore
 from engine.scenario import parse_scenario
 
-REPO = Path(__file__).resolve().parent.parent
+import processes
+from processes import REPO, SANDBOX_READY, CallflowProcess, clean_env
+
 AUTH_ID = "MATESTACCOUNT0000001"
 AUTH_TOKEN = "test-token-for-the-sandbox"
 FROM = "+12025551234"
@@ -56,14 +55,8 @@ DEADLINE = 10.0
 
 
 def wait_for(predicate, timeout: float = DEADLINE, what: str = "condition"):
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+    """processes.wait_for with this file's deadline and a 20 ms poll."""
+    return processes.wait_for(predicate, timeout, what, interval=0.02)
 
 
 # ------------------------------------------------------------------------------------ the app side
@@ -147,59 +140,14 @@ def receiver():
     sock.close()
 
 
-class SandboxProcess:
-    def __init__(self, args: list[str], env: dict):
-        self.proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "sandbox", *args], cwd=REPO, env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.put(line)
-
-    def wait_ready(self, timeout: float = 15.0) -> str:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                line = self.lines.get(timeout=0.1)
-            except queue.Empty:
-                if self.proc.poll() is not None:
-                    break
-                continue
-            self.output.append(line)
-            if line.startswith("sandbox listening on "):
-                return line.split()[-1]
-        self.stop()
-        pytest.fail(f"sandbox did not start: {''.join(self.output)} {self.proc.stderr.read()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            stream.close()
-
-
-def sandbox_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("PLIVO_AUTH_ID", "PLIVO_AUTH_TOKEN")}
-    env.update(PYTHONUNBUFFERED="1", **extra)
-    return env
-
-
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory):
     scenario = tmp_path_factory.mktemp("sandbox") / "scenario.yaml"
     scenario.write_text(SCENARIO)
-    proc = SandboxProcess(["--port", "0", "--scenario", str(scenario)],
-                          sandbox_env(PLIVO_AUTH_ID=AUTH_ID, PLIVO_AUTH_TOKEN=AUTH_TOKEN))
-    url = proc.wait_ready()
-    yield url
+    proc = CallflowProcess.start(["sandbox", "--port", "0", "--scenario", str(scenario)],
+                                 clean_env(PLIVO_AUTH_ID=AUTH_ID, PLIVO_AUTH_TOKEN=AUTH_TOKEN), SANDBOX_READY,
+                                 scenario.parent / "sandbox.log", timeout=15.0)
+    yield proc.url
     proc.stop()
 
 
@@ -446,16 +394,16 @@ def test_bad_scenario_prints_diagnostics_and_exits_2(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("default: sometimes\n")
     done = subprocess.run([sys.executable, "-m", "engine.cli", "sandbox", "--port", "0", "--scenario", str(bad)],
-                          cwd=REPO, env=sandbox_env(), capture_output=True, text=True, timeout=30)
+                          cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert f"{bad}:1:10: error invalid-choice" in done.stderr
     assert "listening" not in done.stdout
 
 
 def test_without_credentials_a_printed_development_pair_works(monkeypatch, receiver):
-    proc = SandboxProcess(["--port", "0"], sandbox_env())
+    proc = CallflowProcess(["sandbox", "--port", "0"], clean_env())
     try:
-        url = proc.wait_ready()
+        url = proc.wait_line(SANDBOX_READY, timeout=15.0).split()[-1]
         printed = "".join(proc.output)
         auth_id, token = sandbox_server.DEV_AUTH_ID, sandbox_server.DEV_AUTH_TOKEN
         assert auth_id in printed and token in printed

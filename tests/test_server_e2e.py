@@ -7,16 +7,11 @@ Nothing sleeps for a fixed time: every wait polls with a deadline.
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
-import queue
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -27,8 +22,8 @@ from plivo import exceptions as plivo_exceptions
 from engine.signature import sign_v3_headers
 
 from conftest import FLOWS
+from processes import DEADLINE, REPO, SANDBOX_READY, SERVE_READY, CallflowProcess, clean_env, wait_for
 
-REPO = Path(__file__).resolve().parent.parent
 AUTH_ID = "MAETWOETESTACCOUNTXX"  # MA + 18 letters, as the SDK requires
 AUTH_TOKEN = "e2e-trigger-token"
 PLIVO_ID = "MAPLIVOSANDBOXACCTX1"
@@ -43,74 +38,8 @@ destinations:
   "{SLOW}": {{result: answered, answer_after: 3}}
   "{LATE}": {{result: answered, answer_after: 1}}
 """
-DEADLINE = 20.0
 
 assert len(AUTH_ID) == 20 and AUTH_ID.startswith("MA")
-
-
-def wait_for(predicate, timeout: float = DEADLINE, what: str = "condition", interval: float = 0.05):
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > end:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
-class Process:
-    """A `callflow` subprocess whose stdout is read line by line; stderr goes to a file."""
-
-    def __init__(self, args: list[str], env: dict, log: Path, cwd: Path = REPO):
-        self.args, self.env, self.log_path, self.cwd = args, env, log, cwd
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        self._stderr = open(log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *args], cwd=cwd, env=env,
-                                     stdout=subprocess.PIPE, stderr=self._stderr, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.put(line)
-
-    def wait_line(self, prefix: str, timeout: float = 20.0) -> str:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                line = self.lines.get(timeout=0.05)
-            except queue.Empty:
-                if self.proc.poll() is not None and self.lines.empty():
-                    break
-                continue
-            self.output.append(line)
-            if line.startswith(prefix):
-                return line.strip()
-        self.stop()
-        pytest.fail(f"`callflow {self.args[0]}` did not print {prefix!r}: {''.join(self.output)}\n"
-                    f"{self.log_path.read_text(errors='replace')[-3000:]}")
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.proc.stdout.close()
-        self._stderr.close()
-
-
-def clean_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLIVO_", "CALLFLOW_"))}
-    env.update(PYTHONUNBUFFERED="1", **extra)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -124,10 +53,10 @@ def workdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def sandbox(workdir):
-    p = Process(["sandbox", "--port", "0", "--scenario", str(workdir / "scenario.yaml")],
-                clean_env(PLIVO_AUTH_ID=PLIVO_ID, PLIVO_AUTH_TOKEN=PLIVO_TOKEN), workdir / "sandbox.log")
-    url = p.wait_line("sandbox listening on ").split()[-1]
-    yield url
+    p = CallflowProcess.start(["sandbox", "--port", "0", "--scenario", str(workdir / "scenario.yaml")],
+                              clean_env(PLIVO_AUTH_ID=PLIVO_ID, PLIVO_AUTH_TOKEN=PLIVO_TOKEN), SANDBOX_READY,
+                              workdir / "sandbox.log")
+    yield p.url
     p.stop()
 
 
@@ -136,11 +65,11 @@ def serve_env(sandbox_url: str, **extra) -> dict:
                      PLIVO_AUTH_TOKEN=PLIVO_TOKEN, PLIVO_API_URL=sandbox_url, **extra)
 
 
-def start_serve(workdir: Path, env: dict, db: str, port: int = 0, name: str = "serve") -> tuple[Process, str]:
-    p = Process(["serve", str(workdir / "flows"), "--port", str(port), "--db", db], env,
-                workdir / f"{name}.log")
-    url = p.wait_line("callflow serving on ").split()[-1]
-    return p, url
+def start_serve(workdir: Path, env: dict, db: str, port: int = 0,
+                name: str = "serve") -> tuple[CallflowProcess, str]:
+    p = CallflowProcess.start(["serve", str(workdir / "flows"), "--port", str(port), "--db", db], env, SERVE_READY,
+                              workdir / f"{name}.log")
+    return p, p.url
 
 
 @pytest.fixture(scope="module")
@@ -409,10 +338,10 @@ def test_serve_refuses_an_invalid_flow(tmp_path):
 
 def test_serve_sandbox_works_without_any_credentials(tmp_path):
     shutil.copytree(FLOWS, tmp_path / "flows")
-    p = Process(["serve", str(tmp_path / "flows"), "--port", "0", "--sandbox"], clean_env(), tmp_path / "s.log",
-                cwd=tmp_path)
+    p = CallflowProcess(["serve", str(tmp_path / "flows"), "--port", "0", "--sandbox"], clean_env(), tmp_path / "s.log",
+                        cwd=tmp_path)
     try:
-        url = p.wait_line("callflow serving on ").split()[-1]
+        url = p.wait_line(SERVE_READY).split()[-1]
         creds = dict(line.strip().split("=", 1) for line in p.output if line.strip().startswith("CALLFLOW_AUTH_"))
         auth = (creds["CALLFLOW_AUTH_ID"], creds["CALLFLOW_AUTH_TOKEN"])
         assert auth[0].startswith("MA") and len(auth[0]) == 20
