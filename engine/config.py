@@ -330,6 +330,11 @@ class ListOf(Field):
     min_items: int = 0
     type_name = "list"
 
+    def compile(self, value, path, report):
+        if self.one_or_many:  # a single item may be a template
+            return super().compile(value, path, report)
+        return self.compile_literal(value, path, report)  # a template never renders to a list
+
     def compile_literal(self, value, path, report):
         if not isinstance(value, list):
             if self.one_or_many:
@@ -355,10 +360,15 @@ class ListOf(Field):
 
 @dataclass(frozen=True)
 class MapOf(Field):
+    """name -> value; a template string renders to text, never to a mapping: a wrong type."""
+
     value: Field = field(default_factory=Field)
     key_pattern: str | None = None
     key_hint: str = ""
     type_name = "mapping"
+
+    def compile(self, value, path, report):
+        return self.compile_literal(value, path, report)
 
     def compile_literal(self, value, path, report):
         if not isinstance(value, dict):
@@ -382,8 +392,13 @@ class MapOf(Field):
 
 @dataclass(frozen=True)
 class Record(Field):
+    """A mapping of declared fields; like MapOf, never a template string."""
+
     fields: Mapping[str, Field] = field(default_factory=dict)
     type_name = "mapping"
+
+    def compile(self, value, path, report):
+        return self.compile_literal(value, path, report)
 
     def compile_literal(self, value, path, report):
         if not isinstance(value, dict):

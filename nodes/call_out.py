@@ -38,7 +38,8 @@ class CallOut(NodeType):
     waits = True
 
     def check(self, config, path, report):
-        headers = config.get("sip_headers") or {}
+        headers = config.get("sip_headers")
+        headers = headers if isinstance(headers, dict) else {}
         seen: dict[str, str] = {}
         for name, value in headers.items():
             if name.upper().startswith(("X-PH-", "X_PH_")):
