@@ -285,3 +285,20 @@ nodes:
     assert codes(diagnostics) == [(9, 28, "warning", "impossible-outcome")]
     flow, diagnostics = check_text(text.replace('    next:', '    machine_detection: true\n    next:'), "f.yaml")
     assert diagnostics == []
+
+
+def test_a_template_where_a_mapping_or_list_belongs_is_a_wrong_type():
+    _, diagnostics = check("""spec: callflow/v1
+id: a
+nodes:
+  Start: {type: trigger, required: "{{ x }}", next: Call}
+  Call:
+    type: call_out
+    from: "+12025551234"
+    to: "{{ Start.http.params.to }}"
+    sip_headers: "{{ Start.http.params.h }}"
+    next: {answered: Pick}
+  Pick: {type: branch, value: x, conditions: "{{ Start.http.params.c }}"}
+""")
+    assert [(d.line, d.col, d.code) for d in diagnostics if d.code == "wrong-type"] == [
+        (4, 36, "wrong-type"), (9, 18, "wrong-type"), (11, 46, "wrong-type")]
