@@ -55,7 +55,7 @@ def run_live(flow: Flow, payload: dict, public_url: str | None, as_json: bool, *
 
 async def _main(flow, payload, settings, db, sock, as_json, timeout, echo) -> int:
     store = open_store(db)
-    service = Service({flow.id: flow}, store, Provider(settings.provider), settings)
+    service = Service({flow.id: flow}, store, Provider(settings.provider, allow_private_http=settings.allow_private_http), settings)
     config = uvicorn.Config(create_app(service), log_level="warning", access_log=False, lifespan="on")
     ready = asyncio.Event()
     server = _Server(config, on_ready=ready.set)

@@ -22,13 +22,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import functools
+import ipaddress
 import json
 import os
+import socket
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
+import aiohttp.abc
 import httpx
 from multidict import CIMultiDict
 from yarl import URL
@@ -202,16 +206,54 @@ def _timeouts(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds)
 
 
-def client_session(limit: int, *, ssl_context=None, **kw) -> aiohttp.ClientSession:
+def public_address(ip: str) -> bool:
+    """Is `ip` an address on the public internet (not loopback, private, link-local...)?"""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    return addr.is_global and not addr.is_multicast
+
+
+class PublicOnlyResolver(aiohttp.abc.AbstractResolver):
+    """Resolves host names but drops non-public addresses, at connect time (no window for a
+    DNS answer to change between a check and the connection): http_request nodes in the
+    service cannot reach the machine's own or its private network's services by default."""
+
+    def __init__(self) -> None:
+        self._inner = aiohttp.DefaultResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list:
+        found = await self._inner.resolve(host, port, family)
+        public = [a for a in found if public_address(a["host"])]
+        if not public:
+            raise OSError(errno.EHOSTUNREACH, f"{host} resolves only to non-public addresses "
+                                              "(CALLFLOW_HTTP_ALLOW_PRIVATE=1 allows them)")
+        return public
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def client_session(limit: int, *, ssl_context=None, public_only: bool = False, **kw) -> aiohttp.ClientSession:
     """An aiohttp session as callflow uses them (the provider API, http_request nodes): at
     most `limit` connections, idle ones dropped after `KEEPALIVE_EXPIRY`, no cookie jar
     (nothing carried from one run to another), no proxy settings from the environment, no
     default time limit (each caller sets its own). Call it with an event loop running."""
     connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=KEEPALIVE_EXPIRY, ttl_dns_cache=DNS_CACHE_SECONDS,
-                                     ssl=ssl_context or httpx.create_ssl_context())
+                                     ssl=ssl_context or httpx.create_ssl_context(),
+                                     resolver=PublicOnlyResolver() if public_only else None)
     kw.setdefault("timeout", aiohttp.ClientTimeout(total=None))
     return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
                                  raise_for_status=False, **kw)
+
+
+def _is_ip(host: str | None) -> bool:
+    try:
+        ipaddress.ip_address((host or "").strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 def _host(url: str) -> str:
@@ -239,11 +281,12 @@ class Provider:
     """
 
     def __init__(self, config: ProviderConfig, *, max_connections: int = DEFAULT_CONNECTIONS,
-                 web_connections: int = WEB_CONNECTIONS):
+                 web_connections: int = WEB_CONNECTIONS, allow_private_http: bool = False):
         parts = urlsplit(config.api_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"provider API URL must be http(s)://host[:port], not {config.api_url!r}")
         self.config = config
+        self.allow_private_http = allow_private_http  # http_request nodes may reach non-public hosts
         self._api_prefix = config.api_url.rstrip("/") + "/"
         self._api_origin = str(URL(config.api_url).origin())
         token = base64.b64encode(f"{config.auth_id}:{config.auth_token}".encode()).decode("ascii")
@@ -356,9 +399,13 @@ class Provider:
         timeout = max(req.timeout, 0.001)
         session = self._web
         if session is None:
-            session = self._web = client_session(self._limits[1], ssl_context=self._ssl)
+            session = self._web = client_session(self._limits[1], ssl_context=self._ssl,
+                                                 public_only=not self.allow_private_http)
         try:
             url = URL(req.url)
+            if not self.allow_private_http and _is_ip(url.host) and not public_address(url.host):
+                return Response(error=f"refusing {url.host}: not a public address "
+                                      "(CALLFLOW_HTTP_ALLOW_PRIVATE=1 allows private and loopback hosts)")
             if req.params is not None:  # as httpx 0.28 (and so `callflow run`) does: params replace the URL's query
                 url = url.with_query(req.params or None)
             headers, body = CIMultiDict(), None

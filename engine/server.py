@@ -91,6 +91,7 @@ class Settings:
     run_timeout_seconds: float = DEFAULT_RUN_TIMEOUT
     generated_credentials: bool = False
     provider_connections: int = DEFAULT_CONNECTIONS  # CALLFLOW_PROVIDER_CONNECTIONS: provider API pool
+    allow_private_http: bool = False  # CALLFLOW_HTTP_ALLOW_PRIVATE: http_request may reach non-public hosts
 
     def __repr__(self) -> str:  # never show tokens
         return (f"Settings(auth_id={self.auth_id!r}, public_url={self.public_url!r}, "
@@ -132,7 +133,8 @@ def settings_from_env(public_url: str, environ=os.environ) -> Settings:
                     public_url=(environ.get("CALLFLOW_PUBLIC_URL") or public_url).rstrip("/"),
                     provider=ProviderConfig.from_env(environ), in_doubt_seconds=grace,
                     run_timeout_seconds=run_timeout,
-                    generated_credentials=generated, provider_connections=int(raw))
+                    generated_credentials=generated, provider_connections=int(raw),
+                    allow_private_http=environ.get("CALLFLOW_HTTP_ALLOW_PRIVATE", "").lower() in ("1", "true", "yes"))
 
 
 # -- flows ------------------------------------------------------------------------------------
@@ -717,7 +719,8 @@ def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bo
         elif not (settings.provider.auth_id and settings.provider.auth_token):
             echo("warning: PLIVO_AUTH_ID/PLIVO_AUTH_TOKEN are not set: Call API requests will fail "
                  "(use --sandbox for simulated calls)", err=True)
-        service = Service(flows, store, Provider(settings.provider, max_connections=settings.provider_connections),
+        service = Service(flows, store, Provider(settings.provider, max_connections=settings.provider_connections,
+                                                  allow_private_http=settings.allow_private_http),
                           settings)
         config = uvicorn.Config(create_app(service), log_level="warning", access_log=False, lifespan="on",
                                 timeout_graceful_shutdown=10)

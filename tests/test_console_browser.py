@@ -168,7 +168,7 @@ class Orders:
 
 # -- `callflow serve --sandbox` --------------------------------------------------------------------
 def start_serve(workdir: Path) -> CallflowProcess:
-    env = clean_env(CALLFLOW_AUTH_ID=AUTH_ID, CALLFLOW_AUTH_TOKEN=AUTH_TOKEN, CALLFLOW_DB=str(workdir / "runs.db"),
+    env = clean_env(CALLFLOW_HTTP_ALLOW_PRIVATE="1", CALLFLOW_AUTH_ID=AUTH_ID, CALLFLOW_AUTH_TOKEN=AUTH_TOKEN, CALLFLOW_DB=str(workdir / "runs.db"),
                     PYTHONPATH=str(ROOT))
     return CallflowProcess.start(["serve", str(workdir / "flows"), "--sandbox", "--host", "127.0.0.1", "--port", "0"],
                                  env, SERVE_READY, workdir / "serve.log", cwd=workdir, timeout=DEADLINE)

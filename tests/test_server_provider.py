@@ -116,7 +116,7 @@ def go(coro):
 def test_call_request_carries_basic_auth_and_json():
     async def main():
         async with far_end() as (far, url):
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
             r = await provider.perform(call(url))
             await provider.aclose()
         assert r.status == 201 and r.body["request_uuid"] == "r-1" and not r.error and not r.in_doubt
@@ -132,7 +132,7 @@ def test_call_request_carries_basic_auth_and_json():
 def test_credentials_never_leave_for_another_host():
     async def main():
         async with far_end() as (far, url), far_end() as (_, other):
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
             r = await provider.perform(call(other))  # a provider request, but not to the configured API
             await provider.aclose()
         assert r.error and "refusing" in r.error and not r.in_doubt
@@ -144,7 +144,7 @@ def test_credentials_never_leave_for_another_host():
 def test_no_credentials_is_an_error_not_a_request():
     async def main():
         async with far_end() as (far, url):
-            provider = Provider(ProviderConfig("", "", url))
+            provider = Provider(ProviderConfig("", "", url), allow_private_http=True)
             r = await provider.perform(call(url))
             await provider.aclose()
         assert "PLIVO_AUTH_ID" in r.error and far.requests == []
@@ -156,7 +156,7 @@ def test_connection_refused_is_a_definite_failure():
     async def main():
         async with far_end() as (_, url):
             pass  # closed: nothing listens there any more
-        provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+        provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
         r = await provider.perform(call(url))
         await provider.aclose()
         assert r.error and not r.in_doubt and TOKEN not in r.error
@@ -168,7 +168,7 @@ def test_connection_refused_is_a_definite_failure():
 def test_no_answer_after_the_request_was_written_is_in_doubt(mode):
     async def main():
         async with far_end(mode=mode) as (far, url):
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
             r = await provider.perform(call(url, timeout=0.3))
             await provider.aclose()
         assert r.in_doubt and r.error and TOKEN not in r.error
@@ -181,7 +181,7 @@ def test_response_size_limit():
     async def main():
         big = b'{"x": "' + b"a" * (MAX_RESPONSE_BYTES + 10) + b'"}'
         async with far_end(body=big, status=200) as (_, url):
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
             r = await provider.perform(call(url))
             web = await provider.perform(Request("Lookup", "GET", f"{url}/x"))
             await provider.aclose()
@@ -193,7 +193,7 @@ def test_response_size_limit():
 def test_web_requests_get_no_credentials():
     async def main():
         async with far_end(body=b'{"status": "shipped"}', status=200) as (far, url):
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
             r = await provider.perform(Request("Lookup", "POST", f"{url}/orders", form={"id": "7"},
                                                params={"q": "1"}, headers={"X-Test": "yes"}))
             await provider.aclose()
@@ -208,7 +208,7 @@ def test_web_requests_get_no_credentials():
 def test_connections_are_bounded():
     async def main():
         async with far_end(mode="slow") as (far, url):
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), max_connections=6, web_connections=3)
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), max_connections=6, web_connections=3, allow_private_http=True)
             results = await asyncio.gather(*(provider.perform(call(url)) for _ in range(40)))
             api_in_flight, api_connections = far.max_in_flight, far.connections
             far.max_in_flight = 0
@@ -244,7 +244,7 @@ def test_sharded_client_releases_its_slot_when_the_stream_closes():
 def test_keep_alive_reuse_and_response_framing(mode, connections):
     async def main():
         async with far_end(mode=mode) as (far, url):
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
             results = [await provider.perform(call(url)) for _ in range(5)]
             await provider.aclose()
         assert [r.status for r in results] == [201] * 5
@@ -261,7 +261,7 @@ def test_idle_connections_expire(monkeypatch):
 
     async def main():
         async with far_end() as (far, url):
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
             await provider.perform(call(url))
             await asyncio.sleep(0.1)
             await provider.perform(call(url))
@@ -280,7 +280,7 @@ def test_server_closing_idle_connections_is_not_in_doubt(monkeypatch):
 
     async def main():
         async with far_end(mode="close") as (far, url):  # answers, then closes: like an idle timeout
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
             first = await provider.perform(call(url))
             await asyncio.sleep(0.05)
             second = await provider.perform(call(url))
@@ -295,7 +295,7 @@ def test_server_closing_idle_connections_is_not_in_doubt(monkeypatch):
 def test_a_broken_answer_is_in_doubt(mode):
     async def main():
         async with far_end(mode=mode) as (far, url):
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
             r = await provider.perform(call(url))
             await provider.aclose()
         assert r.in_doubt and r.error and len(far.requests) == 1
@@ -318,7 +318,7 @@ def test_connect_timeout_is_a_definite_failure():
                 c.connect(("127.0.0.1", port))
             fillers.append(c)
         url = f"http://127.0.0.1:{port}"
-        provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+        provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
         t0 = time.monotonic()
         r = await provider.perform(call(url, timeout=0.3))
         elapsed = time.monotonic() - t0
@@ -339,7 +339,7 @@ def test_dns_failure_is_a_definite_failure(monkeypatch):
 
     async def main():
         url = "http://callflow-test.invalid:8080"
-        provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+        provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
         r = await provider.perform(call(url))
         await provider.aclose()
         assert r.error and not r.in_doubt
@@ -351,12 +351,12 @@ def test_credentials_go_only_to_the_configured_origin():
     """A path that looks like an authority, or a redirect, cannot take the credentials elsewhere."""
     async def main():
         async with far_end() as (far, url), far_end() as (other, other_url):
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
             sneaky = await provider.perform(call(url + "//" + other_url.split("//", 1)[1]))  # {api}//127.0.0.1:port/...
             await provider.aclose()
         async with far_end() as (other2, other2_url), \
                 far_end(status=307, extra=b"Location: " + other2_url.encode() + b"/steal\r\n") as (far2, url2):
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url2))
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url2), allow_private_http=True)
             redirected = await provider.perform(call(url2))
             await provider.aclose()
         assert other.requests == [] and len(far.requests) == 1 and sneaky.status == 201
@@ -371,7 +371,7 @@ def test_web_requests_keep_no_cookies_and_follow_no_redirects():
     async def main():
         async with far_end(status=302, body=b"{}", extra=b"Set-Cookie: session=abc; Path=/\r\nLocation: /elsewhere\r\n") \
                 as (far, url):
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
             first = await provider.perform(Request("Lookup", "GET", f"{url}/a?q=1&keep=yes", params={"q": "2"}))
             second = await provider.perform(Request("Lookup", "GET", f"{url}/a"))
             await provider.aclose()
@@ -385,7 +385,7 @@ def test_web_requests_keep_no_cookies_and_follow_no_redirects():
 def test_web_errors_are_responses_not_exceptions():
     async def main():
         async with far_end(mode="silent") as (far, url):
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
             slow = await provider.perform(Request("Lookup", "GET", f"{url}/x", timeout=0.2))
             bad_url = await provider.perform(Request("Lookup", "GET", "ftp://example.com/x"))
             bad_header = await provider.perform(Request("Lookup", "GET", f"{url}/x", headers={"X-A": "a\r\nX-B: b"}))
@@ -400,7 +400,7 @@ def test_unknown_charset_falls_back_to_utf8():
     async def main():
         async with far_end(status=200, body="caf\u00e9".encode()) as (far, url):
             far.content_type = b"text/plain; charset=no-such-charset"
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
             r = await provider.perform(Request("Lookup", "GET", f"{url}/x"))
             await provider.aclose()
         assert r.status == 200 and r.body == "caf\u00e9"
@@ -414,7 +414,7 @@ def test_timeout_bounds_the_whole_exchange():
     (then in doubt: the request was written)."""
     async def main():
         async with far_end(mode="trickle") as (far, url):
-            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
             t0 = time.monotonic()
             web = await provider.perform(Request("Lookup", "GET", f"{url}/slow", timeout=0.4))
             t1 = time.monotonic()
@@ -423,5 +423,32 @@ def test_timeout_bounds_the_whole_exchange():
             await provider.aclose()
         assert web.error == "timed out after 0.4 s" and t1 - t0 < 1.0
         assert api.in_doubt and api.error and t2 - t1 < 1.5
+
+    go(main())
+
+
+def test_http_request_nodes_cannot_reach_non_public_hosts_unless_allowed():
+    """Security by default: a flow's http_request (whose URL may come from payload values)
+    cannot reach the service's own machine or private network; the provider API can."""
+    from engine.provider import public_address
+
+    assert public_address("8.8.8.8") and not public_address("127.0.0.1") and not public_address("10.1.2.3")
+    assert not public_address("169.254.169.254") and not public_address("::1") and not public_address("fd00::1")
+
+    async def main():
+        async with far_end() as (far, url):
+            guarded = Provider(ProviderConfig(AUTH_ID, TOKEN, url))
+            by_ip = await guarded.perform(Request("Lookup", "GET", f"{url}/orders"))
+            by_name = await guarded.perform(Request("Lookup", "GET", url.replace("127.0.0.1", "localhost") + "/orders"))
+            api = await guarded.perform(call(url))  # the configured provider API is not a flow's choice
+            await guarded.aclose()
+            allowed = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
+            ok = await allowed.perform(Request("Lookup", "GET", f"{url}/orders"))
+            await allowed.aclose()
+        assert by_ip.status == 0 and "not a public address" in by_ip.error and not by_ip.in_doubt
+        assert by_name.status == 0 and "non-public" in by_name.error and not by_name.in_doubt
+        assert api.status == 201
+        assert ok.status != 0 and ok.error is None
+        assert [r["target"] for r in far.requests] == ["/v1/Account/" + AUTH_ID + "/Call/", "/orders"]
 
     go(main())
