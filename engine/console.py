@@ -135,22 +135,24 @@ def console_routes(service: "Service", authorized: Callable[[HttpRequest], bool]
             return not_found("not found")
         return asset(name)
 
-    async def get_flow(request: HttpRequest):
-        if not authorized(request):
-            return deny()
-        flow_id = request.path_params["flow_id"]
-        entry = service.flows.get(flow_id)
-        if entry is None:
-            return not_found(f"no flow with id {flow_id!r}")
+    def of_a_flow(handle):
+        """An authorized request about one loaded flow: `handle(flow_id, entry)`."""
+        async def endpoint(request: HttpRequest):
+            if not authorized(request):
+                return deny()
+            flow_id = request.path_params["flow_id"]
+            entry = service.flows.get(flow_id)
+            if entry is None:
+                return not_found(f"no flow with id {flow_id!r}")
+            return await handle(flow_id, entry)
+        return endpoint
+
+    @of_a_flow
+    async def get_flow(flow_id, entry):
         return JSONResponse(flow_detail(entry.flow, service.settings.auth_id, entry.created_on))
 
-    async def get_graph(request: HttpRequest):
-        if not authorized(request):
-            return deny()
-        flow_id = request.path_params["flow_id"]
-        entry = service.flows.get(flow_id)
-        if entry is None:
-            return not_found(f"no flow with id {flow_id!r}")
+    @of_a_flow
+    async def get_graph(flow_id, entry):
         svg = svgs.get(flow_id)
         if svg is None:
             from .graph_export import to_svg

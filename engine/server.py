@@ -593,19 +593,17 @@ def create_app(service: Service) -> Starlette:
         document = await service.callback(request.path_params["run_id"], request.path_params["seq"], kind, params)
         return xml(document)
 
-    async def inbound(request: HttpRequest):
-        try:
-            params = await signed_params(request)
-        except HttpError as e:
-            return error(e.status, e.message)
-        return xml(await service.inbound(request.path_params["flow_id"], params))
+    def incoming(handle):
+        """A signed request for an incoming call of a flow, answered with XML."""
+        async def endpoint(request: HttpRequest):
+            try:
+                params = await signed_params(request)
+            except HttpError as e:
+                return error(e.status, e.message)
+            return xml(await handle(request.path_params["flow_id"], params))
+        return endpoint
 
-    async def inbound_hangup(request: HttpRequest):
-        try:
-            params = await signed_params(request)
-        except HttpError as e:
-            return error(e.status, e.message)
-        return xml(await service.inbound_hangup(request.path_params["flow_id"], params))
+    inbound, inbound_hangup = incoming(service.inbound), incoming(service.inbound_hangup)
 
     async def health(request: HttpRequest):
         return JSONResponse({"status": "ok", "flows": len(service.flows)})
