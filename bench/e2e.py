@@ -188,7 +188,7 @@ def baseline_app_main(port: int) -> None:
 
     app = Starlette(routes=[Route("/answer", answer, methods=["POST"]), Route("/ring", ring, methods=["POST"]),
                             Route("/hangup", hangup, methods=["POST"]), Route("/count", count)])
-    from engine.httputil import bind
+    from engine.service.http import bind
 
     sock = bind("127.0.0.1", port)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import engine.executor as executor_module  # noqa: E402
 from engine.events import Trigger  # noqa: E402
 from engine.executor import Executor  # noqa: E402
-from engine.flow import check_text  # noqa: E402
+from engine.load.build import check_text  # noqa: E402
 
 
 def linear_flow(n: int) -> str:

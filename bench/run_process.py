@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=15)
     args = ap.parse_args()
     floor = median_time([sys.executable, "-c", "pass"], args.repeat)
-    imports = median_time([sys.executable, "-c", "import engine.cli, engine.runner, engine.flow"], args.repeat)
+    imports = median_time([sys.executable, "-c", "import engine.cli, engine.local.run, engine.flow"], args.repeat)
     run = median_time(RUN, args.repeat)
     print(f"python -c pass:          {floor*1000:7.1f} ms")
     print(f"import engine:           {imports*1000:7.1f} ms")

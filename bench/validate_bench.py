@@ -28,8 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import analysis, templating, yamldoc  # noqa: E402
-from engine.flow import check_text  # noqa: E402
+from engine import templating  # noqa: E402
+from engine.load import analysis  # noqa: E402
+from engine.load import document as yamldoc  # noqa: E402
+from engine.load.build import check_text  # noqa: E402
 
 
 def generate(n: int) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .diagnostics import Diagnostic, FlowInvalid
+from engine.diagnostics import Diagnostic, FlowInvalid
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -66,10 +66,10 @@ def main() -> None:
 @click.option("--port", default=8080, show_default=True, type=int, help="Port for callbacks (with --live).")
 def run(flow, pairs, payload_json, scenario, as_json, live, public_url, call_from, call_to, sip_headers, host, port):
     """Run FLOW once on the embedded sandbox and print its trace."""
-    from .executor import missing_required
-    from .flow import load_flow
-    from .runner import LocalRun, Tracer, run_record
-    from .scenario import Scenario, load_scenario
+    from engine.executor import missing_required
+    from engine.load.build import load_flow
+    from engine.local.run import LocalRun, Tracer, run_record
+    from engine.local.scenario import Scenario, load_scenario
 
     try:
         payload = _parse_payload(pairs, payload_json)
@@ -92,7 +92,7 @@ def run(flow, pairs, payload_json, scenario, as_json, live, public_url, call_fro
                    err=True)
         sys.exit(EXIT_BAD_INPUT)
     if live:
-        from .live import run_live
+        from engine.service.live import run_live
 
         sys.exit(run_live(loaded, payload, public_url, as_json, host=host, port=port, echo=click.echo))
     tracer = None if as_json else Tracer(click.echo)
@@ -113,7 +113,7 @@ def run(flow, pairs, payload_json, scenario, as_json, live, public_url, call_fro
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
 def validate(paths, fmt, strict):
     """Check flow files and folders offline; print every diagnostic."""
-    from .validate import validate_paths, format_diagnostics
+    from engine.load.discover import validate_paths, format_diagnostics
 
     diagnostics, checked = validate_paths([Path(p) for p in paths])
     out = format_diagnostics(diagnostics, fmt, checked)
@@ -134,9 +134,9 @@ def sandbox(host, port, scenario, auth_id, auth_token):
     """A local Plivo-compatible voice API that plays simulated calls."""
     import re
 
-    from .sandbox import SandboxCore
-    from .sandbox_server import DEV_AUTH_ID, DEV_AUTH_TOKEN, run_sandbox
-    from .scenario import Scenario, load_scenario
+    from engine.local.sandbox import SandboxCore
+    from engine.local.sandbox_server import DEV_AUTH_ID, DEV_AUTH_TOKEN, run_sandbox
+    from engine.local.scenario import Scenario, load_scenario
 
     try:
         behaviour = load_scenario(scenario) if scenario else Scenario()
@@ -172,7 +172,7 @@ def sandbox(host, port, scenario, auth_id, auth_token):
 @click.option("--sandbox", is_flag=True, help="Place simulated calls on an embedded sandbox provider.")
 def serve(flows_dir, host, port, db, sandbox):
     """Serve every flow under FLOWS_DIR over HTTP (PHLO-compatible run API, provider callbacks)."""
-    from .server import serve_main
+    from engine.service.server import serve_main
 
     sys.exit(serve_main(flows_dir, host, port, db, sandbox, click.echo))
 
@@ -185,8 +185,8 @@ def serve(flows_dir, host, port, db, sandbox):
               help="Write to FILE instead of standard output.")
 def graph(flow, fmt, output):
     """Draw FLOW: nodes with their types, edges with their outcomes, error edges dashed."""
-    from .flow import load_flow
-    from .graph_export import render
+    from engine.load.build import load_flow
+    from engine.graph_export import render
 
     try:
         loaded = load_flow(flow)
@@ -210,7 +210,7 @@ def graph(flow, fmt, output):
 @click.option("--coverage", "show_coverage", is_flag=True, help="List routed outcomes no case takes.")
 def test_command(paths, update, show_coverage):
     """Run the flow test cases (<flow>.test.yaml) found under PATHS: simulated calls, no network."""
-    from .flowtest import run_tests
+    from engine.local.flowtest import run_tests
 
     sys.exit(run_tests([Path(p) for p in paths], update=update, show_coverage=show_coverage, echo=click.echo))
 
@@ -219,7 +219,7 @@ def test_command(paths, update, show_coverage):
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write it to a file instead.")
 def schema(output):
     """Print the JSON Schema (draft 2020-12) of flow files, for editors."""
-    from .schema import schema_text
+    from engine.load.schema import schema_text
 
     text = schema_text()
     if output:

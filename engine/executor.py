@@ -12,12 +12,13 @@ from dataclasses import replace
 from typing import Callable
 from urllib.parse import urlencode
 
-from .events import Callback, Effect, Expired, Finished, InboundCall, Response, ServeDocument, Trigger
-from .flow import Flow, NodeSpec
-from .node import AwaitCall, Context, EndCall, Listen, Next, NodeFailed, RunEnvironment, Say, Send
-from .plivoxml import MAX_BYTES as MAX_DOCUMENT_BYTES
-from .plivoxml import Element, element, render
-from .state import RunState
+from engine.events import Callback, Effect, Expired, Finished, InboundCall, Response, ServeDocument, Trigger
+from engine.flow import Flow
+from engine.node import NodeSpec
+from engine.node import AwaitCall, Context, EndCall, Listen, Next, NodeFailed, RunEnvironment, Say, Send
+from engine.plivoxml import MAX_BYTES as MAX_DOCUMENT_BYTES
+from engine.plivoxml import Element, element, render
+from engine.state import RunState
 
 MAX_STEPS = 1000  # per run, as Twilio Studio
 MAX_REPEAT = 10  # visits of one node between two outside events (a loop that spins)

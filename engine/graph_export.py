@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape as _xml_escape
 
 if TYPE_CHECKING:
-    from .flow import Flow
+    from engine.flow import Flow
 
 FORMATS = ("mermaid", "dot", "svg")
 START_MARK = "\u25b6"  # black right-pointing triangle: the trigger, where runs start

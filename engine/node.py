@@ -11,13 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
 
-from .config import Field, ValueInvalid
-from .events import Callback, Request, Response
-from .plivoxml import Element
+from engine.fields import Field, ValueInvalid
+from engine.events import Callback, Request, Response
+from engine.plivoxml import Element
 
 if TYPE_CHECKING:
-    from .flow import NodeSpec
-    from .state import RunState
+    from engine.state import RunState
 
 CallNeed = Literal["none", "required", "optional"]
 
@@ -133,6 +132,22 @@ class RunEnvironment:
 
     def api(self, resource: str) -> str:
         return f"{self.api_url.rstrip('/')}/v1/Account/{self.auth_id}/{resource}/"
+
+
+@dataclass(slots=True)
+class NodeSpec:
+    name: str
+    node_type: "NodeType"
+    config: dict  # compiled: templates are Template objects
+    next: dict  # outcome -> node name
+    error: str | None
+    line: int
+    col: int
+
+    @property
+    def type(self) -> str:
+        return self.node_type.name
+
 
 
 class NodeType:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .node import NodeType
+from engine.node import NodeType
 
 _types: dict[str, NodeType] = {}
 _loaded = False

@@ -3,7 +3,7 @@
 import re
 from functools import lru_cache
 
-from engine.config import Choice, ListOf, Record, Text
+from engine.fields import Choice, ListOf, Record, Text
 from engine.node import Context, Next, NodeFailed, NodeType
 from engine.registry import register
 

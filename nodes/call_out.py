@@ -2,7 +2,7 @@
 
 import re
 
-from engine.config import Choice, Integer, ListOf, MapOf, Phone, Text
+from engine.fields import Choice, Integer, ListOf, MapOf, Phone, Text
 from engine.events import Callback, Request, Response
 from engine.node import AwaitCall, Context, Next, NodeFailed, NodeType, Send
 from engine.registry import register

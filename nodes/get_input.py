@@ -1,6 +1,6 @@
 """get_input: prompt the caller and collect digits; the run waits for them."""
 
-from engine.config import Integer, Text, Url
+from engine.fields import Integer, Text, Url
 from engine.events import Callback
 from engine.node import Context, Listen, Next, NodeType
 from engine.plivoxml import element

@@ -1,6 +1,6 @@
 """hangup: end the call (if one is up) and the path."""
 
-from engine.config import Choice
+from engine.fields import Choice
 from engine.node import Context, EndCall, Next, NodeType
 from engine.plivoxml import element
 from engine.registry import register

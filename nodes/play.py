@@ -1,6 +1,6 @@
 """play: play an audio file to the caller."""
 
-from engine.config import Integer, Url
+from engine.fields import Integer, Url
 from engine.node import Context, NodeType, Say
 from engine.plivoxml import element
 from engine.registry import register

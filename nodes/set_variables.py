@@ -1,6 +1,6 @@
 """set_variables: compute named values for later nodes ({{ Node.name }})."""
 
-from engine.config import AnyJson, MapOf
+from engine.fields import AnyJson, MapOf
 from engine.node import Context, Next, NodeType
 from engine.registry import register
 

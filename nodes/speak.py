@@ -1,6 +1,6 @@
 """speak: text-to-speech to the caller."""
 
-from engine.config import Integer, Text
+from engine.fields import Integer, Text
 from engine.node import Context, NodeType, Say
 from engine.plivoxml import element
 from engine.registry import register

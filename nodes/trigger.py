@@ -1,6 +1,6 @@
 """trigger: where a run starts, from a run request (`http`) or an incoming call (`call`)."""
 
-from engine.config import Data, ListOf, Text
+from engine.fields import Data, ListOf, Text
 from engine.node import Context, NodeFailed, NodeType
 from engine.registry import register
 
@@ -14,7 +14,7 @@ class Trigger(NodeType):
         "required": ListOf(item=Text(templated=False), description="Payload keys the run request must supply."),
     }
     outcomes = ("http", "call")
-    # Dotted output patterns (engine.analysis): `*` is any key below; X-PH- prefixes removed.
+    # Dotted output patterns (engine.load.analysis): `*` is any key below; X-PH- prefixes removed.
     outputs = ("http.params.*", "call.from", "call.to", "call.call_uuid", "call.headers.*")
     call_outcomes = frozenset({"call"})
     is_trigger = True

@@ -1,6 +1,6 @@
 """wait: silence on the call for some seconds."""
 
-from engine.config import Integer
+from engine.fields import Integer
 from engine.node import Context, NodeType, Say
 from engine.plivoxml import element
 from engine.registry import register

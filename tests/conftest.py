@@ -16,7 +16,7 @@ def flow_text(body: str, *, flow_id: str = "t") -> str:
 
 @pytest.fixture
 def make_flow():
-    from engine.flow import check_text
+    from engine.load.build import check_text
 
     def make(body: str, **kw):
         flow, diagnostics = check_text(flow_text(body, **kw), "t.yaml")

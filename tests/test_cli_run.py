@@ -192,8 +192,8 @@ class _Drip(BaseHTTPRequestHandler):
 def test_http_request_timeout_bounds_the_whole_exchange(tmp_path):
     import time as clock
 
-    from engine.flow import check_text
-    from engine.runner import LocalRun
+    from engine.load.build import check_text
+    from engine.local.run import LocalRun
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Drip)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -1,4 +1,4 @@
-"""engine/console.py in process: the web console's routes, auth, assets and JSON.
+"""engine/service/console.py in process: the web console's routes, auth, assets and JSON.
 
 The console in a real browser against a real `callflow serve`: tests/test_console_browser.py.
 """
@@ -14,12 +14,12 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from engine.console import ASSETS, MEDIA_TYPES, trigger_fields
-from engine.flow import check_text, load_flow
+from engine.service.console import ASSETS, MEDIA_TYPES, trigger_fields
+from engine.load.build import check_text, load_flow
 from engine.graph_export import graph_model, to_svg
-from engine.provider import ProviderConfig
-from engine.server import Service, Settings, create_app
-from engine.store import SQLiteStore
+from engine.service.provider import ProviderConfig
+from engine.service.server import Service, Settings, create_app
+from engine.service.store import SQLiteStore
 
 from conftest import FLOWS, ROOT
 
@@ -203,8 +203,8 @@ def test_console_script_never_parses_untrusted_strings_as_html():
 
 def test_console_files_are_packaged():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert "engine.console_assets" in config["packages"]
-    assert "console_assets/*" in config["package-data"]["engine"]
+    assert "engine.service.console_assets" in config["packages"]
+    assert "console_assets/*" in config["package-data"]["engine.service"]
     files = [p for p in ASSETS.iterdir() if p.is_file()]
     assert {p.name for p in files} >= {"index.html", "app.js", "style.css"}
     for p in files:

@@ -7,8 +7,8 @@ import pytest
 from engine.events import Callback, Response, Trigger
 from engine.executor import Executor, MAX_REPEAT
 from engine.plivoxml import parse
-from engine.runner import LocalRun, parse_callback_url
-from engine.scenario import parse_scenario
+from engine.local.run import LocalRun, parse_callback_url
+from engine.local.scenario import parse_scenario
 from engine.state import RunState
 
 SEED = """

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.cli import main
-from engine.flow import load_flow
-from engine.flowtest import coverage, parse_test_file, run_file, run_tests
+from engine.load.build import load_flow
+from engine.local.flowtest import coverage, parse_test_file, run_file, run_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"
@@ -198,8 +198,8 @@ def test_same_run_as_callflow_run(project, tmp_path):
     """Cases go through runner.LocalRun, the shell `callflow run` uses: same record."""
     import json
 
-    from engine.runner import LocalRun
-    from engine.scenario import Behaviour, Scenario
+    from engine.local.run import LocalRun
+    from engine.local.scenario import Behaviour, Scenario
 
     path = project("""\
         cases:

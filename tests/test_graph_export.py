@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 
 from conftest import CALLFLOW, FLOWS, ROOT, flow_text
 from engine.cli import main
-from engine.flow import Flow, NodeSpec, check_text
+from engine.flow import Flow
+from engine.node import NodeSpec
+from engine.load.build import check_text
 from engine.graph_export import START_MARK, graph_model, render, to_dot, to_mermaid, to_svg
 from engine.node import NodeType
 from engine.registry import node_types
@@ -152,7 +154,7 @@ def nasty():
 
 
 def all_flows(ivr, nasty):
-    from engine.flow import load_flow
+    from engine.load.build import load_flow
 
     return [load_flow(p) for p in BUNDLED] + [ivr, nasty]
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from engine.flow import check_file, check_text, load_flow
+from engine.load.build import check_file, check_text, load_flow
 from engine.diagnostics import FlowInvalid
-from engine.yamldoc import MAX_FLOW_BYTES
+from engine.load.document import MAX_FLOW_BYTES
 
 from conftest import FLOWS
 

@@ -29,9 +29,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from engine import sandbox_server
-from engine.sandbox import SandboxCore
-from engine.scenario import parse_scenario
+from engine.local import sandbox_server
+from engine.local.sandbox import SandboxCore
+from engine.local.scenario import parse_scenario
 
 import processes
 from processes import REPO, SANDBOX_READY, CallflowProcess, clean_env

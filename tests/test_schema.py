@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from engine.cli import main
 from engine.registry import node_types
-from engine.schema import flow_schema, schema_text
-from engine.yamldoc import load_text
+from engine.load.schema import flow_schema, schema_text
+from engine.load.document import load_text
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "docs" / "flow.schema.json"

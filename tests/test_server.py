@@ -1,4 +1,4 @@
-"""engine/server.py in process: the trigger API, callbacks, runs API, crash recovery.
+"""engine/service/server.py in process: the trigger API, callbacks, runs API, crash recovery.
 
 The app runs on httpx's ASGI transport with a fake provider (no network), the store is a
 real SQLite file. Real processes and the real sandbox: tests/test_server_e2e.py.
@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from engine.events import Request, Response
-from engine.flow import check_text, load_flow
-from engine.provider import ProviderConfig
-from engine.server import HANGUP_DOCUMENT, Service, Settings, create_app, load_flows, parse_payload, HttpError
-from engine.signature import sign_v3_headers
-from engine.store import SQLiteStore
+from engine.load.build import check_text, load_flow
+from engine.service.provider import ProviderConfig
+from engine.service.server import HANGUP_DOCUMENT, Service, Settings, create_app, load_flows, parse_payload, HttpError
+from engine.service.signature import sign_v3_headers
+from engine.service.store import SQLiteStore
 
 from conftest import FLOWS
 
@@ -591,7 +591,7 @@ def test_two_services_on_one_store_resolve_a_race_by_version(tmp_path):
 
 
 def test_settings_from_the_environment():
-    from engine.server import settings_from_env
+    from engine.service.server import settings_from_env
 
     s = settings_from_env("http://127.0.0.1:8080", {})
     assert s.generated_credentials and s.auth_id.startswith("MA") and len(s.auth_id) == 20 and s.auth_token

@@ -19,7 +19,7 @@ import plivo
 import pytest
 from plivo import exceptions as plivo_exceptions
 
-from engine.signature import sign_v3_headers
+from engine.service.signature import sign_v3_headers
 
 from conftest import FLOWS
 from processes import DEADLINE, REPO, SANDBOX_READY, SERVE_READY, CallflowProcess, clean_env, wait_for

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from plivo.utils import validate_signature as sdk_validate_v2
 from plivo.utils import validate_v3_signature as sdk_validate_v3
 
-from engine.signature import (
+from engine.service.signature import (
     sign_v3_headers,
     v2_signature,
     v3_base,

@@ -1,4 +1,4 @@
-"""engine/store.py: the run store (SQLite), its version check, paging and pending work."""
+"""engine/service/store.py: the run store (SQLite), its version check, paging and pending work."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 
 from engine.state import RunState
-from engine.store import Conflict, RunExists, SQLiteStore, open_store
+from engine.service.store import Conflict, RunExists, SQLiteStore, open_store
 
 
 def run(coro):

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import main
-from engine.flow import check_text
-from engine.validate import validate_paths
+from engine.load.build import check_text
+from engine.load.discover import validate_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "corpus"
@@ -105,7 +105,7 @@ def test_github_format_is_workflow_commands():
 
 def test_github_format_escapes_properties_and_data():
     from engine.diagnostics import Diagnostic
-    from engine.validate import format_diagnostics
+    from engine.load.discover import format_diagnostics
 
     d = Diagnostic("a,b:c.yaml", 1, 2, "error", "x", "50% done\nnext")
     out = format_diagnostics([d], "github", 1).splitlines()[0]
@@ -144,7 +144,7 @@ def test_missing_path_is_a_diagnostic():
 
 
 def test_file_too_large_is_refused_without_parsing(tmp_path):
-    from engine.yamldoc import MAX_FLOW_BYTES
+    from engine.load.document import MAX_FLOW_BYTES
 
     big = tmp_path / "big.yaml"
     big.write_text("# " + "x" * MAX_FLOW_BYTES + "\n")
@@ -212,7 +212,7 @@ _REPORTERS = {"diag", "error", "template_error", "Diagnostic", "at", "warning", 
 def emitted_codes() -> dict[str, set[str]]:
     """Codes in the engine's source: string literals passed to a diagnostic-making call."""
     found: dict[str, set[str]] = {}
-    for f in sorted((ROOT / "engine").glob("*.py")) + sorted((ROOT / "nodes").glob("*.py")):
+    for f in sorted((ROOT / "engine").rglob("*.py")) + sorted((ROOT / "nodes").glob("*.py")):
         for node in ast.walk(ast.parse(f.read_text(), str(f))):
             if not isinstance(node, ast.Call):
                 continue

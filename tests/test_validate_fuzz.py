@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.diagnostics import has_errors
-from engine.flow import check_text
-from engine.yamldoc import load_text
+from engine.load.build import check_text
+from engine.load.document import load_text
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOW_FILES = sorted(p for p in (ROOT / "flows").glob("*.yaml") if not p.name.endswith((".test.yaml", ".scenario.yaml")))
@@ -186,7 +186,7 @@ def digraphs(draw):
 def test_graph_algorithms(g, budget):
     import networkx as nx
 
-    from engine.analysis import _Graph, _RunsBefore
+    from engine.load.analysis import _Graph, _RunsBefore
 
     fast = _Graph(g)
     root = "n0"

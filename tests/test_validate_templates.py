@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.analysis import _analyze, _analyze_outputs, _analyze_simple
+from engine.load.analysis import _analyze, _analyze_outputs, _analyze_simple
 from engine.templating import is_simple, templates
 
 FAST = settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow])

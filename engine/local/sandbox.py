@@ -17,8 +17,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Generator
 
-from .plivoxml import Element, PlivoXMLError, parse
-from .scenario import Behaviour, Scenario
+from engine.plivoxml import Element, PlivoXMLError, parse
+from engine.local.scenario import Behaviour, Scenario
 
 DESTINATION = re.compile(r"^(\+?[0-9]{7,15}|sips?:[^\s<>]+@[^\s<>]+)$")
 SIP_HEADERS = re.compile(r"^[A-Za-z0-9]+=[A-Za-z0-9%]+(,[A-Za-z0-9]+=[A-Za-z0-9%]+)*$")

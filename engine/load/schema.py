@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 
-from .config import fields_schema
-from .flow import FLOW_ID, NODE_NAME, SPEC_VERSION, TOP_KEYS
-from .node import NodeType
-from .registry import node_types
+from engine.fields import fields_schema
+from engine.load.build import FLOW_ID, NODE_NAME, SPEC_VERSION, TOP_KEYS
+from engine.node import NodeType
+from engine.registry import node_types
 
 SCHEMA_ID = "https://callflow.dev/schemas/flow-v1.json"
 _NODE_NAME = {"type": "string", "pattern": NODE_NAME.pattern}

@@ -18,12 +18,13 @@ from typing import Any, Callable
 
 import yaml
 
-from .config import phone_problem
-from .diagnostics import Diagnostic, FlowInvalid, has_errors, sort_key
-from .executor import missing_required
-from .flow import Flow, check_file
-from .scenario import Scenario, _behaviour, _mock, load_scenario
-from .yamldoc import Document, load_text
+from engine.fields import phone_problem
+from engine.diagnostics import Diagnostic, FlowInvalid, has_errors, sort_key
+from engine.executor import missing_required
+from engine.flow import Flow
+from engine.load.build import check_file
+from engine.local.scenario import Scenario, _behaviour, _mock, load_scenario
+from engine.load.document import Document, load_text
 
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
 RUN_ID = "test"  # fixed, so callback URLs in documents are the same on every run
@@ -246,7 +247,7 @@ class Result:
 
 
 def run_case(flow: Flow, case: Case) -> Result:
-    from .runner import LocalRun
+    from engine.local.run import LocalRun
 
     missing = [] if case.call else missing_required(flow, case.payload)
     if missing:
@@ -267,7 +268,7 @@ def run_case(flow: Flow, case: Case) -> Result:
 
 def snapshot(record: dict, flow: Flow) -> dict:
     """Expectations that the run just met, readable: what --update writes."""
-    from .runner import SANDBOX_ENV
+    from engine.local.run import SANDBOX_ENV
 
     out: dict = {"status": record["status"]}
     if record.get("error"):
@@ -474,7 +475,7 @@ def run_file(path: Path) -> FileRun:
 def _without_callbacks(body: dict) -> dict:
     """A request body minus the callback URLs the run minted (and their methods): plumbing
     that differs per run, not what a flow author expects."""
-    from .runner import SANDBOX_ENV
+    from engine.local.run import SANDBOX_ENV
 
     prefix = SANDBOX_ENV.public_url.rstrip("/") + "/callbacks/"
     minted = {k for k, v in body.items() if isinstance(v, str) and v.startswith(prefix)}

@@ -33,12 +33,12 @@ from liquid.builtin.tags.if_tag import ConditionalBlockNode, IfNode
 from liquid.builtin.tags.unless_tag import UnlessNode
 from liquid.exceptions import LiquidError
 
-from .config import did_you_mean
-from .templating import FILTER_NAME, IDENT, LITERAL, NUMBER, OUTPUT, PATH, STRING, Template, templates
+from engine.fields import did_you_mean
+from engine.templating import FILTER_NAME, IDENT, LITERAL, NUMBER, OUTPUT, PATH, STRING, Template, templates
 
 if TYPE_CHECKING:
-    from .flow import NodeSpec
-    from .yamldoc import Document
+    from engine.node import NodeSpec
+    from engine.load.document import Document
 
 # Properties Liquid gives every string and array: `{{ Menu.digits.size }}` is fine.
 LIQUID_PROPERTIES = frozenset({"size", "first", "last"})

@@ -11,7 +11,7 @@ on the `WWW-Authenticate` challenge, and sends them with every request after tha
   GET /v1/flows/{flow_id}               one flow: nodes, edges, the trigger's form fields
   GET /v1/flows/{flow_id}/graph.svg     the flow drawn by engine.graph_export.to_svg
 
-`create_app` in engine/server.py adds them with `routes += console_routes(service, authorized)`.
+`create_app` in engine/service/server.py adds them with `routes += console_routes(service, authorized)`.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 if TYPE_CHECKING:
-    from .flow import Flow
-    from .server import Service
+    from engine.flow import Flow
+    from engine.service.server import Service
 
 ASSETS = Path(__file__).resolve().parent / "console_assets"
 MEDIA_TYPES = {
@@ -78,7 +78,7 @@ def trigger_fields(flow: "Flow") -> list[dict]:
 
 
 def flow_detail(flow: "Flow", auth_id: str, created_on: str) -> dict:
-    from .graph_export import graph_model
+    from engine.graph_export import graph_model
 
     nodes, edges = graph_model(flow)
     specs = flow.nodes
@@ -155,7 +155,7 @@ def console_routes(service: "Service", authorized: Callable[[HttpRequest], bool]
     async def get_graph(flow_id, entry):
         svg = svgs.get(flow_id)
         if svg is None:
-            from .graph_export import to_svg
+            from engine.graph_export import to_svg
 
             svg = svgs[flow_id] = await run_in_threadpool(to_svg, entry.flow)  # a big flow takes a while
         return Response(svg, media_type="image/svg+xml",

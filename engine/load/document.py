@@ -17,7 +17,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
-from .diagnostics import Diagnostic
+from engine.diagnostics import Diagnostic
 
 MAX_FLOW_BYTES = 1024 * 1024
 

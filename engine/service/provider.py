@@ -37,7 +37,7 @@ import httpx
 from multidict import CIMultiDict
 from yarl import URL
 
-from .events import Request, Response
+from engine.events import Request, Response
 
 DEFAULT_API_URL = "https://api.plivo.com"
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -92,7 +92,7 @@ def _headers(response: aiohttp.ClientResponse) -> dict[str, str]:
 class ShardedClient:
     """Several small httpx.AsyncClients behind the part of the AsyncClient API we use
     (`build_request`, `send`, `stream`, `aclose`). Only the sandbox's callbacks use it now
-    (engine/sandbox_server.py); see docs/design.md, "Performance notes", for why they have
+    (engine/local/sandbox_server.py); see docs/design.md, "Performance notes", for why they have
     not moved to aiohttp like serve's requests.
 
     httpcore's pool, on every request start and end, passes over all its connections (a

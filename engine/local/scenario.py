@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import phone_problem
-from .diagnostics import FlowInvalid
-from .yamldoc import load_text
+from engine.fields import phone_problem
+from engine.diagnostics import FlowInvalid
+from engine.load.document import load_text
 
 RESULTS = ("answered", "busy", "no_answer", "failed", "machine")
 _BEHAVIOUR_KEYS = ("result", "digits", "answer_after", "hangup_after", "sms")
@@ -46,7 +46,7 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         text = Path(path).read_bytes()
     except OSError as e:
-        from .diagnostics import Diagnostic
+        from engine.diagnostics import Diagnostic
 
         raise FlowInvalid([Diagnostic(str(path), 1, 1, "error", "unreadable", f"cannot read file: {e.strerror}")])
     return parse_scenario(text, str(path))

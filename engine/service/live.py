@@ -20,12 +20,12 @@ from typing import Callable
 import click
 import uvicorn
 
-from .flow import Flow
-from .provider import Provider
-from .runner import Tracer
-from .httputil import bind
-from .server import Service, _Server, create_app, settings_from_env
-from .store import open_store
+from engine.flow import Flow
+from engine.service.provider import Provider
+from engine.local.run import Tracer
+from engine.service.http import bind
+from engine.service.server import Service, _Server, create_app, settings_from_env
+from engine.service.store import open_store
 
 POLL_SECONDS = 0.2
 

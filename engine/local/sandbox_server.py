@@ -1,6 +1,6 @@
 """`callflow sandbox`: the sandbox provider as its own process, a local Plivo-compatible voice API.
 
-It is an HTTP shell around the one simulation in :mod:`engine.sandbox`: `SandboxCore`
+It is an HTTP shell around the one simulation in :mod:`engine.local.sandbox`: `SandboxCore`
 answers the API requests, and each `SimulatedCall.run()` generator is driven by an asyncio
 task that turns its items into real I/O:
 
@@ -8,7 +8,7 @@ task that turns its items into real I/O:
 * `Callback(kind, url, method, params)` -> an HTTP request to ``url``: POST sends the params
   form-encoded, GET sends them as query params (merged with the URL's own query). Every
   callback carries ``X-Plivo-Signature-V3`` / ``X-Plivo-Signature-V3-Nonce`` made with the
-  sandbox's auth token (`engine.signature.sign_v3_headers`) and ``User-Agent:
+  sandbox's auth token (`engine.service.signature.sign_v3_headers`) and ``User-Agent:
   callflow-sandbox``. For callbacks that fetch XML (answer, GetDigits action, Redirect) the
   response body goes back into the generator; a non-2xx status, a network error, a
   timeout or a method other than GET/POST sends ``None`` instead, and the simulation ends
@@ -58,11 +58,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .httputil import HttpError, base_url, bind, error, read_body
-from .plivoxml import MAX_BYTES
-from .provider import ShardedClient
-from .sandbox import Callback, Delay, SandboxCore, SimulatedCall
-from .signature import sign_v3_headers
+from engine.service.http import HttpError, base_url, bind, error, read_body
+from engine.plivoxml import MAX_BYTES
+from engine.service.provider import ShardedClient
+from engine.local.sandbox import Callback, Delay, SandboxCore, SimulatedCall
+from engine.service.signature import sign_v3_headers
 
 __all__ = [
     "CALLBACK_TIMEOUT",

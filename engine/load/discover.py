@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .diagnostics import Diagnostic, sort_key
-from .flow import check_source, read_flow_file
+from engine.diagnostics import Diagnostic, sort_key
+from engine.load.build import check_source, read_flow_file
 
 FLOW_SUFFIXES = (".yaml", ".yml")
 _NOT_FLOWS = (".test.yaml", ".test.yml", ".scenario.yaml", ".scenario.yml")

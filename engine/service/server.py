@@ -1,7 +1,7 @@
 """`callflow serve`: the HTTP service (contract section 3), a durable shell around the executor.
 
 Per event the shell does: load the run from the store -> `Executor.advance` -> save ->
-perform the effects (a `Request` goes out through `engine.provider`, its `Response` is fed
+perform the effects (a `Request` goes out through `engine.service.provider`, its `Response` is fed
 back in: advance -> save -> ...) -> answer (the `ServeDocument` XML, if the request was a
 callback). The save comes before any effect and before the answer, so a crash at any
 point leaves the store with the truth; no run lives in process memory between requests
@@ -23,7 +23,7 @@ Routes:
   GET|POST /callbacks/inbound/{flow_id}         incoming call: starts a run
   GET|POST /callbacks/inbound/{flow_id}/hangup  its hangup (the run is found by CallUUID)
   GET  /health
-  GET  /, /console/*, /v1/flows/{flow_id}[/graph.svg]   the web console (engine/console.py)
+  GET  /, /console/*, /v1/flows/{flow_id}[/graph.svg]   the web console (engine/service/console.py)
 """
 
 from __future__ import annotations
@@ -53,17 +53,18 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response as HttpResponse
 from starlette.routing import Route
 
-from .console import console_routes
-from .diagnostics import Diagnostic
-from .events import Callback, Expired, Finished, InboundCall, Request, Response, ServeDocument, Trigger
-from .executor import HANGUP_DOCUMENT, Executor, missing_required
-from .flow import Flow, check_file
-from .httputil import HttpError, base_url, bind, error, read_body
-from .node import RunEnvironment
-from .provider import DEFAULT_CONNECTIONS, Provider, ProviderConfig
-from .signature import HEADER_V3, HEADER_V3_NONCE, validate_v3
-from .state import RunState, iso
-from .store import Conflict, Store, StoredRun, open_store
+from engine.service.console import console_routes
+from engine.diagnostics import Diagnostic
+from engine.events import Callback, Expired, Finished, InboundCall, Request, Response, ServeDocument, Trigger
+from engine.executor import HANGUP_DOCUMENT, Executor, missing_required
+from engine.flow import Flow
+from engine.load.build import check_file
+from engine.service.http import HttpError, base_url, bind, error, read_body
+from engine.node import RunEnvironment
+from engine.service.provider import DEFAULT_CONNECTIONS, Provider, ProviderConfig
+from engine.service.signature import HEADER_V3, HEADER_V3_NONCE, validate_v3
+from engine.state import RunState, iso
+from engine.service.store import Conflict, Store, StoredRun, open_store
 
 logger = logging.getLogger("callflow.server")
 
@@ -147,7 +148,7 @@ class LoadedFlow:
 
 def load_flows(folder: Path) -> tuple[dict[str, Flow], list[Diagnostic]]:
     """Every flow under `folder` (as `callflow validate` finds them), or the diagnostics."""
-    from .validate import flow_files
+    from engine.load.discover import flow_files
 
     if not folder.is_dir():
         return {}, [Diagnostic(str(folder), 1, 1, "error", "unreadable", "no such folder")]
@@ -644,7 +645,7 @@ def create_app(service: Service) -> Starlette:
         Route("/callbacks/inbound/{flow_id}", inbound, methods=["GET", "POST"]),
         Route("/health", health, methods=["GET"]),
     ]
-    routes += console_routes(service, authorized)  # the web console: engine/console.py
+    routes += console_routes(service, authorized)  # the web console: engine/service/console.py
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, Exception: server_error})
     app.router.redirect_slashes = False
@@ -702,12 +703,12 @@ def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bo
     async def main() -> None:
         sandbox_server = None
         if sandbox:
-            from .sandbox import SandboxCore
-            from .sandbox_server import start_sandbox
+            from engine.local.sandbox import SandboxCore
+            from engine.local.sandbox_server import start_sandbox
 
             p = settings.provider
             if not (p.auth_id and p.auth_token):
-                from .sandbox_server import DEV_AUTH_ID, DEV_AUTH_TOKEN
+                from engine.local.sandbox_server import DEV_AUTH_ID, DEV_AUTH_TOKEN
 
                 p = ProviderConfig(DEV_AUTH_ID, DEV_AUTH_TOKEN, p.api_url)
             sandbox_server, sandbox_url = await start_sandbox(SandboxCore(auth_id=p.auth_id, auth_token=p.auth_token),

@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
-from .state import RunState
+from engine.state import RunState
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -103,7 +103,7 @@ class Store(Protocol):
 
 
 def _summary(row) -> dict:
-    from .state import iso
+    from engine.state import iso
 
     return {"run_id": row[1], "flow_id": row[2], "status": row[3], "error": row[4],
             "created_at": iso(row[5]), "updated_at": iso(row[6])}
@@ -398,7 +398,7 @@ def open_store(url: str | None, **kwargs) -> SQLiteStore:
             kwargs["inline"] = True
         return SQLiteStore(path, sync=sync, **kwargs)
     if parsed.scheme in ("postgres", "postgresql"):
-        raise ValueError(f"{parsed.scheme}: not implemented yet; the Store interface in engine/store.py "
+        raise ValueError(f"{parsed.scheme}: not implemented yet; the Store interface in engine/service/store.py "
                          "describes the PostgreSQL design")
     raise ValueError(f"{url}: unknown store (use sqlite:///path/to/callflow.db)")
 

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .templating import Template, TemplateError, is_template, templates
+from engine.templating import Template, TemplateError, is_template, templates
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 SIP_URI = re.compile(r"^sips?:[A-Za-z0-9._~%!$&'()*+,;=:-]+@[A-Za-z0-9.-]+(:[0-9]{1,5})?$")

@@ -1,0 +1,1 @@
+"""The HTTP service (`callflow serve`): settings, runs, endpoints, callbacks, console, store, provider."""
