@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from engine.diagnostics import Diagnostic, FlowInvalid
+from engine.diagnostics import Diagnostic
+from engine.errors import FlowInvalid
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -113,7 +114,7 @@ def run(flow, pairs, payload_json, scenario, as_json, live, public_url, call_fro
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
 def validate(paths, fmt, strict):
     """Check flow files and folders offline; print every diagnostic."""
-    from engine.load.discover import validate_paths, format_diagnostics
+    from engine.load.discover import format_diagnostics, validate_paths
 
     diagnostics, checked = validate_paths([Path(p) for p in paths])
     out = format_diagnostics(diagnostics, fmt, checked)
@@ -185,8 +186,8 @@ def serve(flows_dir, host, port, db, sandbox):
               help="Write to FILE instead of standard output.")
 def graph(flow, fmt, output):
     """Draw FLOW: nodes with their types, edges with their outcomes, error edges dashed."""
-    from engine.load.build import load_flow
     from engine.graph_export import render
+    from engine.load.build import load_flow
 
     try:
         loaded = load_flow(flow)

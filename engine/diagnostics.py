@@ -37,11 +37,3 @@ def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
 
 def sort_key(d: Diagnostic) -> tuple:
     return (d.path, d.line, d.col, d.code, d.message)
-
-
-class FlowInvalid(Exception):
-    """Raised when a flow cannot be used; carries every diagnostic found."""
-
-    def __init__(self, diagnostics: list[Diagnostic]):
-        self.diagnostics = sorted(diagnostics, key=sort_key)
-        super().__init__("\n".join(str(d) for d in self.diagnostics))

@@ -12,10 +12,29 @@ from dataclasses import replace
 from typing import Callable
 from urllib.parse import urlencode
 
-from engine.events import Callback, Effect, Expired, Finished, InboundCall, Response, ServeDocument, Trigger
+from engine.errors import NodeFailed
+from engine.events import (
+    Callback,
+    Effect,
+    Expired,
+    Finished,
+    InboundCall,
+    Response,
+    ServeDocument,
+    Trigger,
+)
 from engine.flow import Flow
-from engine.node import NodeSpec
-from engine.node import AwaitCall, Context, EndCall, Listen, Next, NodeFailed, RunEnvironment, Say, Send
+from engine.node import (
+    AwaitCall,
+    Context,
+    EndCall,
+    Listen,
+    Next,
+    NodeSpec,
+    RunEnvironment,
+    Say,
+    Send,
+)
 from engine.plivoxml import MAX_BYTES as MAX_DOCUMENT_BYTES
 from engine.plivoxml import Element, element, render
 from engine.state import RunState

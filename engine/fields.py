@@ -12,14 +12,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from engine.templating import Template, TemplateError, is_template, templates
+from engine.errors import TemplateError, ValueInvalid
+from engine.templating import Template, is_template, templates
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 SIP_URI = re.compile(r"^sips?:[A-Za-z0-9._~%!$&'()*+,;=:-]+@[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
-
-
-class ValueInvalid(Exception):
-    """A resolved value that breaks its field's rule (at run time)."""
 
 
 def did_you_mean(word: str, choices) -> str:

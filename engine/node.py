@@ -11,18 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
 
-from engine.fields import Field, ValueInvalid
+from engine.errors import NodeFailed, ValueInvalid
 from engine.events import Callback, Request, Response
+from engine.fields import Field
 from engine.plivoxml import Element
 
 if TYPE_CHECKING:
     from engine.state import RunState
 
 CallNeed = Literal["none", "required", "optional"]
-
-
-class NodeFailed(Exception):
-    """The node itself failed: routed to its `error:` edge, else the run fails."""
 
 
 # -- actions a node returns ----------------------------------------------------------------

@@ -32,6 +32,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from engine.errors import PlivoXMLError
+
 __all__ = [
     "MAX_BYTES",
     "MAX_DEPTH",
@@ -44,10 +46,6 @@ __all__ = [
 
 MAX_BYTES = 102400  # Plivo's limit for an answer document (100 KB)
 MAX_DEPTH = 64  # far beyond any real document; keeps our recursion bounded
-
-
-class PlivoXMLError(ValueError):
-    """A document Plivo would refuse; the message says what and where."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ import liquid
 from liquid import Environment
 from liquid.exceptions import LiquidError
 
+from engine.errors import TemplateError
+
 _MARKERS = ("{{", "{%")
 
 
@@ -47,15 +49,6 @@ _SIMPLE = re.compile(rf"(?:{_TEXT}{OUTPUT})*{_TEXT}")
 def is_simple(source: str) -> bool:
     """Is `source` in the subset of Liquid that needs no parse until it renders?"""
     return _SIMPLE.fullmatch(source) is not None
-
-
-class TemplateError(Exception):
-    """A template that does not parse or does not render; `index` is its offset in the source."""
-
-    def __init__(self, message: str, index: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.index = index
 
 
 def _error(e: LiquidError) -> TemplateError:

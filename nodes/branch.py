@@ -3,8 +3,9 @@
 import re
 from functools import lru_cache
 
+from engine.errors import NodeFailed
 from engine.fields import Choice, ListOf, Record, Text
-from engine.node import Context, Next, NodeFailed, NodeType
+from engine.node import Context, Next, NodeType
 from engine.registry import register
 
 WORD = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")

@@ -2,9 +2,10 @@
 
 import re
 
-from engine.fields import Choice, Integer, ListOf, MapOf, Phone, Text
+from engine.errors import NodeFailed
 from engine.events import Callback, Request, Response
-from engine.node import AwaitCall, Context, Next, NodeFailed, NodeType, Send
+from engine.fields import Choice, Integer, ListOf, MapOf, Phone, Text
+from engine.node import AwaitCall, Context, Next, NodeType, Send
 from engine.registry import register
 from engine.templating import Template
 

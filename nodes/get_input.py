@@ -1,7 +1,7 @@
 """get_input: prompt the caller and collect digits; the run waits for them."""
 
-from engine.fields import Integer, Text, Url
 from engine.events import Callback
+from engine.fields import Integer, Text, Url
 from engine.node import Context, Listen, Next, NodeType
 from engine.plivoxml import element
 from engine.registry import register

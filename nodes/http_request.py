@@ -1,7 +1,7 @@
 """http_request: call an HTTP API; 2xx takes `success`, anything else `failed`."""
 
-from engine.fields import AnyJson, Choice, MapOf, Number, Text, Url
 from engine.events import Request, Response
+from engine.fields import AnyJson, Choice, MapOf, Number, Text, Url
 from engine.node import Context, Next, NodeType, Send
 from engine.registry import register
 

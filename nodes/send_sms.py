@@ -1,7 +1,7 @@
 """send_sms: send a text message through the provider's Message API."""
 
-from engine.fields import Phone, Text
 from engine.events import Request, Response
+from engine.fields import Phone, Text
 from engine.node import Context, Next, NodeType, Send
 from engine.registry import register
 

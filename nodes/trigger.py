@@ -1,7 +1,8 @@
 """trigger: where a run starts, from a run request (`http`) or an incoming call (`call`)."""
 
+from engine.errors import NodeFailed
 from engine.fields import Data, ListOf, Text
-from engine.node import Context, NodeFailed, NodeType
+from engine.node import Context, NodeType
 from engine.registry import register
 
 

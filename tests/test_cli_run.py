@@ -7,7 +7,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-
 from conftest import CALLFLOW, FLOWS, ROOT
 
 SEED = str(FLOWS / "outbound-sip-headers.yaml")

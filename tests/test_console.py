@@ -13,15 +13,14 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
+from conftest import FLOWS, ROOT
 
-from engine.service.console import ASSETS, MEDIA_TYPES, trigger_fields
-from engine.load.build import check_text, load_flow
 from engine.graph_export import graph_model, to_svg
+from engine.load.build import check_text, load_flow
+from engine.service.console import ASSETS, MEDIA_TYPES, trigger_fields
 from engine.service.provider import ProviderConfig
 from engine.service.server import Service, Settings, create_app
 from engine.service.store import SQLiteStore
-
-from conftest import FLOWS, ROOT
 
 AUTH_ID = "MACONSOLEINPROCESSAA"
 AUTH_TOKEN = "console-token"

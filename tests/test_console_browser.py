@@ -25,7 +25,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import FLOWS, ROOT
 from processes import SERVE_READY, CallflowProcess, clean_env
 

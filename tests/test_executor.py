@@ -5,10 +5,10 @@ import json
 import pytest
 
 from engine.events import Callback, Response, Trigger
-from engine.executor import Executor, MAX_REPEAT
-from engine.plivoxml import parse
+from engine.executor import MAX_REPEAT, Executor
 from engine.local.run import LocalRun, parse_callback_url
 from engine.local.scenario import parse_scenario
+from engine.plivoxml import parse
 from engine.state import RunState
 
 SEED = """

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from engine.cli import main
 from engine.load.build import load_flow
-from engine.local.flowtest import coverage, parse_test_file, run_file, run_tests
+from engine.local.flowtest import coverage, run_file, run_tests
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "flows"

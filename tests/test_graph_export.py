@@ -15,16 +15,22 @@ import xml.etree.ElementTree as ET
 import networkx as nx
 import pytest
 from click.testing import CliRunner
+from conftest import CALLFLOW, FLOWS, ROOT, flow_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CALLFLOW, FLOWS, ROOT, flow_text
 from engine.cli import main
 from engine.flow import Flow
-from engine.node import NodeSpec
+from engine.graph_export import (
+    START_MARK,
+    graph_model,
+    render,
+    to_dot,
+    to_mermaid,
+    to_svg,
+)
 from engine.load.build import check_text
-from engine.graph_export import START_MARK, graph_model, render, to_dot, to_mermaid, to_svg
-from engine.node import NodeType
+from engine.node import NodeSpec, NodeType
 from engine.registry import node_types
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -10,7 +10,6 @@ import subprocess
 
 import httpx
 import pytest
-
 from conftest import CALLFLOW, FLOWS, ROOT
 from processes import SANDBOX_READY, CallflowProcess, clean_env, free_port
 

@@ -1,12 +1,11 @@
 """Flow loading: every problem is a diagnostic with its line:col, all at once, never a traceback."""
 
 import pytest
-
-from engine.load.build import check_file, check_text, load_flow
-from engine.diagnostics import FlowInvalid
-from engine.load.document import MAX_FLOW_BYTES
-
 from conftest import FLOWS
+
+from engine.errors import FlowInvalid
+from engine.load.build import check_file, check_text, load_flow
+from engine.load.document import MAX_FLOW_BYTES
 
 
 def codes(diagnostics):

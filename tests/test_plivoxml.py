@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from plivo.exceptions import PlivoXMLError as SDKPlivoXMLError
 
-from engine.plivoxml import MAX_BYTES, Element, PlivoXMLError, element, parse, render
+from engine.errors import PlivoXMLError
+from engine.plivoxml import MAX_BYTES, Element, element, parse, render
 
 # ------------------------------------------------------------------ element()
 

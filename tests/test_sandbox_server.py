@@ -20,10 +20,12 @@ from urllib.parse import parse_qsl
 import httpx
 import plivo
 import plivo.rest.client
+import processes
 import pytest
 import uvicorn
 from plivo import exceptions as plivo_exceptions
 from plivo.utils import validate_v3_signature
+from processes import REPO, SANDBOX_READY, CallflowProcess, clean_env
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,9 +34,6 @@ from starlette.routing import Route
 from engine.local import sandbox_server
 from engine.local.sandbox import SandboxCore
 from engine.local.scenario import parse_scenario
-
-import processes
-from processes import REPO, SANDBOX_READY, CallflowProcess, clean_env
 
 AUTH_ID = "MATESTACCOUNT0000001"
 AUTH_TOKEN = "test-token-for-the-sandbox"

@@ -13,15 +13,22 @@ import json
 
 import httpx
 import pytest
+from conftest import FLOWS
 
+from engine.errors import HttpError
 from engine.events import Request, Response
 from engine.load.build import check_text, load_flow
 from engine.service.provider import ProviderConfig
-from engine.service.server import HANGUP_DOCUMENT, Service, Settings, create_app, load_flows, parse_payload, HttpError
+from engine.service.server import (
+    HANGUP_DOCUMENT,
+    Service,
+    Settings,
+    create_app,
+    load_flows,
+    parse_payload,
+)
 from engine.service.signature import sign_v3_headers
 from engine.service.store import SQLiteStore
-
-from conftest import FLOWS
 
 AUTH_ID = "MATRIGGERAPIACCOUNT1"
 AUTH_TOKEN = "trigger-token"

@@ -17,12 +17,19 @@ from pathlib import Path
 import httpx
 import plivo
 import pytest
+from conftest import FLOWS
 from plivo import exceptions as plivo_exceptions
+from processes import (
+    DEADLINE,
+    REPO,
+    SANDBOX_READY,
+    SERVE_READY,
+    CallflowProcess,
+    clean_env,
+    wait_for,
+)
 
 from engine.service.signature import sign_v3_headers
-
-from conftest import FLOWS
-from processes import DEADLINE, REPO, SANDBOX_READY, SERVE_READY, CallflowProcess, clean_env, wait_for
 
 AUTH_ID = "MAETWOETESTACCOUNTXX"  # MA + 18 letters, as the SDK requires
 AUTH_TOKEN = "e2e-trigger-token"

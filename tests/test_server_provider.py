@@ -17,7 +17,12 @@ import time
 import pytest
 
 from engine.events import Request
-from engine.service.provider import MAX_RESPONSE_BYTES, Provider, ProviderConfig, ShardedClient
+from engine.service.provider import (
+    MAX_RESPONSE_BYTES,
+    Provider,
+    ProviderConfig,
+    ShardedClient,
+)
 
 AUTH_ID, TOKEN = "MAPROVIDERTESTACCT01", "s3cret-token"
 

@@ -7,8 +7,9 @@ import sqlite3
 
 import pytest
 
+from engine.errors import Conflict, RunExists
+from engine.service.store import SQLiteStore, open_store
 from engine.state import RunState
-from engine.service.store import Conflict, RunExists, SQLiteStore, open_store
 
 
 def run(coro):

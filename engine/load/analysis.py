@@ -34,11 +34,21 @@ from liquid.builtin.tags.unless_tag import UnlessNode
 from liquid.exceptions import LiquidError
 
 from engine.fields import did_you_mean
-from engine.templating import FILTER_NAME, IDENT, LITERAL, NUMBER, OUTPUT, PATH, STRING, Template, templates
+from engine.templating import (
+    FILTER_NAME,
+    IDENT,
+    LITERAL,
+    NUMBER,
+    OUTPUT,
+    PATH,
+    STRING,
+    Template,
+    templates,
+)
 
 if TYPE_CHECKING:
-    from engine.node import NodeSpec
     from engine.load.document import Document
+    from engine.node import NodeSpec
 
 # Properties Liquid gives every string and array: `{{ Menu.digits.size }}` is fine.
 LIQUID_PROPERTIES = frozenset({"size", "first", "last"})

@@ -13,13 +13,14 @@ from typing import Any
 
 import networkx as nx
 
-from engine.load.analysis import check_flow
+from engine.diagnostics import Diagnostic, has_errors, sort_key
+from engine.errors import FlowInvalid
 from engine.fields import Reporter, compile_fields, did_you_mean
-from engine.diagnostics import Diagnostic, FlowInvalid, has_errors, sort_key
 from engine.flow import Flow
-from engine.node import NodeSpec, NodeType
-from engine.registry import node_types
+from engine.load.analysis import check_flow
 from engine.load.document import MAX_FLOW_BYTES, Document, load_text
+from engine.node import NodeSpec
+from engine.registry import node_types
 
 SPEC_VERSION = "callflow/v1"
 FLOW_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")

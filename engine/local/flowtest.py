@@ -18,13 +18,14 @@ from typing import Any, Callable
 
 import yaml
 
-from engine.fields import phone_problem
-from engine.diagnostics import Diagnostic, FlowInvalid, has_errors, sort_key
+from engine.diagnostics import Diagnostic, has_errors, sort_key
+from engine.errors import FlowInvalid
 from engine.executor import missing_required
+from engine.fields import phone_problem
 from engine.flow import Flow
 from engine.load.build import check_file
-from engine.local.scenario import Scenario, _behaviour, _mock, load_scenario
 from engine.load.document import Document, load_text
+from engine.local.scenario import Scenario, _behaviour, _mock, load_scenario
 
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
 RUN_ID = "test"  # fixed, so callback URLs in documents are the same on every run

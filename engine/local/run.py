@@ -14,13 +14,21 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
 
-from engine.events import Callback, Finished, InboundCall, Request, Response, ServeDocument, Trigger
+from engine.events import (
+    Callback,
+    Finished,
+    InboundCall,
+    Request,
+    Response,
+    ServeDocument,
+    Trigger,
+)
 from engine.executor import Executor
 from engine.flow import Flow
-from engine.node import RunEnvironment
 from engine.local.sandbox import Callback as SimCallback
 from engine.local.sandbox import Delay, SandboxCore, SimulatedCall, inbound_call
 from engine.local.scenario import Scenario
+from engine.node import RunEnvironment
 from engine.state import RunState
 
 if TYPE_CHECKING:

@@ -17,8 +17,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Generator
 
-from engine.plivoxml import Element, PlivoXMLError, parse
+from engine.errors import HttpError, PlivoXMLError
 from engine.local.scenario import Behaviour, Scenario
+from engine.plivoxml import Element, parse
 
 DESTINATION = re.compile(r"^(\+?[0-9]{7,15}|sips?:[^\s<>]+@[^\s<>]+)$")
 SIP_HEADERS = re.compile(r"^[A-Za-z0-9]+=[A-Za-z0-9%]+(,[A-Za-z0-9]+=[A-Za-z0-9%]+)*$")
@@ -32,13 +33,6 @@ HANGUP = {  # result -> (CallStatus, HangupCause) of the hangup callback for an 
     "no_answer": ("no-answer", "NO_ANSWER"),
     "failed": ("failed", "UNALLOCATED_NUMBER"),
 }
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +240,7 @@ class SandboxCore:
     def create_call(self, body: dict) -> tuple[int, dict, list[SimulatedCall]]:
         try:
             destinations = self._check_call(body)
-        except ApiError as e:
+        except HttpError as e:
             return e.status, {"api_id": new_id(), "error": e.message}, []
         calls = []
         for dest in destinations:
@@ -260,30 +254,30 @@ class SandboxCore:
 
     def _check_call(self, body: dict) -> list[str]:
         if not isinstance(body, dict):
-            raise ApiError(400, "invalid request body")
+            raise HttpError(400, "invalid request body")
         for key in ("from", "to", "answer_url"):
             if not body.get(key):
-                raise ApiError(400, f"{key} parameter is missing")
+                raise HttpError(400, f"{key} parameter is missing")
         for key in ("answer_url", "hangup_url", "ring_url", "fallback_url"):
             if key in body and not URL.match(str(body[key])):
-                raise ApiError(400, f"{key} is not a valid URL")
+                raise HttpError(400, f"{key} is not a valid URL")
         src = str(body["from"])
         if not DESTINATION.match(src):
-            raise ApiError(400, "invalid from number")
+            raise HttpError(400, "invalid from number")
         destinations = str(body["to"]).split("<")
         if len(destinations) > 1000:
-            raise ApiError(400, "too many destinations: at most 1000")
+            raise HttpError(400, "too many destinations: at most 1000")
         for dest in destinations:
             if not DESTINATION.match(dest):
-                raise ApiError(400, f"invalid destination {dest!r}")
+                raise HttpError(400, f"invalid destination {dest!r}")
             if dest.lstrip("+") == src.lstrip("+"):
-                raise ApiError(400, "src and destination cannot be the same")
+                raise HttpError(400, "src and destination cannot be the same")
         headers = body.get("sip_headers")
         if headers is not None and not SIP_HEADERS.match(str(headers)):
-            raise ApiError(400, "invalid sip_headers: expected name=value pairs of A-Z a-z 0-9, joined by ','")
+            raise HttpError(400, "invalid sip_headers: expected name=value pairs of A-Z a-z 0-9, joined by ','")
         name = body.get("caller_name")
         if name is not None and len(str(name)) > 50:
-            raise ApiError(400, "caller_name must be at most 50 characters")
+            raise HttpError(400, "caller_name must be at most 50 characters")
         return destinations
 
     def create_message(self, body: dict) -> tuple[int, dict]:

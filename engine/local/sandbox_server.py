@@ -58,10 +58,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.service.http import HttpError, base_url, bind, error, read_body
-from engine.plivoxml import MAX_BYTES
-from engine.service.provider import ShardedClient
+from engine.errors import HttpError
 from engine.local.sandbox import Callback, Delay, SandboxCore, SimulatedCall
+from engine.plivoxml import MAX_BYTES
+from engine.service.http import base_url, bind, error, read_body
+from engine.service.provider import ShardedClient
 from engine.service.signature import sign_v3_headers
 
 __all__ = [

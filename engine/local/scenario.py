@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.errors import FlowInvalid
 from engine.fields import phone_problem
-from engine.diagnostics import FlowInvalid
 from engine.load.document import load_text
 
 RESULTS = ("answered", "busy", "no_answer", "failed", "machine")

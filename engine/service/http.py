@@ -9,14 +9,7 @@ import uuid
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-
-class HttpError(Exception):
-    """An error answer: `{"api_id", "error"}` with `status`, as Plivo and PHLO give them."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
+from engine.errors import HttpError
 
 
 def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:

@@ -21,9 +21,9 @@ import click
 import uvicorn
 
 from engine.flow import Flow
-from engine.service.provider import Provider
 from engine.local.run import Tracer
 from engine.service.http import bind
+from engine.service.provider import Provider
 from engine.service.server import Service, _Server, create_app, settings_from_env
 from engine.service.store import open_store
 

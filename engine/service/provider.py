@@ -37,6 +37,7 @@ import httpx
 from multidict import CIMultiDict
 from yarl import URL
 
+from engine.errors import InDoubt, NotSent, ResponseTooLarge
 from engine.events import Request, Response
 
 DEFAULT_API_URL = "https://api.plivo.com"
@@ -167,22 +168,8 @@ class ShardedClient:
             await c.aclose()
 
 
-class NotSent(Exception):
-    """The request certainly did not leave (no connection could be made)."""
-
-
-class InDoubt(Exception):
-    """The request may have been written, but no complete answer came back."""
-
-
-class TooLarge(Exception):
-    def __init__(self, status: int):
-        super().__init__(f"response larger than {MAX_RESPONSE_BYTES} bytes")
-        self.status = status
-
-
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    """The whole body, or TooLarge past MAX_RESPONSE_BYTES (counted after decompression)."""
+    """The whole body, or ResponseTooLarge past MAX_RESPONSE_BYTES (counted after decompression)."""
     length = response.content_length
     if length is not None and length <= MAX_RESPONSE_BYTES and "content-encoding" not in response.headers:
         return await response.read()  # the parser stops at Content-Length
@@ -191,7 +178,7 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
             response.close()  # unread data: the connection is not reused
-            raise TooLarge(response.status)
+            raise ResponseTooLarge(response.status, MAX_RESPONSE_BYTES)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -330,7 +317,7 @@ class Provider:
             return Response(error=str(e))
         except InDoubt as e:
             return Response(error=str(e), in_doubt=True)
-        except TooLarge as e:
+        except ResponseTooLarge as e:
             return Response(status=e.status, error=str(e))
         return Response(status=status, headers=resp_headers, body=_decode(resp_headers, data, None))
 
@@ -378,7 +365,7 @@ class Provider:
                                                allow_redirects=False) as response:
                         data = await _read_capped(response)
                         return response.status, _headers(response), data
-            except TooLarge:
+            except ResponseTooLarge:
                 raise
             # never connected (refused, DNS, TLS handshake, connect timeout), or refused before
             # a byte was written (an invalid URL or header): safe to report as a plain failure.
@@ -423,7 +410,7 @@ class Provider:
                                                allow_redirects=False) as r:
                         try:
                             data = await _read_capped(r)
-                        except TooLarge as e:
+                        except ResponseTooLarge as e:
                             return Response(status=e.status, error=str(e))
                         resp_headers = _headers(r)
                         return Response(status=r.status, headers=resp_headers,

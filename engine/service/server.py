@@ -50,21 +50,32 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request as HttpRequest
-from starlette.responses import JSONResponse, Response as HttpResponse
+from starlette.responses import JSONResponse
+from starlette.responses import Response as HttpResponse
 from starlette.routing import Route
 
-from engine.service.console import console_routes
 from engine.diagnostics import Diagnostic
-from engine.events import Callback, Expired, Finished, InboundCall, Request, Response, ServeDocument, Trigger
+from engine.errors import Conflict, HttpError
+from engine.events import (
+    Callback,
+    Expired,
+    Finished,
+    InboundCall,
+    Request,
+    Response,
+    ServeDocument,
+    Trigger,
+)
 from engine.executor import HANGUP_DOCUMENT, Executor, missing_required
 from engine.flow import Flow
 from engine.load.build import check_file
-from engine.service.http import HttpError, base_url, bind, error, read_body
 from engine.node import RunEnvironment
+from engine.service.console import console_routes
+from engine.service.http import base_url, bind, error, read_body
 from engine.service.provider import DEFAULT_CONNECTIONS, Provider, ProviderConfig
 from engine.service.signature import HEADER_V3, HEADER_V3_NONCE, validate_v3
+from engine.service.store import Store, StoredRun, open_store
 from engine.state import RunState, iso
-from engine.service.store import Conflict, Store, StoredRun, open_store
 
 logger = logging.getLogger("callflow.server")
 

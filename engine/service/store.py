@@ -63,18 +63,11 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
+from engine.errors import Conflict, RunExists
 from engine.state import RunState
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
-
-
-class Conflict(Exception):
-    """The run changed since it was loaded (another handler saved first)."""
-
-
-class RunExists(Exception):
-    """create_run for a run id that is already stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,4 +394,3 @@ def open_store(url: str | None, **kwargs) -> SQLiteStore:
         raise ValueError(f"{parsed.scheme}: not implemented yet; the Store interface in engine/service/store.py "
                          "describes the PostgreSQL design")
     raise ValueError(f"{url}: unknown store (use sqlite:///path/to/callflow.db)")
-
