@@ -24,6 +24,8 @@ def _no_constant(name: str):
 
 
 def _parse_payload(pairs: tuple[str, ...], payload_json: str | None) -> dict:
+    from engine.events import payload_problems
+
     payload: dict = {}
     if payload_json is not None:
         try:
@@ -32,10 +34,9 @@ def _parse_payload(pairs: tuple[str, ...], payload_json: str | None) -> dict:
             raise click.BadParameter(f"not JSON: {e.msg} at column {e.colno}", param_hint="--payload") from None
         if not isinstance(data, dict):
             raise click.BadParameter("must be a JSON object", param_hint="--payload")
-        for k, v in data.items():
-            if isinstance(v, (dict, list)):
-                raise click.BadParameter(f"value of {k!r} must be text, a number or a boolean",
-                                         param_hint="--payload")
+        problems = payload_problems(data)
+        if problems:
+            raise click.BadParameter(problems[0][1], param_hint="--payload")
         payload.update(data)
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -67,7 +68,6 @@ def main() -> None:
 @click.option("--port", default=8080, show_default=True, type=int, help="Port for callbacks (with --live).")
 def run(flow, pairs, payload_json, scenario, as_json, live, public_url, call_from, call_to, sip_headers, host, port):
     """Run FLOW once on the embedded sandbox and print its trace."""
-    from engine.executor import missing_required
     from engine.load.build import load_flow
     from engine.local.run import LocalRun, Tracer, run_record
     from engine.local.scenario import Scenario, load_scenario
@@ -87,7 +87,7 @@ def run(flow, pairs, payload_json, scenario, as_json, live, public_url, call_fro
     if call_from and live:
         click.echo("error: --call-from simulates an incoming call; it cannot be combined with --live", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    missing = [] if call_from else missing_required(loaded, payload)
+    missing = [] if call_from else loaded.missing_payload(payload)
     if missing:
         click.echo(f"error: the run request must supply {', '.join(missing)} (required by {loaded.trigger})",
                    err=True)

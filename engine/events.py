@@ -1,28 +1,69 @@
 """What goes into the executor (events) and what comes out of it (effects).
 
 The executor never does I/O: a shell (the `callflow run` runner, the HTTP service, the
-flow-test harness) performs each effect and feeds the result back in as an event.
+flow-test harness) performs each effect and feeds the result back in as an event:
+
+    effects = executor.advance(state, Trigger({"to": "+12025550100"}))
+    # perform each Request, feed back Response(..., seq=request.seq); answer the callback
+    # being handled with the ServeDocument's XML; Finished says the run is over.
+
+Events: `Trigger` (a run request), `InboundCall` (an incoming call), `Response` (the result
+of a `Request`), `Callback` (a provider callback), `Expired` (the shell's deadline).
+Effects: `Request` (make this HTTP request), `ServeDocument` (answer the callback with
+this XML), `Finished` (the run completed or failed).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any, Literal, Mapping
 
-CallbackKind = Literal["answer", "hangup", "ring", "digits", "no_input"]
+
+class CallbackKind(StrEnum):
+    """The provider callbacks a run mints URLs for (`.../callbacks/{run}/{seq}/{kind}`).
+
+    A str enum: `CallbackKind.ANSWER == "answer"`, so shells may pass the URL's text."""
+
+    ANSWER = "answer"
+    HANGUP = "hangup"
+    RING = "ring"
+    DIGITS = "digits"
+    NO_INPUT = "no_input"
+
+
+CALLBACK_KINDS: frozenset[str] = frozenset(CallbackKind)
+# The callbacks the provider answers with an XML document (the others take an empty body).
+XML_KINDS: frozenset[str] = frozenset({CallbackKind.ANSWER, CallbackKind.DIGITS, CallbackKind.NO_INPUT})
+
+
+def payload_problems(payload: Mapping, *, allow_null: bool = True) -> list[tuple[Any, str]]:
+    """What is wrong with a run request's payload: (key, message) per bad value, in order.
+
+    Payload values are scalars: text, numbers, booleans and (unless `allow_null` is false)
+    null, which reads as absent. The one rule for the run API, `callflow run`, flow tests
+    and a trigger's static payload:
+
+        >>> payload_problems({"to": "+1202", "n": [1]})
+        [('n', "payload value 'n' must be text, a number or a boolean")]
+    """
+    return [(key, f"payload value {key!r} must be text, a number or a boolean")
+            for key, value in payload.items()
+            if isinstance(value, (dict, list)) or (value is None and not allow_null)]
 
 
 # -- events ------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    """A run request (HTTP trigger): the dynamic payload."""
+    """A run request (HTTP trigger): the dynamic payload, key -> scalar value."""
 
     payload: dict
 
 
 @dataclass(frozen=True, slots=True)
 class InboundCall:
-    """A provider's answer request for an incoming call."""
+    """A provider's answer request for an incoming call: its form parameters (From, To,
+    CallUUID, X-PH-* headers...)."""
 
     params: dict
 
@@ -41,7 +82,8 @@ class Response:
 
 @dataclass(frozen=True, slots=True)
 class Callback:
-    """A provider callback for this run: `seq` is the step that minted the URL."""
+    """A provider callback for this run: `seq` is the step that minted the URL, `params`
+    the callback's form parameters."""
 
     kind: CallbackKind
     seq: int
@@ -56,6 +98,7 @@ class Expired:
     seconds: float
 
 
+StartEvent = Trigger | InboundCall  # the events that start a run
 Event = Trigger | InboundCall | Response | Callback | Expired
 
 
@@ -82,13 +125,15 @@ class Request:
 
 @dataclass(frozen=True, slots=True)
 class ServeDocument:
-    """The XML answer to the callback being handled."""
+    """The XML answer to the callback being handled (the shell returns it as the body)."""
 
     xml: str
 
 
 @dataclass(frozen=True, slots=True)
 class Finished:
+    """The run is over: `completed`, or `failed` with why (also in the run's `error`)."""
+
     status: Literal["completed", "failed"]
     error: str | None = None
 

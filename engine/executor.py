@@ -3,28 +3,39 @@
 It performs no I/O and reads no clock but the one it is given, so `callflow run`, flow
 tests, the HTTP service and crash recovery all drive runs through this one code path.
 The state object passed in is updated in place and is the new state.
+
+    executor = Executor(flow, RunEnvironment(public_url="https://calls.example.com"))
+    state = executor.new_run("run-1")
+    effects = executor.advance(state, Trigger({"to": "+12025550100"}))
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import replace
+from enum import Enum
 from typing import Callable
 from urllib.parse import urlencode
 
 from engine.errors import NodeFailed
 from engine.events import (
+    XML_KINDS,
     Callback,
+    CallbackKind,
     Effect,
+    Event,
     Expired,
     Finished,
     InboundCall,
     Response,
     ServeDocument,
+    StartEvent,
     Trigger,
 )
 from engine.flow import Flow
 from engine.node import (
+    Action,
+    AddVerb,
     AwaitCall,
     Context,
     EndCall,
@@ -32,32 +43,35 @@ from engine.node import (
     Next,
     NodeSpec,
     RunEnvironment,
-    Say,
     Send,
 )
 from engine.plivoxml import MAX_BYTES as MAX_DOCUMENT_BYTES
 from engine.plivoxml import Element, element, render
-from engine.state import RunState
+from engine.state import Call, RunState, Step, Waiting, WaitReason
 
 MAX_STEPS = 1000  # per run, as Twilio Studio
 MAX_REPEAT = 10  # visits of one node between two outside events (a loop that spins)
 _OPEN, _CLOSE = len("<Response>"), -len("</Response>")
 HANGUP_DOCUMENT = "<Response><Hangup/></Response>"
-_XML_CALLBACKS = ("answer", "digits", "no_input")
+
+
+class _Pause(Enum):
+    """What `_apply` returns instead of the next node's name: the run now waits."""
+
+    WAIT = "wait"
 
 
 def fragment(el: Element) -> str:
+    """An element's XML without the <Response> around it (a piece of the pending document)."""
     return render((el,))[_OPEN:_CLOSE]
 
 
-def missing_required(flow: Flow, payload: dict) -> list[str]:
-    trigger = flow.trigger_spec
-    static = trigger.config.get("payload") or {}
-    return [k for k in trigger.config.get("required") or ()
-            if payload.get(k) is None and static.get(k) is None]
-
-
 class Executor:
+    """Runs one flow: `advance(state, event)` for each event of each of its runs.
+
+    `env` says where callbacks and the provider API are; `clock` gives the time steps are
+    stamped with (the tests and flow tests pass a fake one)."""
+
     def __init__(self, flow: Flow, env: RunEnvironment | None = None, clock: Callable[[], float] = time.time):
         self.flow = flow
         self.env = env or RunEnvironment()
@@ -65,24 +79,25 @@ class Executor:
 
     # -- entry points ---------------------------------------------------------------------------
     def new_run(self, run_id: str) -> RunState:
+        """A fresh state; the first event (Trigger or InboundCall) starts it."""
         now = self.clock()
         return RunState(run_id=run_id, flow_id=self.flow.id, created_at=now, updated_at=now)
 
-    def advance(self, state: RunState, event) -> list[Effect]:
+    def advance(self, state: RunState, event: Event) -> list[Effect]:
+        """Apply `event` to `state` (in place) and return the effects to perform, in order."""
         effects: list[Effect] = []
-        if isinstance(event, Callback) and _other_leg(state, event):
+        call = state.call
+        if isinstance(event, Callback) and call and call.other_leg(event.seq, event.params.get("CallUUID")):
             # A later leg of a multi-destination call, or a stranger: never this run's document.
-            if event.kind in _XML_CALLBACKS:
+            if event.kind in XML_KINDS:
                 effects.append(ServeDocument(HANGUP_DOCUMENT))
             return effects
         if state.finished:
-            if isinstance(event, Callback) and event.kind in _XML_CALLBACKS:
+            if isinstance(event, Callback) and event.kind in XML_KINDS:
                 effects.append(ServeDocument(self._replay(state, event) or HANGUP_DOCUMENT))
             return effects
-        if isinstance(event, Trigger):
-            self._start(state, "http", {"http": {"params": self._payload(event.payload)}}, effects)
-        elif isinstance(event, InboundCall):
-            self._start_inbound(state, event.params, effects)
+        if isinstance(event, (Trigger, InboundCall)):
+            self._start(state, event, effects)
         elif isinstance(event, Response):
             self._on_response(state, event, effects)
         elif isinstance(event, Callback):
@@ -95,34 +110,24 @@ class Executor:
         return effects
 
     # -- events --------------------------------------------------------------------------------
-    def _payload(self, dynamic: dict) -> dict:
-        static = self.flow.trigger_spec.config.get("payload") or {}
-        merged = dict(static)
-        merged.update(dynamic)
-        return merged
-
-    def _start(self, state: RunState, outcome: str, outputs: dict, effects: list) -> None:
+    def _start(self, state: RunState, event: StartEvent, effects: list) -> None:
         spec = self.flow.trigger_spec
+        first = spec.node_type.start(spec.config, event)
+        if isinstance(event, InboundCall):
+            # The run answers the incoming call: it controls that call from its first step.
+            state.call = Call(spec.name, 0, up=True, uuid=event.params.get("CallUUID", ""))
+            state.pending_xml, state.answering = [], f"0:{CallbackKind.ANSWER}"
         now = self.clock()
-        state.steps.append([spec.name, spec.type, outcome, now, now, None])
+        state.steps.append(Step(spec.name, spec.type, first.outcome, now, now, first.error))
         state.path.append(spec.name)
-        state.variables[spec.name] = outputs
-        self._walk(state, spec.next.get(outcome), effects)
-
-    def _start_inbound(self, state: RunState, params: dict, effects: list) -> None:
-        headers = {k[5:]: v for k, v in params.items() if k.startswith("X-PH-")}
-        call = {"from": params.get("From", ""), "to": params.get("To", ""),
-                "call_uuid": params.get("CallUUID", ""), "headers": headers}
-        state.call = {"node": self.flow.trigger, "seq": 0, "legs": 1, "up": True, "uuid": call["call_uuid"]}
-        state.doc, state.doc_key = [], "0:answer"
-        self._start(state, "call", {"call": call}, effects)
+        state.variables[spec.name] = first.outputs
+        self._walk(state, spec.next.get(first.outcome), effects)
 
     def _on_response(self, state: RunState, event: Response, effects: list) -> None:
         waiting = state.waiting
-        if not waiting or waiting["for"] != "response" or (event.seq is not None and event.seq != waiting["seq"]):
+        if waiting is None or waiting.reason is not WaitReason.RESPONSE \
+                or (event.seq is not None and event.seq != waiting.seq):
             return  # a response nobody waits for (late, or replayed after a crash): nothing to do
-        state.waiting = None
-        state.status = "running"
         self._resume(state, waiting, event, effects)
 
     def _on_callback(self, state: RunState, event: Callback, effects: list) -> None:
@@ -131,87 +136,85 @@ class Executor:
             effects.append(ServeDocument(replay))
             return
         state.sprint = {}
-        waiting = state.waiting or {}
         kind = event.kind
-        if waiting.get("for") == "response" and waiting["seq"] == event.seq and kind in ("ring", "answer", "hangup"):
+        if state.waits_for(WaitReason.RESPONSE, event.seq) and kind in _CALL_KINDS:
             # The call's own callback beat the API response here (or the response was lost in a
             # crash): the callback proves the request was accepted.
-            self._resume(state, waiting, Response(status=201, body={"message": "call fired"}), effects)
-            waiting = state.waiting or {}
+            self._resume(state, state.waiting, Response(status=201, body={"message": "call fired"}), effects)
         call = state.call
-        if kind == "ring":
-            if call and call["seq"] == event.seq:
-                call["ringing"] = True
+        if kind == CallbackKind.RING:
+            if call and call.seq == event.seq:
+                call.ringing = True
             return
-        if kind == "hangup":
+        if kind == CallbackKind.HANGUP:
             self._on_hangup(state, event, effects)
             return
-        if kind == "answer" and waiting.get("for") == "call" and waiting["seq"] == event.seq:
-            call["up"], call["uuid"] = True, event.params.get("CallUUID")
-            state.doc, state.doc_key = [], f"{event.seq}:{kind}"
-            self._resume(state, waiting, event, effects)
-        elif kind in ("digits", "no_input") and waiting.get("for") == "input" and waiting["seq"] == event.seq:
-            state.doc, state.doc_key = [], f"{event.seq}:{kind}"
-            self._resume(state, waiting, event, effects)
-        elif kind in _XML_CALLBACKS:
+        if kind == CallbackKind.ANSWER and state.waits_for(WaitReason.CALL, event.seq):
+            call.up, call.uuid = True, event.params.get("CallUUID")
+            state.pending_xml, state.answering = [], f"{event.seq}:{kind}"
+            self._resume(state, state.waiting, event, effects)
+        elif kind in _INPUT_KINDS and state.waits_for(WaitReason.INPUT, event.seq):
+            state.pending_xml, state.answering = [], f"{event.seq}:{kind}"
+            self._resume(state, state.waiting, event, effects)
+        elif kind in XML_KINDS:
             # Another leg of a multi-destination call answered after the first, or a stale URL.
             effects.append(ServeDocument(HANGUP_DOCUMENT))
 
     def _on_hangup(self, state: RunState, event: Callback, effects: list) -> None:
         call = state.call
-        if not call or call["seq"] != event.seq or call.get("ended"):
+        if not call or call.seq != event.seq or call.ended:
             return  # a repeated or stale hangup: processed once already
-        waiting = state.waiting or {}
-        if not call["up"]:
-            call["legs"] -= 1
-            if call["legs"] > 0:
+        if not call.up:
+            call.legs -= 1
+            if call.legs > 0:
                 return
-            call["ended"] = True
-            if waiting.get("for") == "call" and waiting["seq"] == event.seq:
-                self._resume(state, waiting, event, effects)
+            call.ended = True
+            if state.waits_for(WaitReason.CALL, event.seq):
+                self._resume(state, state.waiting, event, effects)
             return
-        call["up"] = False
-        call["ended"] = True
-        outputs = state.variables.get(call["node"])
+        call.up = False
+        call.ended = True
+        outputs = state.variables.get(call.node)
         if isinstance(outputs, dict):
             outputs.update(_hangup_outputs(event.params))
-        target = waiting.get("for")
-        if target == "hangup":
+        waiting = state.waiting
+        reason = waiting.reason if waiting is not None else None
+        if reason is WaitReason.HANGUP:
             self._complete(state, effects)
-        elif target == "input":
-            step = state.steps[waiting["seq"]]
-            step[4], step[5] = self.clock(), "the call ended while waiting for input"
+        elif reason is WaitReason.INPUT:
+            step = state.steps[waiting.seq]
+            step.ended_at, step.error = self.clock(), "the call ended while waiting for input"
             state.waiting = None
             self._complete(state, effects)
 
     def _on_expired(self, state: RunState, event: Expired, effects: list) -> None:
         waiting = state.waiting
-        if not waiting or waiting["for"] == "response":
+        if waiting is None or waiting.reason is WaitReason.RESPONSE:
             return  # requests have their own timeouts and the in-doubt rule
-        step = state.steps[waiting["seq"]]
-        if step[4] is None:
-            step[4] = self.clock()
-        if waiting["for"] == "hangup":  # the path was done: only the call's end went unheard
-            step[5] = f"no hangup callback within {event.seconds:g} s"
+        step = state.steps[waiting.seq]
+        if step.ended_at is None:
+            step.ended_at = self.clock()
+        if waiting.reason is WaitReason.HANGUP:  # the path was done: only the call's end went unheard
+            step.error = f"no hangup callback within {event.seconds:g} s"
             self._complete(state, effects)
             return
+        waited_for = "its call" if waiting.reason is WaitReason.CALL else "input"
         self._fail_run(state, f"no provider callback within {event.seconds:g} s while node "
-                       f"{waiting['node']!r} waited for {'its call' if waiting['for'] == 'call' else 'input'}",
-                       effects)
+                       f"{waiting.node!r} waited for {waited_for}", effects)
 
     # -- walking the graph ---------------------------------------------------------------------
-    def _resume(self, state: RunState, waiting: dict, event, effects: list) -> None:
+    def _resume(self, state: RunState, waiting: Waiting, event, effects: list) -> None:
         state.waiting = None
         state.status = "running"
-        spec = self.flow.nodes[waiting["node"]]
-        seq = waiting["seq"]
+        spec = self.flow.nodes[waiting.node]
+        seq = waiting.seq
         try:
             action = spec.node_type.resume(Context(spec, state, self.env, seq), event)
         except NodeFailed as e:
             self._walk(state, self._fail_node(state, spec, seq, str(e), effects), effects)
             return
         next_name = self._apply(state, spec, seq, action, effects)
-        if next_name is not _WAIT:
+        if next_name is not _Pause.WAIT:
             self._walk(state, next_name, effects)
 
     def _walk(self, state: RunState, name: str | None, effects: list) -> None:
@@ -229,15 +232,15 @@ class Executor:
                 return
             state.sprint[name] = visits
             spec = nodes[name]
-            need = spec.node_type.call
-            if need == "required" and not (state.call and state.call["up"] and state.doc is not None):
-                if state.call and state.call.get("ended"):
+            if spec.node_type.needs_call == "required" and not (
+                    state.call and state.call.up and state.pending_xml is not None):
+                if state.call and state.call.ended:
                     self._complete(state, effects)  # the callee hung up: nothing left to say
                 else:
                     self._fail_run(state, f"node {name!r} ({spec.type}) needs a call up", effects)
                 return
             seq = len(state.steps)
-            state.steps.append([name, spec.type, None, self.clock(), None, None])
+            state.steps.append(Step(name, spec.type, None, self.clock()))
             state.path.append(name)
             try:
                 action = spec.node_type.run(Context(spec, state, self.env, seq))
@@ -245,22 +248,24 @@ class Executor:
                 name = self._fail_node(state, spec, seq, str(e), effects)
                 continue
             name = self._apply(state, spec, seq, action, effects)
-            if name is _WAIT:
+            if name is _Pause.WAIT:
                 return
         if not state.finished:
             self._path_end(state, effects)
 
-    def _apply(self, state: RunState, spec: NodeSpec, seq: int, action, effects: list):
+    def _apply(self, state: RunState, spec: NodeSpec, seq: int, action: Action,
+               effects: list) -> str | None | _Pause:
+        """Do what the node asked; the next node's name, None (the path ends) or WAIT."""
         step = state.steps[seq]
         kind = type(action)
-        if kind is Next or kind is Say:
-            if kind is Say:
-                state.doc.append(fragment(action.element))
+        if kind is Next or kind is AddVerb:
+            if kind is AddVerb:
+                state.pending_xml.append(fragment(action.element))
             if action.outputs is not None:
                 state.variables[spec.name] = action.outputs
-            step[2], step[4] = action.outcome, self.clock()
+            step.outcome, step.ended_at = action.outcome, self.clock()
             if kind is Next and action.error:
-                step[5] = action.error
+                step.error = action.error
             return spec.next.get(action.outcome) if action.outcome else None
         if kind is Send:
             req = replace(action.request, seq=seq)  # its Response must name the step it answers
@@ -270,54 +275,53 @@ class Executor:
                 entry["form"] = req.form
             state.requests.append(entry)
             effects.append(req)
-            self._wait(state, spec.name, seq, "response")
-            return _WAIT
+            self._wait(state, spec.name, seq, WaitReason.RESPONSE)
+            return _Pause.WAIT
         if kind is AwaitCall:
             if action.outputs is not None:
                 state.variables[spec.name] = action.outputs
-            state.call = {"node": spec.name, "seq": seq, "legs": action.legs, "up": False}
-            self._wait(state, spec.name, seq, "call")
-            return _WAIT
+            state.call = Call(spec.name, seq, legs=action.legs)
+            self._wait(state, spec.name, seq, WaitReason.CALL)
+            return _Pause.WAIT
         if kind is Listen:
-            state.doc.extend(fragment(el) for el in action.elements)
+            state.pending_xml.extend(fragment(el) for el in action.elements)
             self._serve(state, effects)
             if not state.finished:
-                self._wait(state, spec.name, seq, "input")
-            return _WAIT
+                self._wait(state, spec.name, seq, WaitReason.INPUT)
+            return _Pause.WAIT
         if kind is EndCall:
-            state.doc.append(fragment(action.element))
-            step[4] = self.clock()
+            state.pending_xml.append(fragment(action.element))
+            step.ended_at = self.clock()
             return None
         raise TypeError(f"{spec.type}.run returned {action!r}, not an action")
 
-    def _wait(self, state: RunState, node: str, seq: int, what: str) -> None:
-        state.waiting = {"node": node, "seq": seq, "for": what}
+    def _wait(self, state: RunState, node: str, seq: int, reason: WaitReason) -> None:
+        state.waiting = Waiting(node, seq, reason)
         state.status = "waiting"
 
     def _path_end(self, state: RunState, effects: list) -> None:
-        if state.doc is not None:
+        if state.pending_xml is not None:
             self._serve(state, effects)
             if state.finished:  # the document could not be served
                 return
         call = state.call
-        if call and call["up"]:
+        if call and call.up:
             # The call is still up: the provider hangs up once it has played the document.
-            state.waiting = {"node": call["node"], "seq": call["seq"], "for": "hangup"}
-            state.status = "waiting"
+            self._wait(state, call.node, call.seq, WaitReason.HANGUP)
         else:
             self._complete(state, effects)
 
     def _serve(self, state: RunState, effects: list) -> None:
-        xml = "<Response>" + "".join(state.doc) + "</Response>"
+        xml = "<Response>" + "".join(state.pending_xml) + "</Response>"
         if len(xml) > MAX_DOCUMENT_BYTES // 4 and len(xml.encode()) > MAX_DOCUMENT_BYTES:
             # The provider would refuse it and drop the call: end the call cleanly instead.
-            state.doc = []
+            state.pending_xml = []
             self._fail_run(state, f"the XML document is {len(xml.encode())} bytes; Plivo accepts at most "
                            f"{MAX_DOCUMENT_BYTES}", effects)
             return
-        state.served[state.doc_key] = len(state.documents)
+        state.served[state.answering] = len(state.documents)
         state.documents.append(xml)
-        state.doc = state.doc_key = None
+        state.pending_xml = state.answering = None
         effects.append(ServeDocument(xml))
 
     def _replay(self, state: RunState, event: Callback) -> str | None:
@@ -326,17 +330,17 @@ class Executor:
 
     def _fail_node(self, state: RunState, spec: NodeSpec, seq: int, message: str, effects: list) -> str | None:
         step = state.steps[seq]
-        step[4], step[5] = self.clock(), message
+        step.ended_at, step.error = self.clock(), message
         if spec.error is not None:
-            step[2] = "error"
+            step.outcome = "error"
             return spec.error
         self._fail_run(state, f"node {spec.name!r} ({spec.type}) failed: {message}", effects)
         return None
 
     def _fail_run(self, state: RunState, message: str, effects: list) -> None:
         state.status, state.error, state.waiting = "failed", message, None
-        if state.doc is not None:  # end the call rather than leave the caller in silence
-            state.doc.append(fragment(element("Hangup")))
+        if state.pending_xml is not None:  # end the call rather than leave the caller in silence
+            state.pending_xml.append(fragment(element("Hangup")))
             self._serve(state, effects)
         effects.append(Finished("failed", message))
 
@@ -345,19 +349,8 @@ class Executor:
         effects.append(Finished("completed"))
 
 
-class _Waiting:
-    def __repr__(self) -> str:
-        return "<wait>"
-
-
-_WAIT = _Waiting()
-
-
-def _other_leg(state: RunState, event: Callback) -> bool:
-    """Is this callback from another call than the one the run controls (same step)?"""
-    call = state.call
-    uuid_ = event.params.get("CallUUID")
-    return bool(call and call.get("uuid") and uuid_ and uuid_ != call["uuid"] and call["seq"] == event.seq)
+_CALL_KINDS = frozenset({CallbackKind.RING, CallbackKind.ANSWER, CallbackKind.HANGUP})  # of a placed call
+_INPUT_KINDS = frozenset({CallbackKind.DIGITS, CallbackKind.NO_INPUT})  # of a served GetDigits
 
 
 def _hangup_outputs(params: dict) -> dict:

@@ -1,8 +1,14 @@
-"""Typed config fields that node types declare.
+"""Typed config fields that node types declare: the `Field` contract, the container
+fields (lists, mappings, records, any JSON, plain data) and checking a node's config
+against its declarations. The scalar fields are in `engine.scalar_fields`.
 
 One declaration serves three purposes, so they cannot drift apart: checking a flow file
 (with positions), resolving values at run time (rendering templates, coercing types), and
-generating the JSON Schema for editors.
+generating the JSON Schema for editors:
+
+    fields = {"text": Text(required=True), "loop": Integer(minimum=0)}
+    config = compile_fields(fields, {"text": "Hi {{ Start.name }}"}, ("nodes", "Hello"), report)
+    fields["text"].resolve(config["text"], variables)  # -> "Hi Ada"
 """
 
 from __future__ import annotations
@@ -10,27 +16,18 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable, Mapping
 
 from engine.errors import TemplateError, ValueInvalid
+from engine.events import payload_problems
 from engine.templating import Template, is_template, templates
-
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-SIP_URI = re.compile(r"^sips?:[A-Za-z0-9._~%!$&'()*+,;=:-]+@[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
 def did_you_mean(word: str, choices) -> str:
+    """"; did you mean 'x'?" for the choice closest to a misspelt word, else ""."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def phone_problem(value: str) -> str | None:
-    """None when value is an E.164 number or a SIP URI, else what is wrong."""
-    if E164.match(value) or SIP_URI.match(value):
-        return None
-    if re.fullmatch(r"[0-9]{7,15}", value):
-        return f"{value!r} is not E.164: write it as '+{value}'"
-    return f"{value!r} is neither an E.164 number (+12025551234) nor a SIP URI (sip:user@host)"
 
 
 class Reporter:
@@ -41,11 +38,19 @@ class Reporter:
         self.template_error = template_error  # template_error(path, index, code, message)
 
 
-_INVALID = object()
+class Compiled(Enum):
+    """What `Field.compile` returns for a value it reported as wrong: the key is left out."""
+
+    INVALID = "invalid"
 
 
 @dataclass(frozen=True)
 class Field:
+    """A config key's declaration; the base of every field type (any value, as written).
+
+    Subclasses override `compile_literal` (check a value from the file, report problems),
+    `coerce` (a rendered template's text to the field's type) and `schema`."""
+
     description: str = ""
     required: bool = False
     default: Any = None
@@ -55,12 +60,14 @@ class Field:
 
     # -- static side -------------------------------------------------------------------
     def compile(self, value: Any, path: tuple, report: Reporter) -> Any:
+        """The value to store in NodeSpec.config (a Template for templates), or
+        Compiled.INVALID once its problem is reported at `path`."""
         if isinstance(value, str) and self.templated and is_template(value):
             try:
                 return templates.compile(value)
             except TemplateError as e:
                 report.template_error(path, e.index, "template-syntax", f"Liquid syntax error: {e.message}")
-                return _INVALID
+                return Compiled.INVALID
         return self.compile_literal(value, path, report)
 
     def compile_literal(self, value: Any, path: tuple, report: Reporter) -> Any:
@@ -69,10 +76,12 @@ class Field:
     def _wrong_type(self, value: Any, path: tuple, report: Reporter) -> Any:
         shown = type(value).__name__ if value is not None else "nothing"
         report.error(path, "wrong-type", f"expected {self.type_name}, got {shown}")
-        return _INVALID
+        return Compiled.INVALID
 
     # -- run-time side -------------------------------------------------------------------
     def resolve(self, compiled: Any, variables: Mapping) -> Any:
+        """The run-time value: templates rendered with the run's variables and coerced
+        (raises ValueInvalid when the rendered text does not fit the field)."""
         if type(compiled) is Template:
             try:
                 return self.coerce(compiled.render(variables))
@@ -95,210 +104,11 @@ class Field:
         return schema
 
     def json_schema(self) -> dict:
+        """The JSON Schema of the key, with its description and default."""
         return self._described(self.schema())
 
 
-_TEMPLATE_SCHEMA = {"type": "string", "pattern": r"\{[{%]"}
-
-
-@dataclass(frozen=True)
-class Text(Field):
-    max_length: int | None = None
-    type_name = "text"
-
-    def compile_literal(self, value, path, report):
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            return self._wrong_type(value, path, report)
-        if not isinstance(value, str):
-            report.error(path, "wrong-type", f"expected text, got a number ({value!r}); quote it")
-            return _INVALID
-        if self.max_length and len(value) > self.max_length:
-            report.error(path, "value-too-long", f"at most {self.max_length} characters, got {len(value)}")
-        return value
-
-    def coerce(self, rendered):
-        if self.max_length and len(rendered) > self.max_length:
-            raise ValueInvalid(f"at most {self.max_length} characters, got {len(rendered)}")
-        return rendered
-
-    def schema(self):
-        s = {"type": "string"}
-        if self.max_length:
-            s["maxLength"] = self.max_length
-        return s
-
-
-def literal_prefix(source: str) -> str:
-    """The text of a template before its first tag or output: fixed whatever is rendered."""
-    cut = [i for i in (source.find("{{"), source.find("{%")) if i >= 0]
-    return source[:min(cut)] if cut else source
-
-
-@dataclass(frozen=True)
-class Url(Text):
-    type_name = "URL"
-
-    def compile(self, value, path, report):
-        compiled = super().compile(value, path, report)
-        if isinstance(compiled, Template):
-            # "htp://{{ host }}/x" can never render to an http(s) URL: check the fixed start.
-            prefix = literal_prefix(value).lower()
-            if prefix and not re.match(r"^https?://", prefix) and not "https://".startswith(prefix) \
-                    and not "http://".startswith(prefix):
-                report.error(path, "invalid-url",
-                             f"{value!r} does not start with http:// or https://, whatever the template renders")
-        return compiled
-
-    def compile_literal(self, value, path, report):
-        value = super().compile_literal(value, path, report)
-        if isinstance(value, str) and not re.match(r"^https?://[^\s/?#]+", value):
-            report.error(path, "invalid-url", f"{value!r} is not an http(s) URL")
-        return value
-
-    def coerce(self, rendered):
-        if not re.match(r"^https?://[^\s/?#]+[^\s]*$", rendered):
-            raise ValueInvalid(f"{rendered!r} is not an http(s) URL")
-        return rendered
-
-    def schema(self):
-        return {"anyOf": [{"type": "string", "pattern": "^https?://"}, _TEMPLATE_SCHEMA]}
-
-
-@dataclass(frozen=True)
-class Phone(Field):
-    """An E.164 number or SIP URI; YAML reads an unquoted +1202... as an int, which we catch."""
-
-    type_name = "phone number"
-
-    def compile_literal(self, value, path, report):
-        if isinstance(value, int) and not isinstance(value, bool):
-            report.error(path, "unquoted-number",
-                         f"{value} was read by YAML as a number: quote it, e.g. \"+{value}\"")
-            return _INVALID
-        if not isinstance(value, str):
-            return self._wrong_type(value, path, report)
-        problem = phone_problem(value)
-        if problem:
-            report.error(path, "invalid-phone", problem)
-        return value
-
-    def coerce(self, rendered):
-        rendered = rendered.strip()
-        problem = phone_problem(rendered)
-        if problem:
-            raise ValueInvalid(problem)
-        return rendered
-
-    def schema(self):
-        return {"type": "string", "anyOf": [{"pattern": E164.pattern}, {"pattern": "^sips?:"},
-                                             {"pattern": r"\{[{%]"}]}
-
-
-@dataclass(frozen=True)
-class Number(Field):
-    minimum: float | None = None
-    maximum: float | None = None
-    type_name = "number"
-    json_type = "number"
-    literal_types = (int, float)
-
-    def _parse(self, text: str):
-        return float(text)
-
-    def _range(self, value) -> str | None:
-        if self.minimum is not None and value < self.minimum:
-            return f"must be at least {self.minimum}, got {value}"
-        if self.maximum is not None and value > self.maximum:
-            return f"must be at most {self.maximum}, got {value}"
-        return None
-
-    def compile_literal(self, value, path, report):
-        if isinstance(value, bool) or not isinstance(value, self.literal_types):
-            return self._wrong_type(value, path, report)
-        problem = self._range(value)
-        if problem:
-            report.error(path, "out-of-range", problem)
-        return value
-
-    def coerce(self, rendered):
-        try:
-            value = self._parse(rendered.strip())
-        except ValueError:
-            raise ValueInvalid(f"expected {'an' if self.type_name[0] in 'aeiou' else 'a'} "
-                               f"{self.type_name}, got {rendered!r}") from None
-        problem = self._range(value)
-        if problem:
-            raise ValueInvalid(problem)
-        return value
-
-    def schema(self):
-        s: dict = {"type": self.json_type}
-        if self.minimum is not None:
-            s["minimum"] = self.minimum
-        if self.maximum is not None:
-            s["maximum"] = self.maximum
-        return {"anyOf": [s, _TEMPLATE_SCHEMA]}
-
-
-@dataclass(frozen=True)
-class Integer(Number):
-    minimum: int | None = None
-    maximum: int | None = None
-    type_name = "integer"
-    json_type = "integer"
-    literal_types = (int,)
-
-    def _parse(self, text: str):
-        return int(text)
-
-
-@dataclass(frozen=True)
-class Boolean(Field):
-    type_name = "true or false"
-
-    def compile_literal(self, value, path, report):
-        if not isinstance(value, bool):
-            return self._wrong_type(value, path, report)
-        return value
-
-    def coerce(self, rendered):
-        text = rendered.strip().lower()
-        if text in ("true", "yes", "1"):
-            return True
-        if text in ("false", "no", "0", ""):
-            return False
-        raise ValueInvalid(f"expected true or false, got {rendered!r}")
-
-    def schema(self):
-        return {"anyOf": [{"type": "boolean"}, _TEMPLATE_SCHEMA]}
-
-
-def _shown(choice: Any) -> str:
-    return str(choice).lower() if isinstance(choice, bool) else str(choice)
-
-
-@dataclass(frozen=True)
-class Choice(Field):
-    choices: tuple = ()
-    type_name = "choice"
-
-    def compile_literal(self, value, path, report):
-        # 1 == True in Python: compare types too, so `machine_detection: 1` is not `true`.
-        if not any(value == c and type(value) is type(c) for c in self.choices):
-            allowed = ", ".join(_shown(c) for c in self.choices)
-            hint = did_you_mean(str(value), [str(c) for c in self.choices])
-            report.error(path, "invalid-choice", f"{value!r} is not one of: {allowed}{hint}")
-            return _INVALID
-        return value
-
-    def coerce(self, rendered):
-        for c in self.choices:
-            if str(c) == rendered.strip():
-                return c
-        raise ValueInvalid(f"{rendered!r} is not one of: {', '.join(str(c) for c in self.choices)}")
-
-    def schema(self):
-        return {"anyOf": [{"enum": list(self.choices)}, _TEMPLATE_SCHEMA]}
+TEMPLATE_SCHEMA = {"type": "string", "pattern": r"\{[{%]"}  # a string holding Liquid
 
 
 @dataclass(frozen=True)
@@ -311,9 +121,8 @@ class Data(Field):
     def compile_literal(self, value, path, report):
         if not isinstance(value, dict):
             return self._wrong_type(value, path, report)
-        for k, v in value.items():
-            if isinstance(v, (dict, list)):
-                report.error(path + (k,), "wrong-type", "payload values must be text, numbers or booleans")
+        for k, problem in payload_problems(value):
+            report.error(path + (k,), "wrong-type", problem)
         return value
 
     def schema(self):
@@ -322,6 +131,8 @@ class Data(Field):
 
 @dataclass(frozen=True)
 class ListOf(Field):
+    """A list of `item`s (`one_or_many`: a single item is accepted too)."""
+
     item: Field = field(default_factory=Field)
     one_or_many: bool = False  # a single item is accepted too
     min_items: int = 0
@@ -443,7 +254,7 @@ def compile_fields(fields: Mapping[str, Field], value: dict, path: tuple, report
             report.error(path + (key,), "unknown-key", f"unknown key {key!r}{hint}", key=True)
             continue
         compiled = f.compile(raw, path + (key,), report)
-        if compiled is not _INVALID:
+        if compiled is not Compiled.INVALID:
             out[key] = compiled
     for key, f in fields.items():
         if f.required and key not in value:
@@ -452,6 +263,7 @@ def compile_fields(fields: Mapping[str, Field], value: dict, path: tuple, report
 
 
 def fields_schema(fields: Mapping[str, Field]) -> dict:
+    """The JSON Schema of a mapping of declared fields (a node's config, a Record)."""
     return {
         "type": "object",
         "properties": {k: f.json_schema() for k, f in fields.items()},

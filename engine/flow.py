@@ -11,11 +11,15 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from engine.diagnostics import Diagnostic
+from engine.events import StartEvent
 from engine.node import NodeSpec
 
 
 @dataclass(slots=True)
 class Flow:
+    """A valid flow: `nodes` by name, `trigger` the name of its entry node, `graph` the
+    nodes and their edges, `diagnostics` its warnings."""
+
     id: str
     name: str
     description: str
@@ -27,4 +31,16 @@ class Flow:
 
     @property
     def trigger_spec(self) -> NodeSpec:
+        """The entry node, where every run starts."""
         return self.nodes[self.trigger]
+
+    def missing_payload(self, payload: dict) -> list[str]:
+        """The keys a run request must supply and `payload` lacks (checked before a run)."""
+        spec = self.trigger_spec
+        return spec.node_type.missing_payload(spec.config, payload)
+
+    def start_target(self, event_type: type[StartEvent]) -> str | None:
+        """The first node after the entry node on runs started by such an event (None: the
+        flow has no path for them, e.g. it takes no incoming calls)."""
+        spec = self.trigger_spec
+        return spec.next.get(spec.node_type.start_outcome(event_type))

@@ -71,7 +71,7 @@ def graph_model(flow: "Flow") -> tuple[list[GraphNode], list[GraphEdge]]:
     nodes = []
     edges = []
     for name, spec in flow.nodes.items():
-        call = getattr(spec.node_type, "call", "none")
+        call = spec.node_type.needs_call
         nodes.append(GraphNode(name=str(name), type=str(spec.type), in_call=call in ("required", "optional"),
                                start=name == flow.trigger))
         by_target: dict[str, list[str]] = {}

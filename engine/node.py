@@ -3,7 +3,17 @@
 A node type is a small class in its own module under `nodes/`: it declares its config
 fields, its outcomes and outputs, whether it needs a call to be up, and what it does when
 run (and, for nodes that wait, when resumed). It returns an Action; the executor does the
-rest. The engine knows node types only through the registry.
+rest. The engine knows node types only through the registry, and the entry node (the
+trigger) only through the entry-node methods of `NodeType` (`start`, `missing_payload`...).
+
+    @register
+    class Beep(NodeType):
+        name = "beep"
+        fields = {"seconds": Integer(minimum=1, default=1)}
+        needs_call = "required"
+
+        def run(self, ctx: Context) -> Action:
+            return AddVerb(element("Wait", length=ctx.value("seconds")))
 """
 
 from __future__ import annotations
@@ -12,14 +22,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
 
 from engine.errors import NodeFailed, ValueInvalid
-from engine.events import Callback, Request, Response
+from engine.events import Callback, Request, Response, StartEvent
 from engine.fields import Field
 from engine.plivoxml import Element
 
 if TYPE_CHECKING:
-    from engine.state import RunState
+    from engine.state import Call, RunState
 
-CallNeed = Literal["none", "required", "optional"]
+CallNeed = Literal["none", "required", "optional"]  # NodeType.needs_call
 
 
 # -- actions a node returns ----------------------------------------------------------------
@@ -33,8 +43,9 @@ class Next:
 
 
 @dataclass(frozen=True, slots=True)
-class Say:
-    """An in-call verb appended to the XML document being built, then take `outcome`."""
+class AddVerb:
+    """Append an in-call verb (Speak, Play, Wait...) to the XML document being built, then
+    take `outcome`: the call plays it once the document is served."""
 
     element: Element
     outcome: str | None = "done"
@@ -70,11 +81,15 @@ class AwaitCall:
     legs: int = 1
 
 
-Action = Next | Say | Listen | EndCall | Send | AwaitCall
+Action = Next | AddVerb | Listen | EndCall | Send | AwaitCall
 
 
 class Context:
-    """What a node sees while it runs: its resolved config, the run, URL minting."""
+    """What a node sees while it runs: its resolved config, the run, URL minting.
+
+    The executor makes one per run/resume: `ctx.value("text")` is the config value
+    rendered and coerced, `ctx.callback_url("digits")` a URL whose callback resumes this
+    step, `ctx.call` the call the run controls."""
 
     __slots__ = ("spec", "state", "env", "seq")
 
@@ -86,53 +101,64 @@ class Context:
 
     @property
     def name(self) -> str:
+        """The node's name in the flow."""
         return self.spec.name
 
     def has(self, key: str) -> bool:
+        """Does the flow file set `key` for this node?"""
         return key in self.spec.config
 
     def value(self, key: str, default: Any = None) -> Any:
         """The config value with templates rendered and coerced to the field's type."""
         compiled = self.spec.config.get(key)
         if compiled is None:
-            f = self.spec.node_type.config.get(key)
+            f = self.spec.node_type.fields.get(key)
             return f.default if f is not None and f.default is not None else default
         try:
-            return self.spec.node_type.config[key].resolve(compiled, self.state.variables)
+            return self.spec.node_type.fields[key].resolve(compiled, self.state.variables)
         except ValueInvalid as e:
             raise NodeFailed(f"{key}: {e}") from None
 
     def callback_url(self, kind: str) -> str:
+        """The URL of a provider callback (a CallbackKind) that comes back to this step."""
         return self.env.callback_url(self.state.run_id, self.seq, kind)
 
     @property
-    def call(self) -> dict | None:
+    def call(self) -> "Call | None":
+        """The call the run controls, if any (up or not)."""
         return self.state.call
 
     @property
     def in_call(self) -> bool:
         """A call is up and we are building the XML document it will play."""
         call = self.state.call
-        return bool(call and call["up"] and self.state.doc is not None)
+        return bool(call and call.up and self.state.pending_xml is not None)
 
 
 @dataclass(frozen=True)
 class RunEnvironment:
-    """Where the run lives: the public base of callback URLs and the provider's API."""
+    """Where the run lives: the public base of callback URLs and the provider's API.
+
+        RunEnvironment(public_url="https://calls.example.com", auth_id="MA...")"""
 
     public_url: str = "http://127.0.0.1:8080"
     api_url: str = "https://api.plivo.com"
     auth_id: str = "MAXXXXXXXXXXXXXXXXXX"
 
     def callback_url(self, run_id: str, seq: int, kind: str) -> str:
+        """`{public_url}/callbacks/{run_id}/{seq}/{kind}`: where the provider calls back."""
         return f"{self.public_url.rstrip('/')}/callbacks/{run_id}/{seq}/{kind}"
 
     def api(self, resource: str) -> str:
+        """The provider API URL of `resource` ("Call", "Message") for this account."""
         return f"{self.api_url.rstrip('/')}/v1/Account/{self.auth_id}/{resource}/"
 
 
 @dataclass(slots=True)
 class NodeSpec:
+    """One node of a built flow: its type, compiled config values and where it leads.
+    Built by `engine.load`; read by the executor and the analysis."""
+
     name: str
     node_type: "NodeType"
     config: dict  # compiled: templates are Template objects
@@ -143,8 +169,8 @@ class NodeSpec:
 
     @property
     def type(self) -> str:
+        """The node type's name ("speak")."""
         return self.node_type.name
-
 
 
 class NodeType:
@@ -152,14 +178,14 @@ class NodeType:
 
     name: ClassVar[str]
     summary: ClassVar[str] = ""
-    config: ClassVar[Mapping[str, Field]] = {}
+    fields: ClassVar[Mapping[str, Field]] = {}  # config key -> its declaration
     outcomes: ClassVar[tuple[str, ...]] = ("done",)
     outputs: ClassVar[tuple[str, ...]] = ()
-    call: ClassVar[CallNeed] = "none"
+    # Must a call be up when the node runs ("required": it adds to the call's document)?
+    needs_call: ClassVar[CallNeed] = "none"
     # Does the node wait for the outside world (a callback)? Loops through such a node are
     # paced by people and calls; loops without one can spin.
     waits: ClassVar[bool] = False
-    is_trigger: ClassVar[bool] = False
     # Does the node call arbitrary HTTP APIs (not the provider's)? Flow tests mock those.
     calls_http: ClassVar[bool] = False
     # Nodes that place or receive a call name the outcomes after which it is up; their
@@ -173,6 +199,7 @@ class NodeType:
         return outcome in self.call_outcomes
 
     def node_outcomes(self, config: dict) -> tuple[str, ...]:
+        """The outcomes a node of this type with this (compiled) config may take."""
         return self.outcomes
 
     def possible_outcomes(self, config: dict) -> tuple[str, ...]:
@@ -180,6 +207,7 @@ class NodeType:
         return self.node_outcomes(config)
 
     def default_outcome(self, config: dict) -> str | None:
+        """The outcome `next: Node` (a bare name) means; None: next must be a mapping."""
         outs = self.node_outcomes(config)
         return outs[0] if len(outs) == 1 else None
 
@@ -191,7 +219,42 @@ class NodeType:
         """Extra static checks beyond the field types (regexes, header names...)."""
 
     def run(self, ctx: Context) -> Action:
+        """Run the node: return what the executor does next (raise NodeFailed on failure)."""
         raise NotImplementedError
 
     def resume(self, ctx: Context, event: Response | Callback) -> Action:
+        """The node waited (Send, AwaitCall, Listen) and `event` came: what next."""
         raise NodeFailed(f"{self.name} node does not wait for events")
+
+    # -- entry nodes: where runs start ----------------------------------------------------------
+    # A flow has exactly one node whose type has is_trigger. It never runs: the executor asks
+    # it how a run starts, and the outer layers ask it what a run request must hold.
+    is_trigger: ClassVar[bool] = False
+    # outcome -> what starts a run that takes it, for messages ("a run request"). A run that
+    # starts with outcome X finds the entry node's outputs under X ({{ Start.X... }}).
+    started_by: ClassVar[Mapping[str, str]] = {}
+
+    def start_outcome(self, event_type: type[StartEvent]) -> str:
+        """The outcome a run started by an event of this type takes (Trigger, InboundCall)."""
+        raise NotImplementedError(f"{self.name} nodes do not start runs")
+
+    def start(self, config: dict, event: StartEvent) -> Next:
+        """The first step of a run `event` starts: its outcome and the node's outputs."""
+        raise NotImplementedError(f"{self.name} nodes do not start runs")
+
+    def missing_payload(self, config: dict, payload: dict) -> list[str]:
+        """The keys a run request must supply and `payload` lacks (null counts as absent)."""
+        return []
+
+    def payload_keys(self, config: dict) -> set[str]:
+        """Every payload key the node declares (a default or a required key)."""
+        return set()
+
+    def payload_key(self, segments: tuple) -> str | None:
+        """The payload key an output reference reads (("Start", "http", "params", "to") ->
+        "to"), else None."""
+        return None
+
+    def payload_fields(self, config: dict) -> list[dict]:
+        """The run form: one {"name", "default", "required", "editable"} per payload key."""
+        return []

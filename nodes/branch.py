@@ -4,9 +4,10 @@ import re
 from functools import lru_cache
 
 from engine.errors import NodeFailed
-from engine.fields import Choice, ListOf, Record, Text
+from engine.fields import ListOf, Record
 from engine.node import Context, Next, NodeType
 from engine.registry import register
+from engine.scalar_fields import Choice, Text
 
 WORD = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 OPS = ("equals", "not_equals", "contains", "starts_with", "ends_with", "greater_than", "less_than", "matches")
@@ -49,7 +50,7 @@ def matches(op: str, value: str, operand: str) -> bool:
 class Branch(NodeType):
     name = "branch"
     summary = "Route on a value: one outcome per condition, plus no_match."
-    config = {
+    fields = {
         "value": Text(required=True, description="The value to test (usually a template)."),
         "conditions": ListOf(required=True, min_items=1, item=Record(fields={
             "name": Text(required=True, templated=False, description="The outcome this condition takes."),

@@ -4,9 +4,10 @@ import re
 
 from engine.errors import NodeFailed
 from engine.events import Callback, Request, Response
-from engine.fields import Choice, Integer, ListOf, MapOf, Phone, Text
+from engine.fields import ListOf, MapOf
 from engine.node import AwaitCall, Context, Next, NodeType, Send
 from engine.registry import register
+from engine.scalar_fields import Choice, Integer, Phone, Text
 from engine.templating import Template
 
 HEADER_PART = re.compile(r"[A-Za-z0-9]+")
@@ -19,7 +20,7 @@ NO_ANSWER = {"no-answer", "timeout", "cancel"}
 class CallOut(NodeType):
     name = "call_out"
     summary = "Place an outbound call (Plivo Call API); later nodes run while it is up."
-    config = {
+    fields = {
         "from": Phone(required=True, description="Caller id: E.164 number or SIP URI."),
         "to": ListOf(item=Phone(), one_or_many=True, min_items=1, required=True,
                      description="Destination(s): E.164 numbers or SIP URIs."),
@@ -73,7 +74,7 @@ class CallOut(NodeType):
         return tuple(o for o in self.outcomes if o != "machine")  # a machine just answers
 
     def run(self, ctx: Context):
-        if ctx.call and ctx.call.get("up"):
+        if ctx.call and ctx.call.up:
             raise NodeFailed("a call is already up; hang it up before placing another")
         src = ctx.value("from")
         to = ctx.value("to")

@@ -1,17 +1,17 @@
 """get_input: prompt the caller and collect digits; the run waits for them."""
 
 from engine.events import Callback
-from engine.fields import Integer, Text, Url
 from engine.node import Context, Listen, Next, NodeType
 from engine.plivoxml import element
 from engine.registry import register
+from engine.scalar_fields import Integer, Text, Url
 
 
 @register
 class GetInput(NodeType):
     name = "get_input"
     summary = "Prompt and collect DTMF digits (Plivo <GetDigits>)."
-    config = {
+    fields = {
         "prompt": Text(description="Text spoken while waiting for digits."),
         "play": Url(description="Audio played while waiting for digits (instead of prompt)."),
         "num_digits": Integer(minimum=1, maximum=99, description="Digits to collect."),
@@ -23,7 +23,7 @@ class GetInput(NodeType):
     }
     outcomes = ("input", "no_input")
     outputs = ("digits",)
-    call = "required"
+    needs_call = "required"
     waits = True
 
     def check(self, config, path, report):

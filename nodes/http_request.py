@@ -1,16 +1,17 @@
 """http_request: call an HTTP API; 2xx takes `success`, anything else `failed`."""
 
 from engine.events import Request, Response
-from engine.fields import AnyJson, Choice, MapOf, Number, Text, Url
+from engine.fields import AnyJson, MapOf
 from engine.node import Context, Next, NodeType, Send
 from engine.registry import register
+from engine.scalar_fields import Choice, Number, Text, Url
 
 
 @register
 class HttpRequest(NodeType):
     name = "http_request"
     summary = "Make an HTTP request; the response is available as status_code, headers and body."
-    config = {
+    fields = {
         "method": Choice(choices=("GET", "POST", "PUT", "PATCH", "DELETE"), default="GET"),
         "url": Url(required=True, description="http(s) URL; may be a template."),
         "headers": MapOf(value=Text(), description="Request headers."),

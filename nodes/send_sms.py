@@ -1,16 +1,16 @@
 """send_sms: send a text message through the provider's Message API."""
 
 from engine.events import Request, Response
-from engine.fields import Phone, Text
 from engine.node import Context, Next, NodeType, Send
 from engine.registry import register
+from engine.scalar_fields import Phone, Text
 
 
 @register
 class SendSms(NodeType):
     name = "send_sms"
     summary = "Send an SMS (Plivo Message API)."
-    config = {
+    fields = {
         "from": Phone(required=True, description="Sender number."),
         "to": Phone(required=True, description="Destination number."),
         "text": Text(required=True, description="Message text."),

@@ -9,7 +9,7 @@ from engine.registry import register
 class SetVariables(NodeType):
     name = "set_variables"
     summary = "Set named values (templates) that later nodes read as {{ ThisNode.name }}."
-    config = {
+    fields = {
         "values": MapOf(value=AnyJson(), key_pattern=r"[A-Za-z_][A-Za-z0-9_]*", required=True,
                         key_hint="variable names are words: letters, digits and '_'",
                         description="name -> value (strings may be templates)."),

@@ -1,23 +1,23 @@
 """speak: text-to-speech to the caller."""
 
-from engine.fields import Integer, Text
-from engine.node import Context, NodeType, Say
+from engine.node import AddVerb, Context, NodeType
 from engine.plivoxml import element
 from engine.registry import register
+from engine.scalar_fields import Integer, Text
 
 
 @register
 class Speak(NodeType):
     name = "speak"
     summary = "Speak text to the caller (Plivo <Speak>)."
-    config = {
+    fields = {
         "text": Text(required=True, description="What to say."),
         "voice": Text(default="WOMAN", description="WOMAN, MAN or a Polly.* voice."),
         "language": Text(default="en-US", description="Language code, e.g. en-US."),
         "loop": Integer(minimum=0, maximum=10000, description="Times to repeat (0: until the call ends)."),
     }
-    call = "required"
+    needs_call = "required"
 
     def run(self, ctx: Context):
-        return Say(element("Speak", ctx.value("text"), voice=ctx.value("voice"),
+        return AddVerb(element("Speak", ctx.value("text"), voice=ctx.value("voice"),
                            language=ctx.value("language"), loop=ctx.value("loop")))

@@ -1,16 +1,25 @@
-"""trigger: where a run starts, from a run request (`http`) or an incoming call (`call`)."""
+"""trigger: where a run starts, from a run request (`http`) or an incoming call (`call`).
+
+Everything about payloads and the two ways to start lives here, behind the entry-node
+methods of `NodeType` that the engine calls (`start`, `missing_payload`, `payload_keys`,
+`payload_key`, `payload_fields`).
+"""
 
 from engine.errors import NodeFailed
-from engine.fields import Data, ListOf, Text
-from engine.node import Context, NodeType
+from engine.events import InboundCall, StartEvent, Trigger
+from engine.fields import Data, ListOf
+from engine.node import Context, Next, NodeType
 from engine.registry import register
+from engine.scalar_fields import Text
+
+HEADER_PREFIX = "X-PH-"  # the provider's prefix of custom SIP headers in call parameters
 
 
 @register
-class Trigger(NodeType):
+class TriggerNode(NodeType):
     name = "trigger"
     summary = "Start of the flow: a run request (http) or an incoming call (call)."
-    config = {
+    fields = {
         "payload": Data(description="Static payload: default values, overridden by the run request. Never rendered."),
         "required": ListOf(item=Text(templated=False), description="Payload keys the run request must supply."),
     }
@@ -19,9 +28,62 @@ class Trigger(NodeType):
     outputs = ("http.params.*", "call.from", "call.to", "call.call_uuid", "call.headers.*")
     call_outcomes = frozenset({"call"})
     is_trigger = True
+    started_by = {"http": "a run request", "call": "an incoming call"}
 
     def default_outcome(self, config):
         return "http"  # `next: Node` on a trigger means the run-request path, as in PHLO
 
     def run(self, ctx: Context):
         raise NodeFailed("the trigger starts a run; no node can lead back to it")
+
+    # -- starting runs ---------------------------------------------------------------------------
+    def start_outcome(self, event_type: type[StartEvent]) -> str:
+        return "call" if event_type is InboundCall else "http"
+
+    def start(self, config: dict, event: StartEvent) -> Next:
+        if isinstance(event, Trigger):
+            params = dict(self._static(config))
+            params.update(event.payload)  # the run request overrides the file's defaults
+            return Next("http", {"http": {"params": params}})
+        p = event.params
+        headers = {k[len(HEADER_PREFIX):]: v for k, v in p.items() if k.startswith(HEADER_PREFIX)}
+        call = {"from": p.get("From", ""), "to": p.get("To", ""), "call_uuid": p.get("CallUUID", ""),
+                "headers": headers}
+        return Next("call", {"call": call})
+
+    # -- the payload -----------------------------------------------------------------------------
+    @staticmethod
+    def _static(config: dict) -> dict:
+        payload = config.get("payload")
+        return payload if isinstance(payload, dict) else {}
+
+    @staticmethod
+    def _required(config: dict) -> list[str]:
+        required = config.get("required")
+        return [k for k in required if isinstance(k, str)] if isinstance(required, list) else []
+
+    def missing_payload(self, config: dict, payload: dict) -> list[str]:
+        static = self._static(config)
+        return [k for k in self._required(config) if payload.get(k) is None and static.get(k) is None]
+
+    def payload_keys(self, config: dict) -> set[str]:
+        return {str(k) for k in self._static(config)} | set(self._required(config))
+
+    def payload_key(self, segments: tuple) -> str | None:
+        if len(segments) >= 4 and segments[1] == "http" and segments[2] == "params" and isinstance(segments[3], str):
+            return segments[3]
+        return None
+
+    def payload_fields(self, config: dict) -> list[dict]:
+        """The static payload keys (in file order, their values as defaults), then the
+        required keys that have no default.
+
+        `editable` is false for a default that is a mapping or a list: the run API takes
+        text, numbers and booleans only, so such a value always comes from the file."""
+        static = self._static(config)
+        required = self._required(config)
+        fields = [{"name": str(key), "default": value, "required": str(key) in required,
+                   "editable": not isinstance(value, (dict, list))} for key, value in static.items()]
+        fields += [{"name": key, "default": None, "required": True, "editable": True}
+                   for key in required if key not in static]
+        return fields

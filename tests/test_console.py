@@ -17,6 +17,7 @@ from conftest import FLOWS, ROOT
 
 from engine.graph_export import graph_model, to_svg
 from engine.load.build import check_text, load_flow
+from engine.registry import node_types
 from engine.service.console import ASSETS, MEDIA_TYPES, trigger_fields
 from engine.service.provider import ProviderConfig
 from engine.service.server import Service, Settings, create_app
@@ -186,7 +187,8 @@ def test_trigger_fields_types_and_structured_defaults():
 def test_a_structured_default_is_not_editable():
     """The validator allows text, numbers and booleans only; if it ever allows more, the form
     shows such a value without sending it (the run API takes scalars only)."""
-    spec = SimpleNamespace(config={"payload": {"headers": {"a": "1"}}, "required": ["headers"]})
+    spec = SimpleNamespace(config={"payload": {"headers": {"a": "1"}}, "required": ["headers"]},
+                           node_type=node_types()["trigger"])
     assert trigger_fields(SimpleNamespace(trigger_spec=spec)) == [
         {"name": "headers", "default": {"a": "1"}, "required": True, "editable": False}]
 

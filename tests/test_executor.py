@@ -9,7 +9,7 @@ from engine.executor import MAX_REPEAT, Executor
 from engine.local.run import LocalRun, parse_callback_url
 from engine.local.scenario import parse_scenario
 from engine.plivoxml import parse
-from engine.state import RunState
+from engine.state import RunState, WaitReason
 
 SEED = """
 Start:
@@ -352,7 +352,7 @@ def test_callbacks_are_idempotent_and_state_survives_serialisation(make_flow):
     ex = Executor(flow)
     state = ex.new_run("r1")
     effects, _ = _pump(ex, state, Trigger({"to": "+12025550100", "customer": "ada"}))
-    assert state.status == "waiting" and state.waiting["for"] == "response"
+    assert state.status == "waiting" and state.waiting.reason is WaitReason.RESPONSE
     # crash-and-reload between every event: the state is plain JSON
     state = RunState.from_json(state.to_json())
     _pump(ex, state, Response(201, body={"request_uuid": "rq"}))
@@ -412,7 +412,7 @@ def test_incoming_call_takes_the_call_outcome_with_its_sip_headers(make_flow):
     state = runner.run_inbound("+12025550199", "+12025551234", headers={"account": "A42"})
     assert state.status == "completed", state.error
     assert state.path == ["Start", "Welcome", "Menu", "Bye"]
-    assert state.steps[0][2] == "call"
+    assert state.steps[0].outcome == "call"
     call = state.variables["Start"]["call"]
     assert call["from"] == "+12025550199" and call["headers"] == {"account": "A42"}
     assert state.documents[0].startswith('<Response><Speak voice="WOMAN" language="en-US">Hello A42, you called '
@@ -445,7 +445,7 @@ def test_other_legs_never_get_the_document_nor_end_the_answered_call(make_flow):
     _, xml = _pump(ex, state, Callback("answer", 1, {"CallUUID": "leg-b"}))  # answers too late
     assert xml == "<Response><Hangup/></Response>"
     effects, _ = _pump(ex, state, Callback("hangup", 1, {"CallUUID": "leg-b", "CallStatus": "completed"}))
-    assert effects == [] and state.status == "waiting" and state.call["up"]
+    assert effects == [] and state.status == "waiting" and state.call.up
     _, xml = _pump(ex, state, Callback("digits", 2, {"CallUUID": "leg-a", "Digits": "5"}))
     assert "You pressed 5" in xml
 
@@ -464,7 +464,7 @@ def test_a_late_response_is_not_taken_by_a_later_node(make_flow):
     effects, _ = _pump(ex, state, Response(200, body="a", seq=1))
     assert effects[0].seq == 2 and state.requests[1]["url"] == "https://api.example.com/b?q=x+y"
     effects, _ = _pump(ex, state, Response(200, body="a again", seq=1))  # a retry's late answer
-    assert effects == [] and state.waiting["node"] == "B"
+    assert effects == [] and state.waiting.node == "B"
     _pump(ex, state, Response(200, body="b", seq=2))
     assert state.variables["Done"] == {"b": "b"}
 
@@ -483,11 +483,10 @@ def test_a_document_over_plivos_limit_ends_the_call_and_fails_the_run(make_flow)
 
 
 def test_null_payload_values_do_not_supply_required_keys(make_flow):
-    from engine.executor import missing_required
 
     flow = make_flow(SEED)
-    assert missing_required(flow, {"to": None, "customer": "a"}) == ["to"]
-    assert missing_required(flow, {"to": "+12025550100", "customer": "a"}) == []
+    assert flow.missing_payload({"to": None, "customer": "a"}) == ["to"]
+    assert flow.missing_payload({"to": "+12025550100", "customer": "a"}) == []
 
 
 def test_an_oversized_prompt_document_fails_instead_of_waiting(make_flow):

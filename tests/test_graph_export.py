@@ -102,23 +102,23 @@ def expected_edges(flow):
 
 
 def in_call(spec) -> bool:
-    return spec.node_type.call in ("required", "optional")
+    return spec.node_type.needs_call in ("required", "optional")
 
 
 # -- flows built directly, with names no flow file allows --------------------------------------
 class Chime(NodeType):
     name = "chime"
-    call = "required"
+    needs_call = "required"
 
 
 class FakeSpeak(NodeType):  # named like an in-call type, but it says it needs no call
     name = "speak"
-    call = "none"
+    needs_call = "none"
 
 
 class Soft(NodeType):
     name = "soft"
-    call = "optional"
+    needs_call = "optional"
     outcomes = ("done", "skip")
 
 

@@ -58,9 +58,9 @@ def test_every_node_type_and_config_field_is_in_the_schema():
     defs = flow_schema()["$defs"]
     for name, node_type in node_types().items():
         props = defs[f"node_{name}"]["properties"]
-        assert set(node_type.config) <= set(props), name
+        assert set(node_type.fields) <= set(props), name
         assert props["type"] == {"const": name, "description": node_type.summary}
-        required = {k for k, f in node_type.config.items() if f.required} | {"type"}
+        required = {k for k, f in node_type.fields.items() if f.required} | {"type"}
         assert set(defs[f"node_{name}"]["required"]) == required
     assert set(defs["node"]["properties"]["type"]["enum"]) == set(node_types())
 

@@ -29,6 +29,7 @@ from engine.service.server import (
 )
 from engine.service.signature import sign_v3_headers
 from engine.service.store import SQLiteStore
+from engine.state import Waiting, WaitReason
 
 AUTH_ID = "MATRIGGERAPIACCOUNT1"
 AUTH_TOKEN = "trigger-token"
@@ -432,7 +433,7 @@ def test_in_doubt_request_is_not_resent_and_fails_the_node_after_the_grace(tmp_p
         provider = FakeProvider("doubt")
         async with serving(tmp_path, provider, grace=0.2) as (service, client):
             run_id = await started(client, service)
-            assert (await service.store.load(run_id)).state.waiting["for"] == "response"
+            assert (await service.store.load(run_id)).state.waiting.reason is WaitReason.RESPONSE
             assert await service.sweep() == 0  # not yet: within the grace period
             await asyncio.sleep(0.25)
             assert await service.sweep() == 1
@@ -499,7 +500,7 @@ def test_a_restarted_service_completes_runs_of_the_one_that_died(tmp_path):
         provider = FakeProvider()
         async with serving(tmp_path, provider, db=db) as (service, client):
             state = (await service.store.load(run_id)).state
-            assert state.waiting == {"node": "Call", "seq": 1, "for": "response"}
+            assert state.waiting == Waiting("Call", 1, WaitReason.RESPONSE)
             assert len(state.requests) == 1  # the intent was recorded before the request went out
             r = await callback(client, run_id, 1, "answer", call_params())
             assert "<Speak" in r.text

@@ -9,7 +9,7 @@ import pytest
 
 from engine.errors import Conflict, RunExists
 from engine.service.store import SQLiteStore, open_store
-from engine.state import RunState
+from engine.state import Call, RunState, Waiting, WaitReason
 
 
 def run(coro):
@@ -34,10 +34,10 @@ def test_create_load_save_round_trip(store):
         got = await store.load("r1")
         assert got.version == 1 and got.state == s
         s.status, s.path = "waiting", ["Start", "Call"]
-        s.waiting = {"node": "Call", "seq": 1, "for": "call"}
+        s.waiting = Waiting("Call", 1, WaitReason.CALL)
         assert await store.save(s, 1) == 2
         got = await store.load("r1")
-        assert got.version == 2 and got.state.path == ["Start", "Call"] and got.state.waiting["for"] == "call"
+        assert got.version == 2 and got.state.path == ["Start", "Call"] and got.state.waiting.reason is WaitReason.CALL
         assert await store.load("nope") is None
 
     run(main())
@@ -95,10 +95,10 @@ def test_list_runs_pages_newest_first_with_filters(store):
 
 def test_in_doubt_lists_runs_waiting_for_a_response_older_than_the_cutoff(store):
     async def main():
-        response = {"node": "Call", "seq": 1, "for": "response"}
+        response = Waiting("Call", 1, WaitReason.RESPONSE)
         await store.create_run(state("old", t=100, waiting=response, status="waiting"))
         await store.create_run(state("new", t=500, waiting=response, status="waiting"))
-        await store.create_run(state("call", t=100, waiting={"node": "Call", "seq": 1, "for": "call"},
+        await store.create_run(state("call", t=100, waiting=Waiting("Call", 1, WaitReason.CALL),
                                      status="waiting"))
         assert await store.in_doubt(older_than=200) == ["old"]
         assert sorted(await store.in_doubt(older_than=1000)) == ["new", "old"]
@@ -181,14 +181,14 @@ def test_synchronous_full_by_url(tmp_path):
 def test_find_by_call(store):
     async def main():
         a = state("a", flow_id="in")
-        a.call = {"node": "Start", "seq": 0, "legs": 1, "up": True, "uuid": "call-1"}
+        a.call = Call("Start", 0, legs=1, up=True, uuid="call-1")
         await store.create_run(a)
         b = state("b", flow_id="out")
         await store.create_run(b)
         assert await store.find_by_call("call-1") == "a"
         assert await store.find_by_call("call-1", "in") == "a"
         assert await store.find_by_call("call-1", "out") is None
-        b.call = {"node": "Call", "seq": 1, "legs": 1, "up": True, "uuid": "call-2"}
+        b.call = Call("Call", 1, legs=1, up=True, uuid="call-2")
         await store.save(b, 1)
         assert await store.find_by_call("call-2") == "b"
         assert await store.find_by_call("nope") is None
@@ -214,7 +214,7 @@ def test_a_version_1_store_is_migrated(tmp_path):
         s = open_store(str(path))
         got = await s.load("old")
         assert got.version == 3
-        got.state.call = {"node": "Call", "seq": 1, "legs": 1, "up": True, "uuid": "c9"}
+        got.state.call = Call("Call", 1, legs=1, up=True, uuid="c9")
         await s.save(got.state, 3)
         assert await s.find_by_call("c9") == "old"
         await s.close()

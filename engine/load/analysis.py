@@ -605,7 +605,7 @@ class FlowChecks:
                 target_spec = specs.get(target)
                 if target_spec is not None:
                     t = target_spec.node_type
-                    if (t.call == "required" and not after) or \
+                    if (t.needs_call == "required" and not after) or \
                             (after and t.call_outcomes is not None and not t.is_trigger):
                         bad.setdefault((target, after), []).append(f"{name}.{outcome}")
                 if (target, after) not in seen:
@@ -683,33 +683,20 @@ class FlowChecks:
                     if problem:
                         self.at(path, ref.index, "unknown-output", f"{ref.text}: {problem}")
                         continue
-                    if source.node_type.is_trigger and len(ref.segments) >= 4 and ref.segments[1] == "http" \
-                            and ref.segments[2] == "params" and isinstance(ref.segments[3], str):
+                    key = source.node_type.payload_key(ref.segments)
+                    if key is not None:
                         if payload_keys is None:
-                            payload_keys = self._payload_keys(source)
-                        if ref.segments[3] not in payload_keys and not ref.guarded:
+                            payload_keys = source.node_type.payload_keys(source.config)
+                        if key not in payload_keys and not ref.guarded:
                             self.at(path, ref.index, "undeclared-payload-key",
-                                    f"{ref.text}: {ref.segments[3]!r} is neither in {root}'s payload nor in its "
+                                    f"{ref.text}: {key!r} is neither in {root}'s payload nor in its "
                                     f"required keys; add it to one of them"
-                                    + did_you_mean(ref.segments[3], payload_keys),
+                                    + did_you_mean(key, payload_keys),
                                     severity="warning")
                     if trigger is not None and name in self.reachable:
                         pending.append((path, ref, name, root))
         if pending:
             self.check_order(pending)
-
-    @staticmethod
-    def _payload_keys(trigger: "NodeSpec") -> set:
-        keys = set()
-        payload = trigger.config.get("payload")
-        if isinstance(payload, dict):
-            keys.update(str(k) for k in payload)
-        required = trigger.config.get("required")
-        if isinstance(required, list):
-            keys.update(str(k) for k in required if isinstance(k, str))
-        elif isinstance(required, str):
-            keys.add(required)
-        return keys
 
     def check_order(self, pending: list) -> None:
         """A node's outputs exist only after it ran: the reader must come after the source on
@@ -718,7 +705,7 @@ class FlowChecks:
         index = g.index
         enter, leave = g.dominator_intervals(index[trigger])
         outcome_reach: dict[str, set] = {}
-        for outcome in ("http", "call"):
+        for outcome in self.specs[trigger].node_type.started_by:
             target = self.specs[trigger].next.get(outcome)
             reach = g.postorder(index[target]) if target is not None else ()
             outcome_reach[outcome] = {g.names[i] for i in reach}
@@ -753,17 +740,19 @@ class FlowChecks:
                         f"passes {source!r} and then {reader!r}), so this is never set")
 
     def _check_trigger_read(self, item, outcome_reach) -> None:
+        """A run that starts with outcome X finds the entry node's outputs under X only."""
         path, ref, reader, source = item
-        if len(ref.segments) < 2 or ref.segments[1] not in ("http", "call"):
+        started_by = self.specs[source].node_type.started_by
+        if len(ref.segments) < 2 or ref.segments[1] not in started_by:
             return
         kind = ref.segments[1]
-        other = "call" if kind == "http" else "http"
-        started = "a run request" if kind == "http" else "an incoming call"
+        started = started_by[kind]
+        other = next((o for o in started_by if o != kind and reader in outcome_reach[o]), None)
         if reader not in outcome_reach[kind]:
             self.at(path, ref.index, "never-set",
                     f"{ref.text}: {source}.{kind} is set only on runs started by {started} "
                     f"(outcome {kind!r}), and {reader!r} is not reached from that outcome")
-        elif reader in outcome_reach[other] and not ref.guarded:
+        elif other is not None and not ref.guarded:
             self.at(path, ref.index, "maybe-unset",
                     f"{ref.text}: {source}.{kind} is set only on runs started by {started}, and {reader!r} "
                     f"is also reached from the trigger's {other!r} outcome", severity="warning")

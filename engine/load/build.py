@@ -185,7 +185,7 @@ class _Builder:
                        f"unknown node type {type_name!r}{did_you_mean(str(type_name), self.types)}")
             return None
         report = Reporter(self.error, self.template_error)
-        config = compile_fields(node_type.config, raw, path, report, ignore=NODE_KEYS)
+        config = compile_fields(node_type.fields, raw, path, report, ignore=NODE_KEYS)
         node_type.check(config, path, report)
         error = raw.get("error")
         if error is not None and not isinstance(error, str):

@@ -39,7 +39,7 @@ def _next_schema(node_type: NodeType) -> dict | None:
 
 
 def node_schema(node_type: NodeType) -> dict:
-    body = fields_schema(node_type.config)
+    body = fields_schema(node_type.fields)
     props = {"type": {"const": node_type.name, "description": node_type.summary}}
     props.update(body["properties"])
     nxt = _next_schema(node_type)

@@ -20,12 +20,12 @@ import yaml
 
 from engine.diagnostics import Diagnostic, has_errors, sort_key
 from engine.errors import FlowInvalid
-from engine.executor import missing_required
-from engine.fields import phone_problem
+from engine.events import payload_problems
 from engine.flow import Flow
 from engine.load.build import check_file
 from engine.load.document import Document, load_text
 from engine.local.scenario import Scenario, _behaviour, _mock, load_scenario
+from engine.scalar_fields import phone_problem
 
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
 RUN_ID = "test"  # fixed, so callback URLs in documents are the same on every run
@@ -132,9 +132,8 @@ def _parse_case(doc: Document, file_path: Path, name: str, raw: Any) -> Case | N
     if not isinstance(payload, dict):
         doc.diag(cpath + ("payload",), "wrong-type", "payload maps keys to text, numbers or booleans")
         payload = {}
-    for k, v in payload.items():
-        if isinstance(v, (dict, list)) or v is None:
-            doc.diag(cpath + ("payload", k), "wrong-type", "payload values must be text, numbers or booleans")
+    for k, problem in payload_problems(payload, allow_null=False):
+        doc.diag(cpath + ("payload", k), "wrong-type", problem)
     base = Scenario()
     if "scenario" in raw:
         ref = raw["scenario"]
@@ -250,7 +249,7 @@ class Result:
 def run_case(flow: Flow, case: Case) -> Result:
     from engine.local.run import LocalRun
 
-    missing = [] if case.call else missing_required(flow, case.payload)
+    missing = [] if case.call else flow.missing_payload(case.payload)
     if missing:
         return Result(flow.id, case.name, [f"the payload lacks required key(s) {', '.join(missing)}"])
     runner = LocalRun(flow, case.scenario, mock_http_only=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
 
 from engine.events import (
+    CALLBACK_KINDS,
     Callback,
     Finished,
     InboundCall,
@@ -37,14 +38,13 @@ if TYPE_CHECKING:
 MAX_RESPONSE_BYTES = 1024 * 1024
 SANDBOX_ENV = RunEnvironment(public_url="http://127.0.0.1:8080", api_url="https://api.plivo.com",
                              auth_id="MAXXXXXXXXXXXXXXXXXX")
-_KINDS = {"ring", "answer", "hangup", "digits", "no_input"}
 
 
 def parse_callback_url(url: str) -> tuple[str, int, str] | None:
     """(run_id, seq, kind) from a callback URL the environment minted, else None."""
     path = urlsplit(url).path
     parts = path.rstrip("/").split("/")
-    if len(parts) < 4 or parts[-4] != "callbacks" or parts[-1] not in _KINDS:
+    if len(parts) < 4 or parts[-4] != "callbacks" or parts[-1] not in CALLBACK_KINDS:
         return None
     try:
         return parts[-3], int(parts[-2]), parts[-1]
@@ -218,14 +218,15 @@ class Tracer:
             self.write(f"       response: {item.error or item.status} {body}")
             return
         while self.steps < len(state.steps):
-            name, type_, outcome, _, ended, error = state.steps[self.steps]
-            if ended is None and state.waiting and state.waiting["seq"] == self.steps:
+            step = state.steps[self.steps]
+            if step.ended_at is None and state.waiting and state.waiting.seq == self.steps:
                 if self.open_step != self.steps:
-                    self.write(f"  {name} ({type_}) ... waiting for {state.waiting['for']}")
+                    self.write(f"  {step.node} ({step.type}) ... waiting for {state.waiting.reason}")
                     self.open_step = self.steps
                     self._new_requests(state)  # a node waits right after its request
                 break
-            self.write(f"  {name} ({type_}) -> {outcome or '(end)'}" + (f"  [error: {error}]" if error else ""))
+            self.write(f"  {step.node} ({step.type}) -> {step.outcome or '(end)'}"
+                       + (f"  [error: {step.error}]" if step.error else ""))
             self.steps += 1
         self._new_requests(state)
         while self.documents < len(state.documents):

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import FlowInvalid
-from engine.fields import phone_problem
 from engine.load.document import load_text
+from engine.scalar_fields import phone_problem
 
 RESULTS = ("answered", "busy", "no_answer", "failed", "machine")
 _BEHAVIOUR_KEYS = ("result", "digits", "answer_after", "hangup_after", "sms")

@@ -59,22 +59,10 @@ def _assets() -> dict[str, Path]:
 
 
 def trigger_fields(flow: "Flow") -> list[dict]:
-    """The run form: the trigger's static payload keys (in file order, their values as
-    defaults) then the required keys that have no default.
-
-    `editable` is false for a default that is a mapping or a list: the run API takes text,
-    numbers and booleans only, so such a value always comes from the file."""
-    config = flow.trigger_spec.config
-    static = config.get("payload") or {}
-    required = [str(k) for k in config.get("required") or ()]
-    fields = []
-    for key, value in static.items():
-        fields.append({"name": str(key), "default": value, "required": str(key) in required,
-                       "editable": not isinstance(value, (dict, list))})
-    for key in required:
-        if key not in static:
-            fields.append({"name": key, "default": None, "required": True, "editable": True})
-    return fields
+    """The run form: {"name", "default", "required", "editable"} per payload key, as the
+    entry node declares them (NodeType.payload_fields)."""
+    spec = flow.trigger_spec
+    return spec.node_type.payload_fields(spec.config)
 
 
 def flow_detail(flow: "Flow", auth_id: str, created_on: str) -> dict:

@@ -57,6 +57,8 @@ from starlette.routing import Route
 from engine.diagnostics import Diagnostic
 from engine.errors import Conflict, HttpError
 from engine.events import (
+    CALLBACK_KINDS,
+    XML_KINDS,
     Callback,
     Expired,
     Finished,
@@ -65,8 +67,9 @@ from engine.events import (
     Response,
     ServeDocument,
     Trigger,
+    payload_problems,
 )
-from engine.executor import HANGUP_DOCUMENT, Executor, missing_required
+from engine.executor import HANGUP_DOCUMENT, Executor
 from engine.flow import Flow
 from engine.load.build import check_file
 from engine.node import RunEnvironment
@@ -75,7 +78,7 @@ from engine.service.http import base_url, bind, error, read_body
 from engine.service.provider import DEFAULT_CONNECTIONS, Provider, ProviderConfig
 from engine.service.signature import HEADER_V3, HEADER_V3_NONCE, validate_v3
 from engine.service.store import Store, StoredRun, open_store
-from engine.state import RunState, iso
+from engine.state import RunState, WaitReason, iso
 
 logger = logging.getLogger("callflow.server")
 
@@ -84,8 +87,6 @@ DEFAULT_IN_DOUBT_SECONDS = 60.0
 # A run waiting longer than this for a callback gives up: Plivo's longest call (time_limit
 # 14,400 s) plus ringing and slack, so a real call is never cut short.
 DEFAULT_RUN_TIMEOUT = 15_000.0
-CALLBACK_KINDS = frozenset({"answer", "hangup", "ring", "digits", "no_input"})
-XML_KINDS = frozenset({"answer", "digits", "no_input"})
 EMPTY_DOCUMENT = "<Response></Response>"
 REJECT_DOCUMENT = '<Response><Hangup reason="rejected"/></Response>'
 RUN_STATUSES = ("running", "waiting", "completed", "failed")
@@ -287,7 +288,7 @@ class Service:
         entry = self.flows.get(flow_id)
         if entry is None:
             return HANGUP_DOCUMENT
-        if "call" not in entry.flow.trigger_spec.next:
+        if entry.flow.start_target(InboundCall) is None:
             return REJECT_DOCUMENT  # the flow takes no incoming calls: no run
         call_uuid = params.get("CallUUID") or ""
         # A provider retry (or a replay) of the answer request must not start a second run:
@@ -384,13 +385,13 @@ class Service:
                 if stored is None:
                     continue
                 state = stored.state
-                if not state.waiting or state.waiting.get("for") != "response" or state.updated_at >= cutoff:
+                if state.waiting is None or state.waiting.reason is not WaitReason.RESPONSE or state.updated_at >= cutoff:
                     continue
                 entry = self.flows.get(state.flow_id)
                 if entry is None:
                     continue
                 logger.warning("run %s: request of node %s in doubt for %g s: not resent, taking failed",
-                               run_id, state.waiting.get("node"), grace)
+                               run_id, state.waiting.node, grace)
                 event = Response(error="no response recorded before a restart; the request was not resent",
                                  in_doubt=True)
                 state, version, effects = await self._advance(entry, stored, event)
@@ -457,9 +458,9 @@ def parse_payload(raw: bytes) -> dict:
         raise HttpError(400, "the request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise HttpError(400, "the request body must be a JSON object of payload values")
-    for key, value in data.items():
-        if isinstance(value, (dict, list)):
-            raise HttpError(400, f"payload value {key!r} must be text, a number or a boolean")
+    problems = payload_problems(data)
+    if problems:
+        raise HttpError(400, problems[0][1])
     return data
 
 
@@ -522,7 +523,7 @@ def create_app(service: Service) -> Starlette:
             payload = parse_payload(raw)
         except HttpError as e:
             return error(e.status, e.message)
-        missing = missing_required(entry.flow, payload)
+        missing = entry.flow.missing_payload(payload)
         if missing:
             return error(422, f"the run request must supply {', '.join(missing)} "
                               f"(required by {entry.flow.trigger})")

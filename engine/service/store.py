@@ -149,8 +149,8 @@ class _SQLite:
 
     @staticmethod
     def _columns(state: RunState) -> tuple:
-        waiting = state.waiting.get("for") if state.waiting else None
-        call_uuid = state.call.get("uuid") if state.call else None
+        waiting = state.waiting.reason.value if state.waiting else None
+        call_uuid = state.call.uuid if state.call else None
         return (state.flow_id, state.status, state.error, state.created_at, state.updated_at, waiting,
                 state.to_json(), call_uuid or None)
 
