@@ -46,12 +46,11 @@ from engine.node import (
     Send,
 )
 from engine.plivoxml import MAX_BYTES as MAX_DOCUMENT_BYTES
-from engine.plivoxml import Element, element, render
+from engine.plivoxml import element, render_fragment
 from engine.state import Call, RunState, Step, Waiting, WaitReason
 
 MAX_STEPS = 1000  # per run, as Twilio Studio
 MAX_REPEAT = 10  # visits of one node between two outside events (a loop that spins)
-_OPEN, _CLOSE = len("<Response>"), -len("</Response>")
 HANGUP_DOCUMENT = "<Response><Hangup/></Response>"
 
 
@@ -59,11 +58,6 @@ class _Pause(Enum):
     """What `_apply` returns instead of the next node's name: the run now waits."""
 
     WAIT = "wait"
-
-
-def fragment(el: Element) -> str:
-    """An element's XML without the <Response> around it (a piece of the pending document)."""
-    return render((el,))[_OPEN:_CLOSE]
 
 
 class Executor:
@@ -260,7 +254,7 @@ class Executor:
         kind = type(action)
         if kind is Next or kind is AddVerb:
             if kind is AddVerb:
-                state.pending_xml.append(fragment(action.element))
+                state.pending_xml.append(render_fragment(action.element))
             if action.outputs is not None:
                 state.variables[spec.name] = action.outputs
             step.outcome, step.ended_at = action.outcome, self.clock()
@@ -284,13 +278,13 @@ class Executor:
             self._wait(state, spec.name, seq, WaitReason.CALL)
             return _Pause.WAIT
         if kind is Listen:
-            state.pending_xml.extend(fragment(el) for el in action.elements)
+            state.pending_xml.extend(render_fragment(el) for el in action.elements)
             self._serve(state, effects)
             if not state.finished:
                 self._wait(state, spec.name, seq, WaitReason.INPUT)
             return _Pause.WAIT
         if kind is EndCall:
-            state.pending_xml.append(fragment(action.element))
+            state.pending_xml.append(render_fragment(action.element))
             step.ended_at = self.clock()
             return None
         raise TypeError(f"{spec.type}.run returned {action!r}, not an action")
@@ -340,7 +334,7 @@ class Executor:
     def _fail_run(self, state: RunState, message: str, effects: list) -> None:
         state.status, state.error, state.waiting = "failed", message, None
         if state.pending_xml is not None:  # end the call rather than leave the caller in silence
-            state.pending_xml.append(fragment(element("Hangup")))
+            state.pending_xml.append(render_fragment(element("Hangup")))
             self._serve(state, effects)
         effects.append(Finished("failed", message))
 

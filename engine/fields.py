@@ -25,7 +25,7 @@ from engine.templating import Template, is_template, templates
 
 
 def did_you_mean(word: str, choices) -> str:
-    """"; did you mean 'x'?" for the choice closest to a misspelt word, else ""."""
+    """The hint "; did you mean 'x'?" naming the choice closest to a misspelt word, or "" if none is close."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -71,6 +71,7 @@ class Field:
         return self.compile_literal(value, path, report)
 
     def compile_literal(self, value: Any, path: tuple, report: Reporter) -> Any:
+        """Check a value that is not a template; return it (or Compiled.INVALID)."""
         return value
 
     def _wrong_type(self, value: Any, path: tuple, report: Reporter) -> Any:
@@ -90,10 +91,12 @@ class Field:
         return compiled
 
     def coerce(self, rendered: str) -> Any:
+        """A rendered template's text as the field's type (raise ValueInvalid if it is not)."""
         return rendered
 
     # -- schema side --------------------------------------------------------------------------
     def schema(self) -> dict:
+        """The JSON Schema of the value, without description and default."""
         return {}
 
     def _described(self, schema: dict) -> dict:

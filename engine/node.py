@@ -174,7 +174,11 @@ class NodeSpec:
 
 
 class NodeType:
-    """Base class: override the class attributes and `run` (and `resume` if it waits)."""
+    """Base class of node types: override the class attributes and `run` (and `resume` if
+    it waits); the entry node type overrides the entry-node methods at the end instead.
+
+    `@register` makes the one instance the registry hands out; methods that take `config`
+    get a node's compiled values (NodeSpec.config) and must not keep state."""
 
     name: ClassVar[str]
     summary: ClassVar[str] = ""

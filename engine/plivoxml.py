@@ -151,6 +151,14 @@ def render(elements: Sequence[Element]) -> str:
     return "".join(out)
 
 
+def render_fragment(el: Element) -> str:
+    """One element as `render` writes it inside <Response>: a piece of a document that
+    `"<Response>" + "".join(fragments) + "</Response>"` completes."""
+    out: list[str] = []
+    _emit(el, out)
+    return "".join(out)
+
+
 # --------------------------------------------------------------------------- rules
 
 # Verbs allowed directly in <Response> (facts sheet == SDK ResponseElement).

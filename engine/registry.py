@@ -13,7 +13,8 @@ _loaded = False
 
 
 def register(cls: type[NodeType]) -> type[NodeType]:
-    """Class decorator used by node modules."""
+    """Class decorator used by node modules: `@register class Speak(NodeType): ...`
+    registers one instance under `cls.name` (a second class with the same name is an error)."""
     if cls.name in _types and type(_types[cls.name]) is not cls:
         raise ValueError(f"node type {cls.name!r} registered twice")
     _types[cls.name] = cls()
@@ -21,6 +22,7 @@ def register(cls: type[NodeType]) -> type[NodeType]:
 
 
 def node_types() -> dict[str, NodeType]:
+    """Every registered node type by name (the `nodes` package is imported on first use)."""
     global _loaded
     if not _loaded:
         import nodes

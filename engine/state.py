@@ -69,10 +69,12 @@ class Waiting:
     reason: WaitReason
 
     def to_json(self) -> dict:
+        """The stored mapping."""
         return {"node": self.node, "seq": self.seq, "for": self.reason.value}
 
     @classmethod
     def from_json(cls, data: dict) -> "Waiting":
+        """The record from its stored mapping."""
         return cls(data["node"], data["seq"], WaitReason(data["for"]))
 
 
@@ -98,11 +100,13 @@ class Call:
         return bool(self.uuid and uuid and uuid != self.uuid and self.seq == seq)
 
     def to_json(self) -> dict:
+        """The stored mapping (every key, so that readers need no defaults)."""
         return {"node": self.node, "seq": self.seq, "legs": self.legs, "up": self.up, "uuid": self.uuid,
                 "ringing": self.ringing, "ended": self.ended}
 
     @classmethod
     def from_json(cls, data: dict) -> "Call":
+        """The record from its stored mapping."""
         # Runs stored before uuid/ringing/ended were always written lack those keys.
         return cls(data["node"], data["seq"], data.get("legs", 1), data.get("up", False), data.get("uuid"),
                    data.get("ringing", False), data.get("ended", False))

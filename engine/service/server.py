@@ -385,13 +385,14 @@ class Service:
                 if stored is None:
                     continue
                 state = stored.state
-                if state.waiting is None or state.waiting.reason is not WaitReason.RESPONSE or state.updated_at >= cutoff:
+                waiting = state.waiting
+                if waiting is None or waiting.reason is not WaitReason.RESPONSE or state.updated_at >= cutoff:
                     continue
                 entry = self.flows.get(state.flow_id)
                 if entry is None:
                     continue
                 logger.warning("run %s: request of node %s in doubt for %g s: not resent, taking failed",
-                               run_id, state.waiting.node, grace)
+                               run_id, waiting.node, grace)
                 event = Response(error="no response recorded before a restart; the request was not resent",
                                  in_doubt=True)
                 state, version, effects = await self._advance(entry, stored, event)
