@@ -29,8 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine import templating  # noqa: E402
-from engine.load import analysis  # noqa: E402
 from engine.load import document as yamldoc  # noqa: E402
+from engine.load import references  # noqa: E402
 from engine.load.build import check_text  # noqa: E402
 
 
@@ -94,8 +94,8 @@ def measure(text: str, rounds: int = 3) -> tuple[float, float, int]:
     best = best_cpu = float("inf")
     diagnostics = []
     for _ in range(rounds):
-        templating.templates._cache.clear()
-        analysis._info_cache.clear()
+        templating.templates.clear_cache()
+        references.clear_cache()
         start, start_cpu = time.perf_counter(), time.process_time()
         flow, diagnostics = check_text(text, "bench.yaml")
         best = min(best, time.perf_counter() - start)
@@ -117,8 +117,8 @@ def main() -> None:
         text = generate(n)
         nodes = text.count("\n    type: ")
         if args.profile and n == max(args.sizes):
-            templating.templates._cache.clear()
-            analysis._info_cache.clear()
+            templating.templates.clear_cache()
+            references.clear_cache()
             profiler = cProfile.Profile()
             profiler.enable()
             check_text(text, "bench.yaml")

@@ -114,7 +114,8 @@ def run(flow, pairs, payload_json, scenario, as_json, live, public_url, call_fro
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
 def validate(paths, fmt, strict):
     """Check flow files and folders offline; print every diagnostic."""
-    from engine.load.discover import format_diagnostics, validate_paths
+    from engine.load.discover import validate_paths
+    from engine.load.report import format_diagnostics
 
     diagnostics, checked = validate_paths([Path(p) for p in paths])
     out = format_diagnostics(diagnostics, fmt, checked)

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import TYPE_CHECKING, Iterable, Literal
+
+if TYPE_CHECKING:
+    from engine.codes import Code
 
 Severity = Literal["error", "warning"]
 
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
+    """One problem at a 1-based line:col of a file; `code` is the name of its `Code`."""
+
     path: str
     line: int  # 1-based
     col: int  # 1-based
     severity: Severity
     code: str
     message: str
+
+    @classmethod
+    def of(cls, code: Code, path: str, message: str, line: int = 1, col: int = 1) -> Diagnostic:
+        """A diagnostic of a catalogued code, with the code's severity."""
+        return cls(path, line, col, code.severity, code.name, message)
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.col}: {self.severity} {self.code} {self.message}"

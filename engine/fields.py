@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Mapping
 
+from engine import codes
 from engine.errors import TemplateError, ValueInvalid
 from engine.events import payload_problems
 from engine.templating import Template, is_template, templates
@@ -34,8 +35,8 @@ class Reporter:
     """Where compile() sends problems; the loader binds it to a document and a node."""
 
     def __init__(self, error: Callable[..., None], template_error: Callable[..., None]):
-        self.error = error  # error(path, code, message, key=False, severity="error")
-        self.template_error = template_error  # template_error(path, index, code, message)
+        self.error = error  # error(path, code: Code, message, key=False); the code's severity
+        self.template_error = template_error  # template_error(path, index, code: Code, message)
 
 
 class Compiled(Enum):
@@ -66,7 +67,7 @@ class Field:
             try:
                 return templates.compile(value)
             except TemplateError as e:
-                report.template_error(path, e.index, "template-syntax", f"Liquid syntax error: {e.message}")
+                report.template_error(path, e.index, codes.TEMPLATE_SYNTAX, f"Liquid syntax error: {e.message}")
                 return Compiled.INVALID
         return self.compile_literal(value, path, report)
 
@@ -76,7 +77,7 @@ class Field:
 
     def _wrong_type(self, value: Any, path: tuple, report: Reporter) -> Any:
         shown = type(value).__name__ if value is not None else "nothing"
-        report.error(path, "wrong-type", f"expected {self.type_name}, got {shown}")
+        report.error(path, codes.WRONG_TYPE, f"expected {self.type_name}, got {shown}")
         return Compiled.INVALID
 
     # -- run-time side -------------------------------------------------------------------
@@ -125,7 +126,7 @@ class Data(Field):
         if not isinstance(value, dict):
             return self._wrong_type(value, path, report)
         for k, problem in payload_problems(value):
-            report.error(path + (k,), "wrong-type", problem)
+            report.error(path + (k,), codes.WRONG_TYPE, problem)
         return value
 
     def schema(self):
@@ -152,7 +153,7 @@ class ListOf(Field):
                 return self.item.compile(value, path, report)
             return self._wrong_type(value, path, report)
         if len(value) < self.min_items:
-            report.error(path, "too-few-items", f"needs at least {self.min_items} item(s)")
+            report.error(path, codes.TOO_FEW_ITEMS, f"needs at least {self.min_items} item(s)")
         return [self.item.compile(v, path + (i,), report) for i, v in enumerate(value)]
 
     def resolve(self, compiled, variables):
@@ -187,7 +188,7 @@ class MapOf(Field):
         out = {}
         for k, v in value.items():
             if self.key_pattern and not re.fullmatch(self.key_pattern, k):
-                report.error(path + (k,), "invalid-name", f"{k!r}: {self.key_hint or 'invalid name'}", key=True)
+                report.error(path + (k,), codes.INVALID_NAME, f"{k!r}: {self.key_hint or 'invalid name'}", key=True)
             out[k] = self.value.compile(v, path + (k,), report)
         return out
 
@@ -254,14 +255,14 @@ def compile_fields(fields: Mapping[str, Field], value: dict, path: tuple, report
         f = fields.get(key)
         if f is None:
             hint = did_you_mean(key, list(fields) + list(ignore))
-            report.error(path + (key,), "unknown-key", f"unknown key {key!r}{hint}", key=True)
+            report.error(path + (key,), codes.UNKNOWN_KEY, f"unknown key {key!r}{hint}", key=True)
             continue
         compiled = f.compile(raw, path + (key,), report)
         if compiled is not Compiled.INVALID:
             out[key] = compiled
     for key, f in fields.items():
         if f.required and key not in value:
-            report.error(path, "missing-key", f"missing required key {key!r}", key=True)
+            report.error(path, codes.MISSING_KEY, f"missing required key {key!r}", key=True)
     return out
 
 

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from engine import codes
 from engine.errors import ValueInvalid
 from engine.fields import TEMPLATE_SCHEMA, Compiled, Field, did_you_mean
 from engine.templating import Template
@@ -35,10 +36,10 @@ class Text(Field):
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             return self._wrong_type(value, path, report)
         if not isinstance(value, str):
-            report.error(path, "wrong-type", f"expected text, got a number ({value!r}); quote it")
+            report.error(path, codes.WRONG_TYPE, f"expected text, got a number ({value!r}); quote it")
             return Compiled.INVALID
         if self.max_length and len(value) > self.max_length:
-            report.error(path, "value-too-long", f"at most {self.max_length} characters, got {len(value)}")
+            report.error(path, codes.VALUE_TOO_LONG, f"at most {self.max_length} characters, got {len(value)}")
         return value
 
     def coerce(self, rendered):
@@ -72,14 +73,14 @@ class Url(Text):
             prefix = literal_prefix(value).lower()
             if prefix and not re.match(r"^https?://", prefix) and not "https://".startswith(prefix) \
                     and not "http://".startswith(prefix):
-                report.error(path, "invalid-url",
+                report.error(path, codes.INVALID_URL,
                              f"{value!r} does not start with http:// or https://, whatever the template renders")
         return compiled
 
     def compile_literal(self, value, path, report):
         value = super().compile_literal(value, path, report)
         if isinstance(value, str) and not re.match(r"^https?://[^\s/?#]+", value):
-            report.error(path, "invalid-url", f"{value!r} is not an http(s) URL")
+            report.error(path, codes.INVALID_URL, f"{value!r} is not an http(s) URL")
         return value
 
     def coerce(self, rendered):
@@ -99,14 +100,14 @@ class Phone(Field):
 
     def compile_literal(self, value, path, report):
         if isinstance(value, int) and not isinstance(value, bool):
-            report.error(path, "unquoted-number",
+            report.error(path, codes.UNQUOTED_NUMBER,
                          f"{value} was read by YAML as a number: quote it, e.g. \"+{value}\"")
             return Compiled.INVALID
         if not isinstance(value, str):
             return self._wrong_type(value, path, report)
         problem = phone_problem(value)
         if problem:
-            report.error(path, "invalid-phone", problem)
+            report.error(path, codes.INVALID_PHONE, problem)
         return value
 
     def coerce(self, rendered):
@@ -146,7 +147,7 @@ class Number(Field):
             return self._wrong_type(value, path, report)
         problem = self._range(value)
         if problem:
-            report.error(path, "out-of-range", problem)
+            report.error(path, codes.OUT_OF_RANGE, problem)
         return value
 
     def coerce(self, rendered):
@@ -222,7 +223,7 @@ class Choice(Field):
         if not any(value == c and type(value) is type(c) for c in self.choices):
             allowed = ", ".join(_shown(c) for c in self.choices)
             hint = did_you_mean(str(value), [str(c) for c in self.choices])
-            report.error(path, "invalid-choice", f"{value!r} is not one of: {allowed}{hint}")
+            report.error(path, codes.INVALID_CHOICE, f"{value!r} is not one of: {allowed}{hint}")
             return Compiled.INVALID
         return value
 

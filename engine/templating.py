@@ -8,7 +8,6 @@ empty/false, so optional data can be handled in the template itself.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import liquid
 from liquid import Environment
@@ -57,12 +56,6 @@ def _error(e: LiquidError) -> TemplateError:
     return TemplateError(message, getattr(token, "start_index", None))
 
 
-@dataclass(frozen=True, slots=True)
-class VariableRef:
-    segments: tuple  # ("Start", "http", "params", "to")
-    index: int  # offset in the template source
-
-
 class Template:
     """A compiled template; render it with the run's variables (node name -> outputs)."""
 
@@ -81,6 +74,7 @@ class Template:
 
     @property
     def parsed(self) -> bool:
+        """Has Liquid parsed it? A simple template (`is_simple`) waits for its first render."""
         return self._bound is not None
 
     def render(self, variables: dict) -> str:
@@ -95,25 +89,13 @@ class Template:
         except LiquidError as e:
             raise _error(e) from None
 
-    def variables(self) -> list[VariableRef]:
-        analysis = self.bound.analyze()
-        refs = []
-        for name, found in analysis.globals.items():
-            for v in found:
-                refs.append(VariableRef(tuple(str(s) if not isinstance(s, (str, int)) else s for s in v.segments),
-                                        v.span.index))
-        return sorted(refs, key=lambda r: r.index)
-
-    def filters(self) -> list[tuple[str, int]]:
-        analysis = self.bound.analyze()
-        return sorted(((name, span.index) for name, spans in analysis.filters.items() for span in spans),
-                      key=lambda x: x[1])
-
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
 
 
 class TemplateEnvironment:
+    """The Liquid environment flows render with, and a cache of compiled templates."""
+
     def __init__(self) -> None:
         self._env = Environment(undefined=liquid.FalsyStrictUndefined)
         # Bounds on what one render may do: flows are trusted more than payloads, but a
@@ -142,6 +124,10 @@ class TemplateEnvironment:
         if len(self._cache) < 100_000:  # bound the cache: flows are finite, payloads never compile
             self._cache[source] = template
         return template
+
+    def clear_cache(self) -> None:
+        """Forget every compiled template (for benchmarks that must compile afresh)."""
+        self._cache.clear()
 
 
 templates = TemplateEnvironment()

@@ -3,6 +3,7 @@
 import re
 from functools import lru_cache
 
+from engine import codes
 from engine.errors import NodeFailed
 from engine.fields import ListOf, Record
 from engine.node import Context, Next, NodeType
@@ -77,22 +78,22 @@ class Branch(NodeType):
             cpath = path + ("conditions", i)
             if isinstance(name, str):
                 if not WORD.match(name) or name == "no_match":
-                    report.error(cpath + ("name",), "invalid-name",
+                    report.error(cpath + ("name",), codes.INVALID_NAME,
                                  f"condition name {name!r} must be a word (letters, digits, '_'), not no_match")
                 if name in seen:
-                    report.error(cpath + ("name",), "duplicate-outcome", f"condition name {name!r} is used twice")
+                    report.error(cpath + ("name",), codes.DUPLICATE_OUTCOME, f"condition name {name!r} is used twice")
                 seen.add(name)
             operand = cond.get("value")
             if cond.get("op") == "matches" and isinstance(operand, str):
                 try:
                     re.compile(operand)
                 except re.error as e:
-                    report.error(cpath + ("value",), "invalid-regex", f"regex {operand!r} does not compile: {e}")
+                    report.error(cpath + ("value",), codes.INVALID_REGEX, f"regex {operand!r} does not compile: {e}")
             if cond.get("op") in ("greater_than", "less_than") and isinstance(operand, str):
                 try:
                     float(operand)
                 except ValueError:
-                    report.error(cpath + ("value",), "not-a-number",
+                    report.error(cpath + ("value",), codes.NOT_A_NUMBER,
                                  f"{cond['op']} compares numbers; {operand!r} is not one")
 
     def run(self, ctx: Context):

@@ -2,6 +2,7 @@
 
 import re
 
+from engine import codes
 from engine.errors import NodeFailed
 from engine.events import Callback, Request, Response
 from engine.fields import ListOf, MapOf
@@ -45,28 +46,28 @@ class CallOut(NodeType):
         seen: dict[str, str] = {}
         for name, value in headers.items():
             if name.upper().startswith(("X-PH-", "X_PH_")):
-                report.error(path + ("sip_headers", name), "sip-header-prefix",
+                report.error(path + ("sip_headers", name), codes.SIP_HEADER_PREFIX,
                              f"SIP header {name!r}: write the name without 'X-PH-'; the provider adds the prefix",
                              key=True)
             lowered = name.lower()
             if lowered in seen:
-                report.error(path + ("sip_headers", name), "sip-header-duplicate",
+                report.error(path + ("sip_headers", name), codes.SIP_HEADER_DUPLICATE,
                              f"SIP header {name!r} repeats {seen[lowered]!r} (header names ignore case)", key=True)
             seen[lowered] = name
             if isinstance(value, str) and not HEADER_PART.fullmatch(value):
-                report.error(path + ("sip_headers", name), "sip-header-value",
+                report.error(path + ("sip_headers", name), codes.SIP_HEADER_VALUE,
                              f"SIP header {name!r}: value {value!r} may hold only A-Z, a-z and 0-9")
             elif isinstance(value, Template):
                 fixed = TAGS.sub("", value.source)
                 bad = sorted(set(HEADER_PART.sub("", fixed)))
                 if bad:
-                    report.error(path + ("sip_headers", name), "sip-header-value",
+                    report.error(path + ("sip_headers", name), codes.SIP_HEADER_VALUE,
                                  f"SIP header {name!r}: the fixed text of {value.source!r} holds "
                                  f"{''.join(bad)!r}; values may hold only A-Z, a-z and 0-9")
         to = config.get("to")
         src = config.get("from")
         if isinstance(src, str) and (src == to or (isinstance(to, list) and src in to)):
-            report.error(path + ("from",), "from-in-to", f"from {src!r} is also a destination")
+            report.error(path + ("from",), codes.FROM_IN_TO, f"from {src!r} is also a destination")
 
     def possible_outcomes(self, config):
         if config.get("machine_detection"):

@@ -1,5 +1,6 @@
 """get_input: prompt the caller and collect digits; the run waits for them."""
 
+from engine import codes
 from engine.events import Callback
 from engine.node import Context, Listen, Next, NodeType
 from engine.plivoxml import element
@@ -28,7 +29,7 @@ class GetInput(NodeType):
 
     def check(self, config, path, report):
         if "prompt" in config and "play" in config:
-            report.error(path + ("play",), "conflicting-keys", "give prompt or play, not both", key=True)
+            report.error(path + ("play",), codes.CONFLICTING_KEYS, "give prompt or play, not both", key=True)
 
     def run(self, ctx: Context):
         if ctx.has("play"):

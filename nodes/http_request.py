@@ -1,5 +1,6 @@
 """http_request: call an HTTP API; 2xx takes `success`, anything else `failed`."""
 
+from engine import codes
 from engine.events import Request, Response
 from engine.fields import AnyJson, MapOf
 from engine.node import Context, Next, NodeType, Send
@@ -26,7 +27,7 @@ class HttpRequest(NodeType):
 
     def check(self, config, path, report):
         if "json" in config and "form" in config:
-            report.error(path + ("form",), "conflicting-keys", "give json or form, not both", key=True)
+            report.error(path + ("form",), codes.CONFLICTING_KEYS, "give json or form, not both", key=True)
 
     def run(self, ctx: Context):
         return Send(Request(

@@ -186,9 +186,9 @@ def digraphs(draw):
 def test_graph_algorithms(g, budget):
     import networkx as nx
 
-    from engine.load.analysis import _Graph, _RunsBefore
+    from engine.load.graphs import IndexedGraph, RunsBefore
 
-    fast = _Graph(g)
+    fast = IndexedGraph(g)
     root = "n0"
     enter, leave = fast.dominator_intervals(fast.index[root])
     idom = nx.immediate_dominators(g, root)
@@ -212,7 +212,7 @@ def test_graph_algorithms(g, budget):
     assert {frozenset(fast.names[i] for i in c) for c in comps} == {frozenset(c) for c in nx.strongly_connected_components(g)}
     questions = [(fast.index[a], fast.index[b]) for a in g for b in g]
     for limit in (None, budget):
-        runs = _RunsBefore(fast, questions, budget=limit)
+        runs = RunsBefore(fast, questions, budget=limit)
         for a in g:
             for b in g:
                 truth = b in nx.descendants(g, a) or (a == b and any(a in nx.descendants(g, s) or s == a

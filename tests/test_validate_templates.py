@@ -1,7 +1,7 @@
 """The fast path for simple templates agrees with Liquid.
 
 `templating.compile` accepts a strict subset of Liquid without parsing it (Liquid parses it
-at first render) and `analysis` reads references and filters from it with regular
+at first render) and `references` reads references and filters from it with regular
 expressions. Property: whatever the subset accepts, Liquid parses, and the static analysis
 of both ways is the same."""
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.load.analysis import _analyze, _analyze_outputs, _analyze_simple
+from engine.load.references import _analyze, _analyze_outputs, _analyze_simple
 from engine.templating import is_simple, templates
 
 FAST = settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow])

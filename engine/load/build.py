@@ -13,11 +13,12 @@ from typing import Any
 
 import networkx as nx
 
+from engine import codes
 from engine.diagnostics import Diagnostic, has_errors, sort_key
 from engine.errors import FlowInvalid
 from engine.fields import Reporter, compile_fields, did_you_mean
 from engine.flow import Flow
-from engine.load.analysis import check_flow
+from engine.load.checks import check_flow
 from engine.load.document import MAX_FLOW_BYTES, Document, load_text
 from engine.node import NodeSpec
 from engine.registry import node_types
@@ -51,11 +52,11 @@ def read_flow_file(path: str | Path) -> tuple[bytes | None, list[Diagnostic]]:
     try:
         size = p.stat().st_size
         if size > MAX_FLOW_BYTES:
-            return None, [Diagnostic(str(path), 1, 1, "error", "file-too-large",
-                                     f"flow file is {size} bytes; the limit is {MAX_FLOW_BYTES} bytes (1 MiB)")]
+            return None, [Diagnostic.of(codes.FILE_TOO_LARGE, str(path),
+                                        f"flow file is {size} bytes; the limit is {MAX_FLOW_BYTES} bytes (1 MiB)")]
         return p.read_bytes(), []
     except OSError as e:
-        return None, [Diagnostic(str(path), 1, 1, "error", "unreadable", f"cannot read file: {e.strerror}")]
+        return None, [Diagnostic.of(codes.UNREADABLE, str(path), f"cannot read file: {e.strerror}")]
 
 
 def check_text(text: str | bytes, path: str = "<flow>") -> tuple[Flow | None, list[Diagnostic]]:
@@ -85,13 +86,13 @@ def check_source(text: str | bytes, path: str = "<flow>") -> tuple[Flow | None, 
 def _check(text: str | bytes, path: str) -> tuple[Flow | None, list[Diagnostic], Document]:
     doc = load_text(text, path)
     if doc.data is None and not doc.diagnostics:
-        doc.diag((), "empty-flow", "the file holds no flow")
+        doc.diag((), codes.EMPTY_FLOW, "the file holds no flow")
     flow = None
     if doc.data is not None:
         try:
             flow = _Builder(doc).build()
         except RecursionError:  # absurdly nested values: report, never crash
-            doc.diag((), "too-deep", "values nested too deeply")
+            doc.diag((), codes.TOO_DEEP, "values nested too deeply")
     diagnostics = sorted(set(doc.diagnostics), key=sort_key)
     if has_errors(diagnostics):
         return None, diagnostics, doc
@@ -106,40 +107,41 @@ class _Builder:
         self.types = node_types()
 
     # reporters -------------------------------------------------------------------------------
-    def error(self, path, code, message, key=False, severity="error"):
-        self.doc.diag(path, code, message, key=key, severity=severity)
+    def report(self, path: tuple, code: codes.Code, message: str, key: bool = False) -> None:
+        self.doc.diag(path, code, message, key=key)
 
-    def template_error(self, path, index, code, message):
+    def report_in_template(self, path: tuple, index: int | None, code: codes.Code, message: str) -> None:
+        """A problem at character `index` of the template at `path`."""
         self.doc.diag(path, code, message, at=self.doc.offset_pos(path, index))
 
     # build ---------------------------------------------------------------------------------------
     def build(self) -> Flow | None:
         data = self.doc.data
         if not isinstance(data, dict):
-            self.error((), "wrong-type", "a flow file is a mapping with spec, id, name and nodes")
+            self.report((), codes.WRONG_TYPE, "a flow file is a mapping with spec, id, name and nodes")
             return None
         for key in data:
             if key not in TOP_KEYS:
-                self.error((key,), "unknown-key", f"unknown key {key!r}{did_you_mean(key, TOP_KEYS)}", key=True)
+                self.report((key,), codes.UNKNOWN_KEY, f"unknown key {key!r}{did_you_mean(key, TOP_KEYS)}", key=True)
         for key in ("spec", "id", "nodes"):
             if key not in data:
-                self.error((), "missing-key", f"missing required key {key!r}")
+                self.report((), codes.MISSING_KEY, f"missing required key {key!r}")
         spec = data.get("spec")
         if "spec" in data and spec != SPEC_VERSION:
-            self.error(("spec",), "spec-version", f"unsupported spec {spec!r}; this engine reads {SPEC_VERSION!r}")
+            self.report(("spec",), codes.SPEC_VERSION, f"unsupported spec {spec!r}; this engine reads {SPEC_VERSION!r}")
         flow_id = data.get("id")
         if "id" in data and (not isinstance(flow_id, str) or not FLOW_ID.match(flow_id)):
-            self.error(("id",), "invalid-id", f"flow id {flow_id!r} must be url-safe: lower-case letters, digits and '-'")
+            self.report(("id",), codes.INVALID_ID, f"flow id {flow_id!r} must be url-safe: lower-case letters, digits and '-'")
         for key in ("name", "description"):
             if key in data and not isinstance(data[key], str):
-                self.error((key,), "wrong-type", f"{key} must be text")
+                self.report((key,), codes.WRONG_TYPE, f"{key} must be text")
         raw_nodes = data.get("nodes")
         if "nodes" in data and not isinstance(raw_nodes, dict):
-            self.error(("nodes",), "wrong-type", "nodes is a mapping: node name -> node")
+            self.report(("nodes",), codes.WRONG_TYPE, "nodes is a mapping: node name -> node")
             return None
         raw_nodes = raw_nodes or {}
         if "nodes" in data and not raw_nodes:
-            self.error(("nodes",), "no-nodes", "the flow has no nodes")
+            self.report(("nodes",), codes.NO_NODES, "the flow has no nodes")
 
         specs: dict[str, NodeSpec] = {}
         raw_next: dict[str, Any] = {}
@@ -151,8 +153,8 @@ class _Builder:
         triggers = [n for n, s in specs.items() if s.node_type.is_trigger]
         if len(triggers) != 1 and raw_nodes:
             where = ("nodes", triggers[1]) if len(triggers) > 1 else ("nodes",)
-            self.error(where, "trigger-count", f"a flow has exactly one trigger node; found {len(triggers)}"
-                       + (f" ({', '.join(triggers)})" if triggers else ""), key=len(triggers) > 1)
+            self.report(where, codes.TRIGGER_COUNT, f"a flow has exactly one trigger node; found {len(triggers)}"
+                        + (f" ({', '.join(triggers)})" if triggers else ""), key=len(triggers) > 1)
         known_names = set(raw_nodes)
         for name, spec_ in specs.items():
             self.link(spec_, raw_next[name], known_names)
@@ -166,30 +168,30 @@ class _Builder:
     def build_node(self, name: Any, raw: Any) -> NodeSpec | None:
         path = ("nodes", name)
         if not NODE_NAME.match(str(name)):
-            self.error(path, "invalid-name",
-                       f"node name {name!r} must start with a letter and hold only letters, digits and '_'", key=True)
+            self.report(path, codes.INVALID_NAME,
+                        f"node name {name!r} must start with a letter and hold only letters, digits and '_'", key=True)
         if not isinstance(raw, dict):
-            self.error(path, "wrong-type", f"node {name!r} must be a mapping with a 'type'")
+            self.report(path, codes.WRONG_TYPE, f"node {name!r} must be a mapping with a 'type'")
             return None
         type_name = raw.get("type")
         if type_name is None:
-            self.error(path, "missing-key", f"node {name!r} has no 'type'", key=True)
+            self.report(path, codes.MISSING_KEY, f"node {name!r} has no 'type'", key=True)
             return None
         if not isinstance(type_name, str):
-            self.error(path + ("type",), "wrong-type",
-                       f"type names a node type ({', '.join(sorted(self.types))})")
+            self.report(path + ("type",), codes.WRONG_TYPE,
+                        f"type names a node type ({', '.join(sorted(self.types))})")
             return None
         node_type = self.types.get(type_name)
         if node_type is None:
-            self.error(path + ("type",), "unknown-node-type",
-                       f"unknown node type {type_name!r}{did_you_mean(str(type_name), self.types)}")
+            self.report(path + ("type",), codes.UNKNOWN_NODE_TYPE,
+                        f"unknown node type {type_name!r}{did_you_mean(str(type_name), self.types)}")
             return None
-        report = Reporter(self.error, self.template_error)
+        report = Reporter(self.report, self.report_in_template)
         config = compile_fields(node_type.fields, raw, path, report, ignore=NODE_KEYS)
         node_type.check(config, path, report)
         error = raw.get("error")
         if error is not None and not isinstance(error, str):
-            self.error(path + ("error",), "wrong-type", "error names the node to go to when this one fails")
+            self.report(path + ("error",), codes.WRONG_TYPE, "error names the node to go to when this one fails")
             error = None
         line, col = self.doc.pos(path, key=True)
         return NodeSpec(name=str(name), node_type=node_type, config=config, next={}, error=error, line=line, col=col)
@@ -203,11 +205,11 @@ class _Builder:
             default = spec.node_type.default_outcome(spec.config)
             if default is None:
                 if not outcomes:
-                    self.error(path, "unknown-outcome", f"a {spec.type} node has no outcomes, so no next")
+                    self.report(path, codes.UNKNOWN_OUTCOME, f"a {spec.type} node has no outcomes, so no next")
                 else:
-                    self.error(path, "ambiguous-next",
-                               f"a {spec.type} node has several outcomes ({', '.join(outcomes)}): "
-                               "map each one to a node")
+                    self.report(path, codes.AMBIGUOUS_NEXT,
+                                f"a {spec.type} node has several outcomes ({', '.join(outcomes)}): "
+                                "map each one to a node")
             else:
                 spec.next[default] = raw_next
         elif isinstance(raw_next, dict):
@@ -215,30 +217,30 @@ class _Builder:
                 if outcome not in outcomes:
                     hint = did_you_mean(str(outcome), outcomes)
                     declared = ", ".join(outcomes) or "none"
-                    self.error(path + (outcome,), "unknown-outcome",
-                               f"{spec.type} has no outcome {outcome!r} (its outcomes: {declared}){hint}", key=True)
+                    self.report(path + (outcome,), codes.UNKNOWN_OUTCOME,
+                                f"{spec.type} has no outcome {outcome!r} (its outcomes: {declared}){hint}", key=True)
                     continue
                 if target is None:
                     continue
                 if not isinstance(target, str):
-                    self.error(path + (outcome,), "wrong-type", "next names a node")
+                    self.report(path + (outcome,), codes.WRONG_TYPE, "next names a node")
                     continue
                 if outcome not in spec.node_type.possible_outcomes(spec.config):
-                    self.error(path + (outcome,), "impossible-outcome",
-                               f"this {spec.type} node, as configured, can never take {outcome!r}: "
-                               "the path behind it is dead", key=True, severity="warning")
+                    self.report(path + (outcome,), codes.IMPOSSIBLE_OUTCOME,
+                                f"this {spec.type} node, as configured, can never take {outcome!r}: "
+                                "the path behind it is dead", key=True)
                 spec.next[outcome] = target
         else:
-            self.error(path, "wrong-type", "next is a node name or a mapping: outcome -> node name")
+            self.report(path, codes.WRONG_TYPE, "next is a node name or a mapping: outcome -> node name")
         for outcome, target in list(spec.next.items()):
             tpath = path if isinstance(raw_next, str) else path + (outcome,)
             if target not in names:
-                self.error(tpath, "unknown-node", f"next {outcome!r} goes to {target!r}, which is not a node"
-                           + did_you_mean(target, names))
+                self.report(tpath, codes.UNKNOWN_NODE, f"next {outcome!r} goes to {target!r}, which is not a node"
+                            + did_you_mean(target, names))
                 del spec.next[outcome]
         if spec.error is not None and spec.error not in names:
-            self.error(("nodes", spec.name, "error"), "unknown-node",
-                       f"error goes to {spec.error!r}, which is not a node{did_you_mean(spec.error, names)}")
+            self.report(("nodes", spec.name, "error"), codes.UNKNOWN_NODE,
+                        f"error goes to {spec.error!r}, which is not a node{did_you_mean(spec.error, names)}")
             spec.error = None
 
     def graph(self, specs: dict[str, NodeSpec]) -> nx.DiGraph:

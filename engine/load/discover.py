@@ -1,11 +1,17 @@
-"""`callflow validate`: every flow file under the given paths, every diagnostic at once."""
+"""Flow files under files and folders, loaded together: `callflow validate` and `callflow serve`.
+
+One loader for both, so they agree on which files are flows and on what is wrong with them
+(every diagnostic of every file, plus flow ids used twice among the files loaded together).
+"""
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
 
+from engine import codes
 from engine.diagnostics import Diagnostic, sort_key
+from engine.flow import Flow
 from engine.load.build import check_source, read_flow_file
 
 FLOW_SUFFIXES = (".yaml", ".yml")
@@ -26,7 +32,7 @@ def flow_files(paths: list[Path]) -> tuple[list[Path], list[Diagnostic]]:
         elif p.exists():
             found = [p]
         else:
-            problems.append(Diagnostic(str(p), 1, 1, "error", "unreadable", "no such file or folder"))
+            problems.append(Diagnostic.of(codes.UNREADABLE, str(p), "no such file or folder"))
             continue
         for f in found:
             key = f.resolve()
@@ -41,51 +47,50 @@ def _is_flow(path: Path) -> bool:
     return not path.name.endswith(_NOT_FLOWS)
 
 
-def validate_paths(paths: list[Path]) -> tuple[list[Diagnostic], int]:
+@dataclass(frozen=True, slots=True)
+class LoadedFlows:
+    """The flows under some paths, by id, and every diagnostic about them, sorted."""
+
+    flows: dict[str, Flow]  # the flows that loaded; an id used twice belongs to its first file
+    diagnostics: list[Diagnostic]
+    files: int  # how many flow files were checked
+
+
+def load_paths(paths: list[Path]) -> LoadedFlows:
+    """Load every flow file under the paths (see `flow_files`)."""
     files, diagnostics = flow_files(paths)
-    seen_ids: dict[str, str] = {}
+    flows: dict[str, Flow] = {}
+    seen_ids: dict[str, str] = {}  # flow id -> the first file that uses it
     for f in files:
         data, problems = read_flow_file(f)
         if data is None:
             diagnostics.extend(problems)
             continue
-        _, diags, doc = check_source(data, str(f))
+        flow, diags, doc = check_source(data, str(f))
         diagnostics.extend(diags)
         # Ids must be unique among the flows loaded together, broken or not.
         flow_id = doc.data.get("id") if isinstance(doc.data, dict) else None
         if isinstance(flow_id, str) and flow_id:
             if flow_id in seen_ids:
                 line, col = doc.pos(("id",))
-                diagnostics.append(Diagnostic(str(f), line, col, "error", "duplicate-flow-id",
-                                              f"flow id {flow_id!r} is also used by {seen_ids[flow_id]}"))
-            else:
-                seen_ids[flow_id] = str(f)
-    return sorted(diagnostics, key=sort_key), len(files)
+                diagnostics.append(Diagnostic.of(codes.DUPLICATE_FLOW_ID, str(f),
+                                                 f"flow id {flow_id!r} is also used by {seen_ids[flow_id]}", line, col))
+                continue
+            seen_ids[flow_id] = str(f)
+        if flow is not None:
+            flows[flow.id] = flow
+    return LoadedFlows(flows, sorted(diagnostics, key=sort_key), len(files))
 
 
-def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+def validate_paths(paths: list[Path]) -> tuple[list[Diagnostic], int]:
+    """`callflow validate`: every diagnostic under the paths, and how many files were checked."""
+    loaded = load_paths(paths)
+    return loaded.diagnostics, loaded.files
 
 
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def format_diagnostics(diagnostics: list[Diagnostic], fmt: str, checked: int) -> str:
-    errors = sum(d.severity == "error" for d in diagnostics)
-    warnings = len(diagnostics) - errors
-    if fmt == "json":
-        return json.dumps({"files": checked, "errors": errors, "warnings": warnings,
-                           "diagnostics": [d.as_dict() for d in diagnostics]}, indent=2)
-    if fmt == "github":
-        # GitHub Actions workflow commands: each becomes an annotation on the file and line.
-        lines = []
-        for d in diagnostics:
-            props = (f"file={_escape_property(d.path)},line={d.line},col={d.col},"
-                     f"title={_escape_property(d.code)}")
-            lines.append(f"::{d.severity} {props}::{_escape_data(d.code + ' ' + d.message)}")
-        lines.append(f"{checked} file(s) checked: {errors} error(s), {warnings} warning(s)")
-        return "\n".join(lines)
-    lines = [str(d) for d in diagnostics]
-    lines.append(f"{checked} file(s) checked: {errors} error(s), {warnings} warning(s)")
-    return "\n".join(lines)
+def load_folder(folder: Path) -> tuple[dict[str, Flow], list[Diagnostic]]:
+    """`callflow serve`: the flows under a folder by id, and every diagnostic about them."""
+    if not folder.is_dir():
+        return {}, [Diagnostic.of(codes.UNREADABLE, str(folder), "no such folder")]
+    loaded = load_paths([folder])
+    return loaded.flows, loaded.diagnostics

@@ -17,6 +17,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
+from engine import codes
 from engine.diagnostics import Diagnostic
 
 MAX_FLOW_BYTES = 1024 * 1024
@@ -96,12 +97,14 @@ class Document:
         line = bisect_right(self._line_starts, offset)
         return line, offset - self._line_starts[line - 1] + 1
 
-    def diag(self, path: Path, code: str, message: str, *, key: bool = False,
-             severity: str = "error", at: tuple[int, int] | None = None) -> Diagnostic:
+    def diag(self, path: Path, code: codes.Code, message: str, *, key: bool = False,
+             at: tuple[int, int] | int | None = None) -> Diagnostic:
+        """Report a problem at `at` (a line:col or an offset in `text`), else at the path's
+        key or value; the severity is the code's."""
         if isinstance(at, int):
             at = self.line_col(at)
         line, col = at or self.pos(path, key=key)
-        d = Diagnostic(self.path, line, col, severity, code, message)
+        d = Diagnostic(self.path, line, col, code.severity, code.name, message)
         self.diagnostics.append(d)
         return d
 
@@ -168,7 +171,7 @@ def _scalar_value(ev, doc: Document, path: Path):
     if ev.tag and ev.tag not in ("!", _STR):
         tag = ev.tag
         if tag not in _constructor.yaml_constructors or tag.startswith("tag:yaml.org,2002:python"):
-            doc.diag(path, "yaml-tag", f"unsupported YAML tag {tag!r}", at=_mark(ev.start_mark))
+            doc.diag(path, codes.YAML_TAG, f"unsupported YAML tag {tag!r}", at=_mark(ev.start_mark))
             return ev.value
     elif ev.tag == _STR or ev.tag == "!" or not ev.implicit[0]:
         return ev.value
@@ -179,7 +182,7 @@ def _scalar_value(ev, doc: Document, path: Path):
     if tag == "tag:yaml.org,2002:int" and _PHONE_LIKE.match(ev.value) and ev.implicit[0]:
         # "+12025551234" unquoted: YAML makes it an int and drops the '+'. Keep the text so
         # nothing downstream cascades, and say what happened.
-        doc.diag(path, "unquoted-number",
+        doc.diag(path, codes.UNQUOTED_NUMBER,
                  f"{ev.value} is read by YAML as the number {ev.value[1:]}: quote it, as \"{ev.value}\"",
                  at=_mark(ev.start_mark))
         return ev.value
@@ -195,13 +198,13 @@ def load_text(text: str | bytes, path: str) -> Document:
     doc = Document(path)
     size = len(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
     if size > MAX_FLOW_BYTES:
-        doc.diag((), "file-too-large", f"flow file is {size} bytes; the limit is {MAX_FLOW_BYTES} bytes (1 MiB)")
+        doc.diag((), codes.FILE_TOO_LARGE, f"flow file is {size} bytes; the limit is {MAX_FLOW_BYTES} bytes (1 MiB)")
         return doc
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as e:
-            doc.diag((), "yaml-syntax", f"file is not UTF-8 text ({e.reason} at byte {e.start})")
+            doc.diag((), codes.YAML_SYNTAX, f"file is not UTF-8 text ({e.reason} at byte {e.start})")
             return doc
     # libyaml's marks skip a byte-order mark; drop it so offsets into the text agree with them.
     text = text.removeprefix("\ufeff")
@@ -214,15 +217,15 @@ def load_text(text: str | bytes, path: str) -> Document:
         mark = e.problem_mark or e.context_mark
         at = _mark(mark) if mark else (1, 1)
         problem = e.problem or e.context or "invalid YAML"
-        doc.diag((), "yaml-syntax", f"YAML syntax error: {problem}", at=at)
+        doc.diag((), codes.YAML_SYNTAX, f"YAML syntax error: {problem}", at=at)
         doc.data = None
     except yaml.reader.ReaderError as e:  # a character YAML does not allow (control characters)
         char = e.character if isinstance(e.character, int) else ord(e.character or "\0")
         at = doc.line_col(e.position) if isinstance(e.position, int) and 0 <= e.position <= len(text) else (1, 1)
-        doc.diag((), "yaml-syntax", f"YAML syntax error: character #x{char:04x} is not allowed: {e.reason}", at=at)
+        doc.diag((), codes.YAML_SYNTAX, f"YAML syntax error: character #x{char:04x} is not allowed: {e.reason}", at=at)
         doc.data = None
     except yaml.YAMLError as e:
-        doc.diag((), "yaml-syntax", f"YAML error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        doc.diag((), codes.YAML_SYNTAX, f"YAML error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
         doc.data = None
     return doc
 
@@ -268,7 +271,7 @@ def _build(doc: Document, get_event) -> None:
             if kind is DocStart:
                 documents += 1
                 if documents > 1:
-                    doc.diag((), "yaml-multiple-documents", "a flow file holds one YAML document; found another",
+                    doc.diag((), codes.YAML_MULTIPLE_DOCUMENTS, "a flow file holds one YAML document; found another",
                              at=_mark(ev.start_mark))
                     return
             continue  # stream and document boundaries
@@ -279,7 +282,7 @@ def _build(doc: Document, get_event) -> None:
         # A mapping key?
         if top is not None and top[2] is expect_key:
             if kind is not Scalar:
-                doc.diag(top[1], "yaml-complex-key", "mapping keys must be plain strings", at=at)
+                doc.diag(top[1], codes.YAML_COMPLEX_KEY, "mapping keys must be plain strings", at=at)
                 raise _Stop
             key = ev.value
             if ev.tag is not None or not (ev.style or (key and resolvable is not None and key[0] not in resolvable)):
@@ -289,7 +292,7 @@ def _build(doc: Document, get_event) -> None:
             kpath = top[1] + (key,)
             if kpath in key_pos:  # every first occurrence of a key is in key_pos
                 first = doc.line_col(key_pos[kpath]) if kpath in key_pos else (0, 0)
-                doc.diag(kpath, "duplicate-key",
+                doc.diag(kpath, codes.DUPLICATE_KEY,
                          f"duplicate key {key!r} (first defined at line {first[0]}); YAML would keep only the last",
                          at=at)
                 top[2] = ("dup", kpath + ("#duplicate",))
@@ -297,7 +300,7 @@ def _build(doc: Document, get_event) -> None:
                 top[2] = key
                 key_pos[kpath] = at
             if ev.anchor:
-                doc.diag(kpath, "yaml-anchor", "anchors and aliases are not allowed in flow files", at=at)
+                doc.diag(kpath, codes.YAML_ANCHOR, "anchors and aliases are not allowed in flow files", at=at)
             continue
 
         # A value: its path.
@@ -313,7 +316,7 @@ def _build(doc: Document, get_event) -> None:
         if kind is Scalar:
             text_value = ev.value
             if ev.anchor:
-                doc.diag(vpath, "yaml-anchor", f"anchor &{ev.anchor} is not allowed: write the value out", at=at)
+                doc.diag(vpath, codes.YAML_ANCHOR, f"anchor &{ev.anchor} is not allowed: write the value out", at=at)
             if ev.tag is None and (ev.style or (text_value and resolvable is not None
                                                 and text_value[0] not in resolvable)):
                 value = text_value  # the common case: a quoted, block or plain string
@@ -332,7 +335,7 @@ def _build(doc: Document, get_event) -> None:
             else:
                 top[0].append(value)
         elif kind is Alias:
-            doc.diag(vpath, "yaml-alias",
+            doc.diag(vpath, codes.YAML_ALIAS,
                      f"alias *{ev.anchor} is not allowed: anchors and aliases can blow up a file's size",
                      at=at)
             # Leave the key out (a list keeps a None placeholder): a stand-in value would only
@@ -340,10 +343,10 @@ def _build(doc: Document, get_event) -> None:
             _attach(stack, _ALIAS, vpath, doc, expect_key)
         else:
             if ev.anchor:
-                doc.diag(vpath, "yaml-anchor", f"anchor &{ev.anchor} is not allowed: write the value out", at=at)
+                doc.diag(vpath, codes.YAML_ANCHOR, f"anchor &{ev.anchor} is not allowed: write the value out", at=at)
             frame = [{}, vpath, expect_key, None] if kind is MapStart else [[], vpath, None, None]
             if ev.tag not in _PLAIN_TAGS:
-                doc.diag(vpath, "yaml-tag", f"unsupported YAML tag {ev.tag!r}", at=at)
+                doc.diag(vpath, codes.YAML_TAG, f"unsupported YAML tag {ev.tag!r}", at=at)
                 frame.append("drop")  # left out when it ends, as an alias is
             stack.append(frame)
     if not root_set:

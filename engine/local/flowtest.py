@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import yaml
 
+from engine import codes
 from engine.diagnostics import Diagnostic, has_errors, sort_key
 from engine.errors import FlowInvalid
 from engine.events import payload_problems
@@ -83,7 +84,7 @@ def parse_test_file(path: Path, text: str | bytes | None = None) -> CaseFile:
             text = path.read_bytes()
         except OSError as e:
             doc = Document(str(path))
-            doc.diag((), "unreadable", f"cannot read file: {e.strerror}")
+            doc.diag((), codes.UNREADABLE, f"cannot read file: {e.strerror}")
             return CaseFile(path, doc)
     doc = load_text(text, str(path))
     tf = CaseFile(path, doc)
@@ -91,24 +92,24 @@ def parse_test_file(path: Path, text: str | bytes | None = None) -> CaseFile:
     if doc.diagnostics and data is None:
         return tf
     if not isinstance(data, dict):
-        doc.diag((), "wrong-type", "a test file is a mapping with flow and cases")
+        doc.diag((), codes.WRONG_TYPE, "a test file is a mapping with flow and cases")
         return tf
     for key in data:
         if key not in TOP_KEYS:
-            doc.diag((key,), "unknown-key", f"unknown key {key!r} (expected {', '.join(TOP_KEYS)})", key=True)
+            doc.diag((key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected {', '.join(TOP_KEYS)})", key=True)
     flow_ref = data.get("flow")
     if flow_ref is None:
         tf.flow_path = default_flow_path(path)
     elif isinstance(flow_ref, str) and flow_ref:
         tf.flow_path = path.parent / flow_ref
     else:
-        doc.diag(("flow",), "wrong-type", "flow is the path of the flow file, relative to this file")
+        doc.diag(("flow",), codes.WRONG_TYPE, "flow is the path of the flow file, relative to this file")
     cases = data.get("cases")
     if cases is None:
-        doc.diag((), "missing-key", "missing required key 'cases'")
+        doc.diag((), codes.MISSING_KEY, "missing required key 'cases'")
         return tf
     if not isinstance(cases, dict) or not cases:
-        doc.diag(("cases",), "wrong-type", "cases maps a case name to its run and expectations")
+        doc.diag(("cases",), codes.WRONG_TYPE, "cases maps a case name to its run and expectations")
         return tf
     for name, raw in cases.items():
         case = _parse_case(doc, path, str(name), raw)
@@ -120,20 +121,20 @@ def parse_test_file(path: Path, text: str | bytes | None = None) -> CaseFile:
 def _parse_case(doc: Document, file_path: Path, name: str, raw: Any) -> Case | None:
     cpath = ("cases", name)
     if not CASE_NAME.match(name):
-        doc.diag(cpath, "invalid-name", f"case name {name!r}: letters, digits, '_', '-' and '.'", key=True)
+        doc.diag(cpath, codes.INVALID_NAME, f"case name {name!r}: letters, digits, '_', '-' and '.'", key=True)
     if not isinstance(raw, dict):
-        doc.diag(cpath, "wrong-type", "a case is a mapping: payload, callee, destinations, http, expect")
+        doc.diag(cpath, codes.WRONG_TYPE, "a case is a mapping: payload, callee, destinations, http, expect")
         return None
     for key in raw:
         if key not in CASE_KEYS:
-            doc.diag(cpath + (key,), "unknown-key", f"unknown key {key!r} (expected {', '.join(CASE_KEYS)})",
+            doc.diag(cpath + (key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected {', '.join(CASE_KEYS)})",
                      key=True)
     payload = raw.get("payload") or {}
     if not isinstance(payload, dict):
-        doc.diag(cpath + ("payload",), "wrong-type", "payload maps keys to text, numbers or booleans")
+        doc.diag(cpath + ("payload",), codes.WRONG_TYPE, "payload maps keys to text, numbers or booleans")
         payload = {}
     for k, problem in payload_problems(payload, allow_null=False):
-        doc.diag(cpath + ("payload", k), "wrong-type", problem)
+        doc.diag(cpath + ("payload", k), codes.WRONG_TYPE, problem)
     base = Scenario()
     if "scenario" in raw:
         ref = raw["scenario"]
@@ -143,7 +144,7 @@ def _parse_case(doc: Document, file_path: Path, name: str, raw: Any) -> Case | N
             except FlowInvalid as e:
                 doc.diagnostics.extend(e.diagnostics)
         else:
-            doc.diag(cpath + ("scenario",), "wrong-type", "scenario is the path of a scenario file")
+            doc.diag(cpath + ("scenario",), codes.WRONG_TYPE, "scenario is the path of a scenario file")
     default = base.default
     if "callee" in raw:
         default = _behaviour(doc, cpath + ("callee",), raw["callee"])
@@ -153,14 +154,14 @@ def _parse_case(doc: Document, file_path: Path, name: str, raw: Any) -> Case | N
         for dest, spec in raw_dest.items():
             destinations[str(dest)] = _behaviour(doc, cpath + ("destinations", dest), spec)
     else:
-        doc.diag(cpath + ("destinations",), "wrong-type", "destinations maps a number or SIP URI to a behaviour")
+        doc.diag(cpath + ("destinations",), codes.WRONG_TYPE, "destinations maps a number or SIP URI to a behaviour")
     mocks = dict(base.http)
     raw_http = raw.get("http") or {}
     if isinstance(raw_http, dict):
         for node, spec in raw_http.items():
             mocks[str(node)] = _mock(doc, cpath + ("http", node), spec)
     else:
-        doc.diag(cpath + ("http",), "wrong-type", "http maps an http_request node name to its mocked response")
+        doc.diag(cpath + ("http",), codes.WRONG_TYPE, "http maps an http_request node name to its mocked response")
     expect = raw.get("expect")
     if expect is not None:
         _check_expect(doc, cpath + ("expect",), expect)
@@ -175,21 +176,21 @@ def _incoming(doc: Document, cpath: tuple, raw: dict) -> dict | None:
     call = raw["call"]
     path = cpath + ("call",)
     if not isinstance(call, dict):
-        doc.diag(path, "wrong-type", "call is a mapping: from, to, headers")
+        doc.diag(path, codes.WRONG_TYPE, "call is a mapping: from, to, headers")
         return None
     for key in call:
         if key not in CALL_KEYS:
-            doc.diag(path + (key,), "unknown-key", f"unknown key {key!r} (expected {', '.join(CALL_KEYS)})", key=True)
+            doc.diag(path + (key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected {', '.join(CALL_KEYS)})", key=True)
     for key in ("from", "to"):
         if not isinstance(call.get(key), str) or phone_problem(call[key]):
-            doc.diag(path + (key,) if key in call else path, "invalid-phone",
+            doc.diag(path + (key,) if key in call else path, codes.INVALID_PHONE,
                      f"call.{key} is the caller's E.164 number or SIP URI" if key == "from"
                      else f"call.{key} is the number the caller dialled (E.164 or SIP URI)")
     headers = call.get("headers") or {}
     if not isinstance(headers, dict) or not all(
             isinstance(v, (str, int)) and SIP_PART.fullmatch(str(k)) and SIP_PART.fullmatch(str(v))
             for k, v in headers.items()):
-        doc.diag(path + ("headers",), "sip-header-value", "headers maps SIP header names to values (A-Z a-z 0-9)")
+        doc.diag(path + ("headers",), codes.SIP_HEADER_VALUE, "headers maps SIP header names to values (A-Z a-z 0-9)")
         headers = {}
     return {"from": str(call.get("from", "")), "to": str(call.get("to", "")),
             "headers": {str(k): str(v) for k, v in headers.items()}}
@@ -197,23 +198,23 @@ def _incoming(doc: Document, cpath: tuple, raw: dict) -> dict | None:
 
 def _check_expect(doc: Document, path: tuple, expect: Any) -> None:
     if not isinstance(expect, dict):
-        doc.diag(path, "wrong-type", f"expect is a mapping of {', '.join(EXPECT_KEYS)}")
+        doc.diag(path, codes.WRONG_TYPE, f"expect is a mapping of {', '.join(EXPECT_KEYS)}")
         return
     for key, value in expect.items():
         kpath = path + (key,)
         if key not in EXPECT_KEYS:
-            doc.diag(kpath, "unknown-key", f"unknown key {key!r} (expected {', '.join(EXPECT_KEYS)})", key=True)
+            doc.diag(kpath, codes.UNKNOWN_KEY, f"unknown key {key!r} (expected {', '.join(EXPECT_KEYS)})", key=True)
         elif key == "status" and value not in STATUSES:
-            doc.diag(kpath, "invalid-choice", f"{value!r} is not one of: {', '.join(STATUSES)}")
+            doc.diag(kpath, codes.INVALID_CHOICE, f"{value!r} is not one of: {', '.join(STATUSES)}")
         elif key == "error" and not isinstance(value, str):
-            doc.diag(kpath, "wrong-type", "error is text the run's error must contain")
+            doc.diag(kpath, codes.WRONG_TYPE, "error is text the run's error must contain")
         elif key == "path" and not (isinstance(value, list) and all(isinstance(n, str) for n in value)):
-            doc.diag(kpath, "wrong-type", "path is the list of node names the run went through")
+            doc.diag(kpath, codes.WRONG_TYPE, "path is the list of node names the run went through")
         elif key == "requests" and not (isinstance(value, list) and all(isinstance(r, dict) for r in value)):
-            doc.diag(kpath, "wrong-type", "requests is a list of mappings (node, method, url, json, form)")
+            doc.diag(kpath, codes.WRONG_TYPE, "requests is a list of mappings (node, method, url, json, form)")
         elif key == "documents":
             if not isinstance(value, list):
-                doc.diag(kpath, "wrong-type", "documents is a list: XML text, or {contains: text or list}")
+                doc.diag(kpath, codes.WRONG_TYPE, "documents is a list: XML text, or {contains: text or list}")
                 continue
             for i, d in enumerate(value):
                 if isinstance(d, str):
@@ -222,9 +223,9 @@ def _check_expect(doc: Document, path: tuple, expect: Any) -> None:
                     isinstance(d["contains"], str)
                     or (isinstance(d["contains"], list) and all(isinstance(c, str) for c in d["contains"])))
                 if not ok:
-                    doc.diag(kpath + (i,), "wrong-type", "a document is XML text or {contains: text or list}")
+                    doc.diag(kpath + (i,), codes.WRONG_TYPE, "a document is XML text or {contains: text or list}")
         elif key == "variables" and not isinstance(value, dict):
-            doc.diag(kpath, "wrong-type", "variables maps node names to their expected outputs (a subset)")
+            doc.diag(kpath, codes.WRONG_TYPE, "variables maps node names to their expected outputs (a subset)")
 
 
 # -- running -------------------------------------------------------------------------------------
@@ -458,11 +459,11 @@ def run_file(path: Path) -> FileRun:
                 continue  # from a scenario file
             if node not in flow.nodes:
                 unknown = True
-                tf.doc.diag(case.path + ("http", node), "unknown-node",
+                tf.doc.diag(case.path + ("http", node), codes.UNKNOWN_NODE,
                             f"http mocks node {node!r}, which is not a node of {flow.id}", key=True)
             elif not flow.nodes[node].node_type.calls_http:
                 unknown = True
-                tf.doc.diag(case.path + ("http", node), "wrong-type",
+                tf.doc.diag(case.path + ("http", node), codes.WRONG_TYPE,
                             f"http mocks only nodes that call HTTP APIs; {node!r} is a {flow.nodes[node].type} node",
                             key=True)
     if unknown:

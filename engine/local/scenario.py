@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine import codes
 from engine.errors import FlowInvalid
 from engine.load.document import load_text
 from engine.scalar_fields import phone_problem
@@ -48,7 +49,7 @@ def load_scenario(path: str | Path) -> Scenario:
     except OSError as e:
         from engine.diagnostics import Diagnostic
 
-        raise FlowInvalid([Diagnostic(str(path), 1, 1, "error", "unreadable", f"cannot read file: {e.strerror}")])
+        raise FlowInvalid([Diagnostic.of(codes.UNREADABLE, str(path), f"cannot read file: {e.strerror}")])
     return parse_scenario(text, str(path))
 
 
@@ -56,26 +57,26 @@ def parse_scenario(text: str | bytes, path: str = "<scenario>") -> Scenario:
     doc = load_text(text, path)
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
-        doc.diag((), "wrong-type", "a scenario is a mapping with default, destinations and http")
+        doc.diag((), codes.WRONG_TYPE, "a scenario is a mapping with default, destinations and http")
         raise FlowInvalid(doc.diagnostics)
     for key in data:
         if key not in ("default", "destinations", "http"):
-            doc.diag((key,), "unknown-key", f"unknown key {key!r} (expected default, destinations, http)", key=True)
+            doc.diag((key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected default, destinations, http)", key=True)
     default = _behaviour(doc, ("default",), data.get("default", "answered"))
     destinations = {}
     raw = data.get("destinations") or {}
     if not isinstance(raw, dict):
-        doc.diag(("destinations",), "wrong-type", "destinations maps a number or SIP URI to a behaviour")
+        doc.diag(("destinations",), codes.WRONG_TYPE, "destinations maps a number or SIP URI to a behaviour")
         raw = {}
     for dest, spec in raw.items():
         problem = phone_problem(str(dest))
         if problem:
-            doc.diag(("destinations", dest), "invalid-phone", problem, key=True)
+            doc.diag(("destinations", dest), codes.INVALID_PHONE, problem, key=True)
         destinations[str(dest)] = _behaviour(doc, ("destinations", dest), spec)
     mocks = {}
     raw_http = data.get("http") or {}
     if not isinstance(raw_http, dict):
-        doc.diag(("http",), "wrong-type", "http maps an http_request node name to its mocked response")
+        doc.diag(("http",), codes.WRONG_TYPE, "http maps an http_request node name to its mocked response")
         raw_http = {}
     for node, spec in raw_http.items():
         mocks[node] = _mock(doc, ("http", node), spec)
@@ -88,15 +89,15 @@ def _behaviour(doc, path, spec) -> Behaviour:
     if isinstance(spec, str):
         spec = {"result": spec}
     if not isinstance(spec, dict):
-        doc.diag(path, "wrong-type", f"a behaviour is one of {', '.join(RESULTS)} or a mapping")
+        doc.diag(path, codes.WRONG_TYPE, f"a behaviour is one of {', '.join(RESULTS)} or a mapping")
         return Behaviour()
     for key in spec:
         if key not in _BEHAVIOUR_KEYS:
-            doc.diag(path + (key,), "unknown-key", f"unknown key {key!r} (expected {', '.join(_BEHAVIOUR_KEYS)})",
+            doc.diag(path + (key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected {', '.join(_BEHAVIOUR_KEYS)})",
                      key=True)
     result = spec.get("result", "answered")
     if result not in RESULTS:
-        doc.diag(path + ("result",), "invalid-choice", f"{result!r} is not one of: {', '.join(RESULTS)}")
+        doc.diag(path + ("result",), codes.INVALID_CHOICE, f"{result!r} is not one of: {', '.join(RESULTS)}")
         result = "answered"
     digits = spec.get("digits")
     if digits is None:
@@ -106,17 +107,17 @@ def _behaviour(doc, path, spec) -> Behaviour:
     elif isinstance(digits, list) and all(isinstance(d, (str, int)) for d in digits):
         digits = tuple(str(d) for d in digits)
     else:
-        doc.diag(path + ("digits",), "wrong-type", "digits is a string of keys or a list, one per prompt")
+        doc.diag(path + ("digits",), codes.WRONG_TYPE, "digits is a string of keys or a list, one per prompt")
         digits = ()
     sms = spec.get("sms", "sent")
     if sms not in SMS_RESULTS:
-        doc.diag(path + ("sms",), "invalid-choice", f"{sms!r} is not one of: {', '.join(SMS_RESULTS)}")
+        doc.diag(path + ("sms",), codes.INVALID_CHOICE, f"{sms!r} is not one of: {', '.join(SMS_RESULTS)}")
         sms = "sent"
     timing = {}
     for key in ("answer_after", "hangup_after"):
         value = spec.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-            doc.diag(path + (key,), "wrong-type", f"{key} is a number of seconds")
+            doc.diag(path + (key,), codes.WRONG_TYPE, f"{key} is a number of seconds")
             value = None
         timing[key] = value
     return Behaviour(result=result, digits=digits, answer_after=float(timing["answer_after"] or 0),
@@ -125,22 +126,22 @@ def _behaviour(doc, path, spec) -> Behaviour:
 
 def _mock(doc, path, spec) -> HttpMock:
     if not isinstance(spec, dict):
-        doc.diag(path, "wrong-type", "a mocked response is a mapping: status, json or body, headers")
+        doc.diag(path, codes.WRONG_TYPE, "a mocked response is a mapping: status, json or body, headers")
         return HttpMock()
     for key in spec:
         if key not in ("status", "json", "body", "headers", "error"):
-            doc.diag(path + (key,), "unknown-key", f"unknown key {key!r}", key=True)
+            doc.diag(path + (key,), codes.UNKNOWN_KEY, f"unknown key {key!r}", key=True)
     status = spec.get("status", 200)
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-        doc.diag(path + ("status",), "wrong-type", "status is an HTTP status code")
+        doc.diag(path + ("status",), codes.WRONG_TYPE, "status is an HTTP status code")
         status = 200
     headers = spec.get("headers") or {}
     if not isinstance(headers, dict):
-        doc.diag(path + ("headers",), "wrong-type", "headers maps a header name to its value")
+        doc.diag(path + ("headers",), codes.WRONG_TYPE, "headers maps a header name to its value")
         headers = {}
     error = spec.get("error")
     if error is not None and not isinstance(error, str):
-        doc.diag(path + ("error",), "wrong-type", "error is text: why no response came (e.g. timeout)")
+        doc.diag(path + ("error",), codes.WRONG_TYPE, "error is text: why no response came (e.g. timeout)")
         error = None
     body = spec["json"] if "json" in spec else spec.get("body")
     return HttpMock(status=status, body=body, headers={str(k): str(v) for k, v in headers.items()}, error=error)

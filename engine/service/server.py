@@ -71,7 +71,7 @@ from engine.events import (
 )
 from engine.executor import HANGUP_DOCUMENT, Executor
 from engine.flow import Flow
-from engine.load.build import check_file
+from engine.load.discover import load_folder
 from engine.node import RunEnvironment
 from engine.service.console import console_routes
 from engine.service.http import base_url, bind, error, read_body
@@ -159,24 +159,8 @@ class LoadedFlow:
 
 
 def load_flows(folder: Path) -> tuple[dict[str, Flow], list[Diagnostic]]:
-    """Every flow under `folder` (as `callflow validate` finds them), or the diagnostics."""
-    from engine.load.discover import flow_files
-
-    if not folder.is_dir():
-        return {}, [Diagnostic(str(folder), 1, 1, "error", "unreadable", "no such folder")]
-    files, diagnostics = flow_files([folder])
-    flows: dict[str, Flow] = {}
-    for f in files:
-        flow, diags = check_file(f)
-        diagnostics.extend(diags)
-        if flow is None:
-            continue
-        if flow.id in flows:
-            diagnostics.append(Diagnostic(str(f), 1, 1, "error", "duplicate-flow-id",
-                                          f"flow id {flow.id!r} is also used by {flows[flow.id].path}"))
-            continue
-        flows[flow.id] = flow
-    return flows, diagnostics
+    """Every flow under `folder` (as `callflow validate` finds and checks them), and the diagnostics."""
+    return load_folder(folder)
 
 
 # -- per-run locks ----------------------------------------------------------------------------
