@@ -239,33 +239,33 @@ def _compose(text: str, doc: Document) -> None:
 
 
 def _build(doc: Document, get_event) -> None:
-    # Stack frames: [container, path, pending key, None(, "drop")]; the pending key of a
-    # mapping is `expect_key` between entries. This loop runs once per YAML event (hundreds
-    # of thousands for a big flow), hence the local names, the inlined common cases and
-    # pulling events from the C parser directly rather than through yaml.parse().
+    # Frames on the stack: [container, path, pending key, None(, "drop")]; a mapping's pending
+    # key is _EXPECT_KEY between entries. This loop runs once per YAML event (hundreds of
+    # thousands for a big flow), pulling them from the C parser directly rather than through
+    # yaml.parse(). Why one long function: mapping keys, scalar values and container starts
+    # and ends, nearly every event, are handled inline with local names, since moving even
+    # the key case into a helper costs 2-3% of a load (measured on bench/validate_bench.py's
+    # 10,000-node flow); only what is rare (problems, aliases, non-string keys) is a call.
     stack: list[list] = []
-    root_set = False
     documents = 0
     expect_key = _EXPECT_KEY
     value_pos, key_pos, spans = doc.value_pos, doc.key_pos, doc.spans
     resolvable = _RESOLVABLE_FIRST if not _ALWAYS_RESOLVE else None
     Scalar, MapStart, MapEnd = yaml.ScalarEvent, yaml.MappingStartEvent, yaml.MappingEndEvent
-    SeqStart, SeqEnd, Alias, DocStart = yaml.SequenceStartEvent, yaml.SequenceEndEvent, yaml.AliasEvent, \
-        yaml.DocumentStartEvent
-    StreamEnd = yaml.StreamEndEvent
+    SeqStart, SeqEnd, Alias = yaml.SequenceStartEvent, yaml.SequenceEndEvent, yaml.AliasEvent
+    StreamEnd, DocStart = yaml.StreamEndEvent, yaml.DocumentStartEvent
+    doc.data = None  # until the root value is complete
     while True:
         ev = get_event()
         kind = type(ev)
         if kind is StreamEnd or ev is None:
-            break
-        if kind is MapEnd or kind is SeqEnd:
+            return
+        if kind is MapEnd or kind is SeqEnd:  # it becomes a value of its parent, or the root
             frame = stack.pop()
-            value = _ALIAS if len(frame) > 4 else frame[0]
             if stack:
-                _attach(stack, value, frame[1], doc, expect_key)
-            else:
-                doc.data = None if value is _ALIAS else value
-                root_set = True
+                _attach(stack[-1], _ALIAS if len(frame) > 4 else frame[0])
+            elif len(frame) == 4:
+                doc.data = frame[0]
             continue
         if kind is not Scalar and kind is not MapStart and kind is not SeqStart and kind is not Alias:
             if kind is DocStart:
@@ -279,23 +279,16 @@ def _build(doc: Document, get_event) -> None:
         mark = ev.start_mark
         at = mark.index  # an offset: Document.pos makes it a line:col when asked
         top = stack[-1] if stack else None
-        # A mapping key?
-        if top is not None and top[2] is expect_key:
+        if top is not None and top[2] is expect_key:  # a mapping key
             if kind is not Scalar:
                 doc.diag(top[1], codes.YAML_COMPLEX_KEY, "mapping keys must be plain strings", at=at)
                 raise _Stop
             key = ev.value
             if ev.tag is not None or not (ev.style or (key and resolvable is not None and key[0] not in resolvable)):
-                key = _scalar_value(ev, doc, top[1])
-                if not isinstance(key, str):
-                    key = str(key) if not isinstance(key, bool) else ev.value
+                key = _key_text(ev, doc, top[1])
             kpath = top[1] + (key,)
             if kpath in key_pos:  # every first occurrence of a key is in key_pos
-                first = doc.line_col(key_pos[kpath]) if kpath in key_pos else (0, 0)
-                doc.diag(kpath, codes.DUPLICATE_KEY,
-                         f"duplicate key {key!r} (first defined at line {first[0]}); YAML would keep only the last",
-                         at=at)
-                top[2] = ("dup", kpath + ("#duplicate",))
+                top[2] = _duplicate_key(doc, kpath, key, at)
             else:
                 top[2] = key
                 key_pos[kpath] = at
@@ -313,55 +306,75 @@ def _build(doc: Document, get_event) -> None:
             vpath = top[1] + (len(top[0]),)
         value_pos[vpath] = at
 
-        if kind is Scalar:
-            text_value = ev.value
-            if ev.anchor:
-                doc.diag(vpath, codes.YAML_ANCHOR, f"anchor &{ev.anchor} is not allowed: write the value out", at=at)
-            if ev.tag is None and (ev.style or (text_value and resolvable is not None
-                                                and text_value[0] not in resolvable)):
-                value = text_value  # the common case: a quoted, block or plain string
-            else:
-                value = _scalar_value(ev, doc, vpath)
-            if "{" in text_value and type(value) is str:
-                spans[vpath] = (mark.index, ev.end_mark.index, ev.style)
-            if top is None:
-                doc.data = value
-                root_set = True
-            elif type(top[0]) is dict:
-                pk = top[2]
-                if type(pk) is not tuple:
-                    top[0][pk] = value
-                top[2] = expect_key
-            else:
-                top[0].append(value)
-        elif kind is Alias:
-            doc.diag(vpath, codes.YAML_ALIAS,
-                     f"alias *{ev.anchor} is not allowed: anchors and aliases can blow up a file's size",
-                     at=at)
-            # Leave the key out (a list keeps a None placeholder): a stand-in value would only
-            # add misleading type errors to the one that matters.
-            _attach(stack, _ALIAS, vpath, doc, expect_key)
-        else:
-            if ev.anchor:
-                doc.diag(vpath, codes.YAML_ANCHOR, f"anchor &{ev.anchor} is not allowed: write the value out", at=at)
+        if kind is not Scalar:
+            if kind is Alias:
+                _alias(ev, vpath, at, stack, doc)
+                continue
             frame = [{}, vpath, expect_key, None] if kind is MapStart else [[], vpath, None, None]
-            if ev.tag not in _PLAIN_TAGS:
-                doc.diag(vpath, codes.YAML_TAG, f"unsupported YAML tag {ev.tag!r}", at=at)
-                frame.append("drop")  # left out when it ends, as an alias is
+            if ev.anchor or ev.tag not in _PLAIN_TAGS:
+                _refuse_anchor_or_tag(ev, vpath, at, doc, frame)
             stack.append(frame)
-    if not root_set:
-        doc.data = None
+            continue
+        text_value = ev.value
+        if ev.anchor:
+            doc.diag(vpath, codes.YAML_ANCHOR, f"anchor &{ev.anchor} is not allowed: write the value out", at=at)
+        if ev.tag is None and (ev.style or (text_value and resolvable is not None and text_value[0] not in resolvable)):
+            value = text_value  # the common case: a quoted, block or plain string
+        else:
+            value = _scalar_value(ev, doc, vpath)
+        if "{" in text_value and type(value) is str:
+            spans[vpath] = (mark.index, ev.end_mark.index, ev.style)
+        if top is None:
+            doc.data = value
+        elif type(top[0]) is dict:
+            pk = top[2]
+            if type(pk) is not tuple:
+                top[0][pk] = value
+            top[2] = expect_key
+        else:
+            top[0].append(value)
 
 
-def _attach(stack, value, vpath, doc, expect_key) -> None:
-    if not stack:
-        return
-    top = stack[-1]
+def _key_text(ev, doc: Document, path: Path) -> str:
+    """A mapping key YAML would read as something other than a string (true, 12): its text."""
+    key = _scalar_value(ev, doc, path)
+    if not isinstance(key, str):
+        key = str(key) if not isinstance(key, bool) else ev.value
+    return key
+
+
+def _duplicate_key(doc: Document, kpath: Path, key: str, at: int) -> tuple:
+    """Report a key seen before in its mapping; the pending-key marker that drops its value."""
+    first = doc.line_col(doc.key_pos[kpath])
+    doc.diag(kpath, codes.DUPLICATE_KEY,
+             f"duplicate key {key!r} (first defined at line {first[0]}); YAML would keep only the last", at=at)
+    return ("dup", kpath + ("#duplicate",))
+
+
+def _refuse_anchor_or_tag(ev, vpath: Path, at: int, doc: Document, frame: list) -> None:
+    """A mapping or list that starts with an anchor or an unsupported tag."""
+    if ev.anchor:
+        doc.diag(vpath, codes.YAML_ANCHOR, f"anchor &{ev.anchor} is not allowed: write the value out", at=at)
+    if ev.tag not in _PLAIN_TAGS:
+        doc.diag(vpath, codes.YAML_TAG, f"unsupported YAML tag {ev.tag!r}", at=at)
+        frame.append("drop")  # left out when it ends, as an alias is
+
+
+def _alias(ev, vpath: Path, at: int, stack: list, doc: Document) -> None:
+    doc.diag(vpath, codes.YAML_ALIAS,
+             f"alias *{ev.anchor} is not allowed: anchors and aliases can blow up a file's size", at=at)
+    # Leave the key out (a list keeps a None placeholder): a stand-in value would only add
+    # misleading type errors to the one that matters.
+    if stack:
+        _attach(stack[-1], _ALIAS)
+
+
+def _attach(top: list, value) -> None:
     container = top[0]
     if isinstance(container, dict):
         pk = top[2]
         if not isinstance(pk, tuple) and value is not _ALIAS:  # not a duplicate: keep it
             container[pk] = value
-        top[2] = expect_key
+        top[2] = _EXPECT_KEY
     else:
         container.append(None if value is _ALIAS else value)
