@@ -15,9 +15,11 @@ this XML), `Finished` (the run completed or failed).
 
 from __future__ import annotations
 
+import json as jsonlib
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, NamedTuple
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 
 class CallbackKind(StrEnum):
@@ -121,6 +123,62 @@ class Request:
     timeout: float = 10.0
     provider: bool = False
     seq: int = -1  # the step that made it (set by the executor); its Response carries it back
+
+    def encode(self) -> EncodedRequest:
+        """The request as it goes on the wire, one rule for every shell (`callflow run` sends
+        it with httpx, `callflow serve` with aiohttp):
+
+        * the method upper-cased;
+        * `params`, when given, replace the URL's query (as httpx 0.28 does: `{}` clears it),
+          form-urlencoded; a list value repeats its key; True/False/None are
+          `true`/`false`/empty (httpx's rule);
+        * a `json` body compact UTF-8, ASCII-escaped for `provider` requests (as Plivo's SDK
+          sends them); a `form` body form-urlencoded (same value rule); else no body (None);
+        * the headers as given (a later name replaces an earlier one, case-insensitively),
+          after a `Content-Type` for the body that a given header overrides.
+
+        Pure: it neither resolves nor checks the host. Raises ValueError for a JSON body
+        holding NaN or an infinity.
+
+        >>> Request("n", "get", "https://x.example/a?old=1", params={"q": "a b"}).encode().url
+        'https://x.example/a?q=a+b'
+        """
+        url = self.url
+        if self.params is not None:
+            url = urlunsplit(urlsplit(url)._replace(query=urlencode(_form_pairs(self.params))))
+        if self.json is not None:
+            body = jsonlib.dumps(self.json, ensure_ascii=self.provider, separators=(",", ":"),
+                                 allow_nan=False).encode()
+            headers = {"Content-Type": "application/json"}
+        elif self.form is not None:
+            body = urlencode(_form_pairs(self.form)).encode()
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        else:
+            body, headers = None, {}
+        for name, value in (self.headers or {}).items():
+            folded = name.lower()
+            for same in [h for h in headers if h.lower() == folded]:
+                del headers[same]
+            headers[name] = value
+        return EncodedRequest(self.method.upper(), url, headers, body)
+
+
+class EncodedRequest(NamedTuple):
+    """`Request.encode()`: what a shell hands its HTTP client."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None
+
+
+def _form_pairs(values: dict) -> list[tuple[str, str]]:
+    pairs = []
+    for key, value in values.items():
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            text = "true" if item is True else "false" if item is False else "" if item is None else str(item)
+            pairs.append((str(key), text))
+    return pairs
 
 
 @dataclass(frozen=True, slots=True)

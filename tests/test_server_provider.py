@@ -260,9 +260,9 @@ def test_keep_alive_reuse_and_response_framing(mode, connections):
 
 
 def test_idle_connections_expire(monkeypatch):
-    import engine.service.provider as provider_module
+    import engine.service.sessions as sessions_module
 
-    monkeypatch.setattr(provider_module, "KEEPALIVE_EXPIRY", 0.05)
+    monkeypatch.setattr(sessions_module, "KEEPALIVE_EXPIRY", 0.05)
 
     async def main():
         async with far_end() as (far, url):
@@ -279,9 +279,9 @@ def test_idle_connections_expire(monkeypatch):
 def test_server_closing_idle_connections_is_not_in_doubt(monkeypatch):
     """The server closes an idle connection (as uvicorn does after 5 s) before our expiry:
     the next request takes a new connection instead of landing on the closed one."""
-    import engine.service.provider as provider_module
+    import engine.service.sessions as sessions_module
 
-    monkeypatch.setattr(provider_module, "KEEPALIVE_EXPIRY", 5.0)
+    monkeypatch.setattr(sessions_module, "KEEPALIVE_EXPIRY", 5.0)
 
     async def main():
         async with far_end(mode="close") as (far, url):  # answers, then closes: like an idle timeout
@@ -435,7 +435,7 @@ def test_timeout_bounds_the_whole_exchange():
 def test_http_request_nodes_cannot_reach_non_public_hosts_unless_allowed():
     """Security by default: a flow's http_request (whose URL may come from payload values)
     cannot reach the service's own machine or private network; the provider API can."""
-    from engine.service.provider import public_address
+    from engine.service.sessions import public_address
 
     assert public_address("8.8.8.8") and not public_address("127.0.0.1") and not public_address("10.1.2.3")
     assert not public_address("169.254.169.254") and not public_address("::1") and not public_address("fd00::1")

@@ -139,14 +139,10 @@ class LocalRun:
 
         client = self._http or httpx.Client(follow_redirects=False)
         try:
-            kwargs = {"params": req.params, "headers": req.headers, "timeout": req.timeout}
-            if req.json is not None:
-                kwargs["json"] = req.json
-            elif req.form is not None:
-                kwargs["data"] = req.form
+            method, url, headers, body = req.encode()  # the same bytes `callflow serve` sends
             # httpx's timeout bounds each read; the node's timeout bounds the whole exchange.
             deadline = time.monotonic() + req.timeout
-            with client.stream(req.method, req.url, **kwargs) as r:
+            with client.stream(method, url, content=body, headers=headers, timeout=req.timeout) as r:
                 chunks, size = [], 0
                 for chunk in r.iter_bytes():
                     size += len(chunk)

@@ -22,14 +22,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import errno
 import functools
-import ipaddress
 import json
 import os
-import socket
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import aiohttp.abc
@@ -39,14 +36,15 @@ from yarl import URL
 
 from engine.errors import InDoubt, NotSent, ResponseTooLarge
 from engine.events import Request, Response
+from engine.service.sessions import (
+    KEEPALIVE_EXPIRY,
+    client_session,
+    is_ip_literal,
+    public_address,
+)
 
 DEFAULT_API_URL = "https://api.plivo.com"
 MAX_RESPONSE_BYTES = 1024 * 1024
-# Idle keep-alive connections are dropped after this, under uvicorn's 5 s (and most servers'
-# longer) keep-alive: a request written into a connection the server is closing at that
-# moment would be left in doubt (no answer, and it may have arrived).
-KEEPALIVE_EXPIRY = 4.0  # seconds
-DNS_CACHE_SECONDS = 10
 DEFAULT_CONNECTIONS = 16  # provider API connections; CALLFLOW_PROVIDER_CONNECTIONS
 WEB_CONNECTIONS = 32  # http_request nodes, all hosts together
 PER_CLIENT = 4  # connections per httpx client in a ShardedClient (the sandbox's callbacks)
@@ -193,56 +191,6 @@ def _timeouts(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds)
 
 
-def public_address(ip: str) -> bool:
-    """Is `ip` an address on the public internet (not loopback, private, link-local...)?"""
-    try:
-        addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    except ValueError:
-        return False
-    return addr.is_global and not addr.is_multicast
-
-
-class PublicOnlyResolver(aiohttp.abc.AbstractResolver):
-    """Resolves host names but drops non-public addresses, at connect time (no window for a
-    DNS answer to change between a check and the connection): http_request nodes in the
-    service cannot reach the machine's own or its private network's services by default."""
-
-    def __init__(self) -> None:
-        self._inner = aiohttp.DefaultResolver()
-
-    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list:
-        found = await self._inner.resolve(host, port, family)
-        public = [a for a in found if public_address(a["host"])]
-        if not public:
-            raise OSError(errno.EHOSTUNREACH, f"{host} resolves only to non-public addresses "
-                                              "(CALLFLOW_HTTP_ALLOW_PRIVATE=1 allows them)")
-        return public
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
-def client_session(limit: int, *, ssl_context=None, public_only: bool = False, **kw) -> aiohttp.ClientSession:
-    """An aiohttp session as callflow uses them (the provider API, http_request nodes): at
-    most `limit` connections, idle ones dropped after `KEEPALIVE_EXPIRY`, no cookie jar
-    (nothing carried from one run to another), no proxy settings from the environment, no
-    default time limit (each caller sets its own). Call it with an event loop running."""
-    connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=KEEPALIVE_EXPIRY, ttl_dns_cache=DNS_CACHE_SECONDS,
-                                     ssl=ssl_context or httpx.create_ssl_context(),
-                                     resolver=PublicOnlyResolver() if public_only else None)
-    kw.setdefault("timeout", aiohttp.ClientTimeout(total=None))
-    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
-                                 raise_for_status=False, **kw)
-
-
-def _is_ip(host: str | None) -> bool:
-    try:
-        ipaddress.ip_address((host or "").strip("[]").split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
-
-
 def _host(url: str) -> str:
     with contextlib.suppress(ValueError):
         return urlsplit(url).hostname or "?"
@@ -322,34 +270,25 @@ class Provider:
         return Response(status=status, headers=resp_headers, body=_decode(resp_headers, data, None))
 
     def _encode(self, req: Request) -> tuple[str, URL, CIMultiDict, bytes]:
-        parts = urlsplit(req.url)
+        """`req.encode()` for the provider's API: the request line and the headers checked
+        (the URL is sent as encoded), no header that would override the credentials or the
+        framing, and the configured API's origin in front of the path."""
+        method, url, given, body = req.encode()
+        parts = urlsplit(url)
         target = parts.path or "/"
-        query = parts.query
-        if req.params:
-            extra = urlencode(req.params, doseq=True)
-            query = f"{query}&{extra}" if query else extra
-        if query:
-            target += "?" + query
-        method = req.method.upper()
+        if parts.query:
+            target += "?" + parts.query
         if not method.isalpha() or any(c in target for c in " \r\n"):
             raise ValueError(f"invalid request line: {method} {target}")
         headers = CIMultiDict()
-        if req.json is not None:
-            body = json.dumps(req.json, separators=(",", ":")).encode()
-            headers["Content-Type"] = "application/json"
-        elif req.form is not None:
-            body = urlencode(req.form, doseq=True).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        else:
-            body = b""
-        for k, v in (req.headers or {}).items():
+        for k, v in given.items():
             text = f"{k}{v}"
             if "\r" in text or "\n" in text or ":" in k:
                 raise ValueError(f"invalid header {k!r}")
             if k.lower() not in ("authorization", "host", "content-length", "connection", "transfer-encoding"):
                 headers[k] = v
         # origin + path: whatever the path holds ("//other.host/..."), the host is the configured one
-        return method, URL(self._api_origin + target, encoded=True), headers, body
+        return method, URL(self._api_origin + target, encoded=True), headers, body or b""
 
     async def _api_request(self, method: str, url: URL, headers, body: bytes,
                            timeout: float) -> tuple[int, dict[str, str], bytes]:
@@ -389,25 +328,14 @@ class Provider:
             session = self._web = client_session(self._limits[1], ssl_context=self._ssl,
                                                  public_only=not self.allow_private_http)
         try:
-            url = URL(req.url)
-            if not self.allow_private_http and _is_ip(url.host) and not public_address(url.host):
+            method, encoded, headers, body = req.encode()
+            url = URL(encoded)
+            if not self.allow_private_http and is_ip_literal(url.host) and not public_address(url.host):
                 return Response(error=f"refusing {url.host}: not a public address "
                                       "(CALLFLOW_HTTP_ALLOW_PRIVATE=1 allows private and loopback hosts)")
-            if req.params is not None:  # as httpx 0.28 (and so `callflow run`) does: params replace the URL's query
-                url = url.with_query(req.params or None)
-            headers, body = CIMultiDict(), None
-            if req.json is not None:
-                body = json.dumps(req.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-                headers["Content-Type"] = "application/json"
-            elif req.form is not None:
-                body = urlencode(req.form, doseq=True).encode()
-                headers["Content-Type"] = "application/x-www-form-urlencoded"
-            for k, v in (req.headers or {}).items():
-                headers[k] = v
             async with self._web_slots:
                 async with asyncio.timeout(timeout):  # the whole exchange, as in `callflow run`
-                    async with session.request(req.method, url, data=body, headers=headers,
-                                               allow_redirects=False) as r:
+                    async with session.request(method, url, data=body, headers=headers, allow_redirects=False) as r:
                         try:
                             data = await _read_capped(r)
                         except ResponseTooLarge as e:
