@@ -37,7 +37,7 @@ from engine.events import Callback, Request, Response, Trigger  # noqa: E402
 from engine.executor import Executor  # noqa: E402
 from engine.load.build import load_flow  # noqa: E402
 from engine.service.provider import Provider, ProviderConfig, ShardedClient  # noqa: E402
-from engine.service.store import SQLiteStore  # noqa: E402
+from engine.service.sqlite_store import SQLiteStore  # noqa: E402
 
 BODY = {"from": "+12025551234", "to": "+12025550100", "answer_url": "http://127.0.0.1:1/callbacks/x/1/answer",
         "answer_method": "POST", "sip_headers": "customer=johndoe"}

@@ -21,7 +21,7 @@ from engine.registry import node_types
 from engine.service.console import ASSETS, MEDIA_TYPES, trigger_fields
 from engine.service.provider import ProviderConfig
 from engine.service.server import Service, Settings, create_app
-from engine.service.store import SQLiteStore
+from engine.service.sqlite_store import SQLiteStore
 
 AUTH_ID = "MACONSOLEINPROCESSAA"
 AUTH_TOKEN = "console-token"

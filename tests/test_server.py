@@ -28,7 +28,7 @@ from engine.service.server import (
     parse_payload,
 )
 from engine.service.signature import sign_v3_headers
-from engine.service.store import SQLiteStore
+from engine.service.sqlite_store import SQLiteStore
 from engine.state import Waiting, WaitReason
 
 AUTH_ID = "MATRIGGERAPIACCOUNT1"

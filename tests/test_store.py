@@ -1,4 +1,4 @@
-"""engine/service/store.py: the run store (SQLite), its version check, paging and pending work."""
+"""engine/service/store.py and sqlite_store.py: the run store (SQLite), its version check, paging and pending work."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import sqlite3
 import pytest
 
 from engine.errors import Conflict, RunExists
-from engine.service.store import SQLiteStore, open_store
+from engine.service.sqlite_store import SQLiteStore
+from engine.service.store import open_store
 from engine.state import Call, RunState, Waiting, WaitReason
 
 
