@@ -174,7 +174,7 @@ def sandbox(host, port, scenario, auth_id, auth_token):
 @click.option("--sandbox", is_flag=True, help="Place simulated calls on an embedded sandbox provider.")
 def serve(flows_dir, host, port, db, sandbox):
     """Serve every flow under FLOWS_DIR over HTTP (PHLO-compatible run API, provider callbacks)."""
-    from engine.service.server import serve_main
+    from engine.service.main import serve_main
 
     sys.exit(serve_main(flows_dir, host, port, db, sandbox, click.echo))
 

@@ -18,9 +18,11 @@ from conftest import FLOWS, ROOT
 from engine.graph_export import graph_model, to_svg
 from engine.load.build import check_text, load_flow
 from engine.registry import node_types
+from engine.service.app import create_app
 from engine.service.console import ASSETS, MEDIA_TYPES, trigger_fields
 from engine.service.provider import ProviderConfig
-from engine.service.server import Service, Settings, create_app
+from engine.service.runs import Service
+from engine.service.settings import Settings
 from engine.service.sqlite_store import SQLiteStore
 
 AUTH_ID = "MACONSOLEINPROCESSAA"

@@ -1,4 +1,4 @@
-"""engine/service/server.py in process: the trigger API, callbacks, runs API, crash recovery.
+"""engine/service/ (app, api, callbacks, runs, sweeper) in process: the trigger API, callbacks, runs API, crash recovery.
 
 The app runs on httpx's ASGI transport with a fake provider (no network), the store is a
 real SQLite file. Real processes and the real sandbox: tests/test_server_e2e.py.
@@ -17,18 +17,17 @@ from conftest import FLOWS
 
 from engine.errors import HttpError
 from engine.events import Request, Response
+from engine.executor import HANGUP_DOCUMENT
 from engine.load.build import check_text, load_flow
+from engine.load.discover import load_folder
+from engine.service.api import parse_payload
+from engine.service.app import create_app
 from engine.service.provider import ProviderConfig
-from engine.service.server import (
-    HANGUP_DOCUMENT,
-    Service,
-    Settings,
-    create_app,
-    load_flows,
-    parse_payload,
-)
+from engine.service.runs import Service
+from engine.service.settings import Settings
 from engine.service.signature import sign_v3_headers
 from engine.service.sqlite_store import SQLiteStore
+from engine.service.sweeper import sweep
 from engine.state import Waiting, WaitReason
 
 AUTH_ID = "MATRIGGERAPIACCOUNT1"
@@ -434,14 +433,14 @@ def test_in_doubt_request_is_not_resent_and_fails_the_node_after_the_grace(tmp_p
         async with serving(tmp_path, provider, grace=0.2) as (service, client):
             run_id = await started(client, service)
             assert (await service.store.load(run_id)).state.waiting.reason is WaitReason.RESPONSE
-            assert await service.sweep() == 0  # not yet: within the grace period
+            assert await sweep(service) == 0  # not yet: within the grace period
             await asyncio.sleep(0.25)
-            assert await service.sweep() == 1
+            assert await sweep(service) == 1
             record = (await service.store.load(run_id)).state.record()
             assert record["status"] == "completed" and record["path"] == ["Start", "Call", "Done"]
             assert record["steps"][1]["outcome"] == "failed" and "doubt" in record["steps"][1]["error"]
             assert len(provider.requests) == 1  # never resent
-            assert await service.sweep() == 0
+            assert await sweep(service) == 0
 
     go(main())
 
@@ -454,7 +453,7 @@ def test_in_doubt_request_is_proven_by_the_calls_callback(tmp_path):
             r = await callback(client, run_id, 1, "answer", call_params())
             assert "<Speak" in r.text
             await asyncio.sleep(0.25)
-            assert await service.sweep() == 0
+            assert await sweep(service) == 0
             await callback(client, run_id, 1, "hangup", call_params("completed", Duration="3"))
             state = (await service.store.load(run_id)).state
             assert state.status == "completed" and state.path == ["Start", "Call", "Greet", "Done"]
@@ -469,16 +468,16 @@ def test_runs_whose_callbacks_never_come_give_up_after_the_run_timeout(tmp_path)
             ringing = await started(client, service)  # the Call request went; no callback ever comes
             answered = await started(client, service)
             await callback(client, answered, 1, "answer", call_params())  # path done, waits for hangup
-            assert await service.sweep() == 0
+            assert await sweep(service) == 0
             await asyncio.sleep(0.35)
-            assert await service.sweep() == 2
+            assert await sweep(service) == 2
             state = (await service.store.load(ringing)).state
             assert state.status == "failed" and "no provider callback within 0.3 s" in state.error
             assert "'Call' waited for its call" in state.error
             state = (await service.store.load(answered)).state
             assert state.status == "completed" and state.path == ["Start", "Call", "Greet", "Done"]
             assert state.record()["steps"][1]["error"] == "no hangup callback within 0.3 s"
-            assert await service.sweep() == 0
+            assert await sweep(service) == 0
             r = await callback(client, ringing, 1, "answer", call_params())  # far too late
             assert r.text == "<Response><Hangup/></Response>"
 
@@ -552,11 +551,11 @@ def test_load_flows_refuses_invalid_and_duplicate_flows(tmp_path):
     (tmp_path / "a.yaml").write_text((FLOWS / f"{FLOW}.yaml").read_text())
     (tmp_path / "a.test.yaml").write_text("not: a flow")
     (tmp_path / "a.scenario.yaml").write_text("default: busy")
-    flows, diags = load_flows(tmp_path)
+    flows, diags = load_folder(tmp_path)
     assert list(flows) == [FLOW] and not [d for d in diags if d.severity == "error"]
     (tmp_path / "b.yml").write_text((FLOWS / f"{FLOW}.yaml").read_text())
     (tmp_path / "c.yaml").write_text("spec: callflow/v1\nid: c\nnodes: {}\n")
-    flows, diags = load_flows(tmp_path)
+    flows, diags = load_folder(tmp_path)
     codes = {d.code for d in diags if d.severity == "error"}
     assert "duplicate-flow-id" in codes and len(codes) >= 2
 
@@ -599,7 +598,7 @@ def test_two_services_on_one_store_resolve_a_race_by_version(tmp_path):
 
 
 def test_settings_from_the_environment():
-    from engine.service.server import settings_from_env
+    from engine.service.settings import settings_from_env
 
     s = settings_from_env("http://127.0.0.1:8080", {})
     assert s.generated_credentials and s.auth_id.startswith("MA") and len(s.auth_id) == 20 and s.auth_token

@@ -21,7 +21,7 @@ from engine.load.build import check_text
 from engine.local.flowtest import run_tests
 from engine.local.run import parse_callback_url
 from engine.node import Next
-from engine.service.server import parse_payload
+from engine.service.api import parse_payload
 
 FLOW = """\
 Start:

@@ -138,13 +138,13 @@ def test_duplicate_flow_ids_point_at_the_id_value(tmp_path):
 def test_validate_and_serve_load_a_folder_alike(tmp_path):
     """One loader: the same diagnostics from `callflow validate` and `callflow serve`, each
     reuse of an id at its id value, and the first file keeping the id."""
-    from engine.service.server import load_flows
+    from engine.load.discover import load_folder
 
     flow = "spec: callflow/v1\nid: same\nnodes:\n  Start: {type: trigger}\n"
     for name in ("a.yaml", "b.yaml", "c.yaml"):
         (tmp_path / name).write_text(flow)
     diagnostics, checked = validate_paths([tmp_path])
-    flows, served = load_flows(tmp_path)
+    flows, served = load_folder(tmp_path)
     assert served == diagnostics and checked == 3
     assert [str(d) for d in diagnostics] == [
         f"{tmp_path / name}:2:5: error duplicate-flow-id flow id 'same' is also used by {tmp_path / 'a.yaml'}"

@@ -11,23 +11,26 @@ on the `WWW-Authenticate` challenge, and sends them with every request after tha
   GET /v1/flows/{flow_id}               one flow: nodes, edges, the trigger's form fields
   GET /v1/flows/{flow_id}/graph.svg     the flow drawn by engine.graph_export.to_svg
 
-`create_app` in engine/service/server.py adds them with `routes += console_routes(service, authorized)`.
+`create_app` in engine/service/app.py adds `ROUTES`. The endpoints read the service through
+the small `ConsoleSource` protocol (its loaded flows), not through `Service` itself.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-if TYPE_CHECKING:
-    from engine.flow import Flow
-    from engine.service.server import Service
+from engine.flow import Flow
+from engine.service.auth import auth_of, authorized
+from engine.service.http import deny, error
 
 ASSETS = Path(__file__).resolve().parent / "console_assets"
 MEDIA_TYPES = {
@@ -47,9 +50,22 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-CHALLENGE = {"WWW-Authenticate": 'Basic realm="callflow"'}
 
 
+class ServedFlow(Protocol):
+    """A flow as the service serves it."""
+
+    flow: Flow
+    created_on: str
+
+
+class ConsoleSource(Protocol):
+    """What the console reads from the service (`app.state.service`): the loaded flows."""
+
+    flows: Mapping[str, ServedFlow]
+
+
+@functools.cache
 def _assets() -> dict[str, Path]:
     """The files the console may serve, by name: a fixed list, so no path from a URL
     ever reaches the file system."""
@@ -58,14 +74,14 @@ def _assets() -> dict[str, Path]:
     return {p.name: p for p in sorted(ASSETS.iterdir()) if p.is_file() and p.suffix in MEDIA_TYPES}
 
 
-def trigger_fields(flow: "Flow") -> list[dict]:
+def trigger_fields(flow: Flow) -> list[dict]:
     """The run form: {"name", "default", "required", "editable"} per payload key, as the
     entry node declares them (NodeType.payload_fields)."""
     spec = flow.trigger_spec
     return spec.node_type.payload_fields(spec.config)
 
 
-def flow_detail(flow: "Flow", auth_id: str, created_on: str) -> dict:
+def flow_detail(flow: Flow, auth_id: str, created_on: str) -> dict:
     from engine.graph_export import graph_model
 
     nodes, edges = graph_model(flow)
@@ -92,67 +108,74 @@ def flow_detail(flow: "Flow", auth_id: str, created_on: str) -> dict:
     }
 
 
-def console_routes(service: "Service", authorized: Callable[[HttpRequest], bool]) -> list[Route]:
-    """The console's routes; `authorized(request)` is the API's Basic auth check."""
-    assets = _assets()
-    svgs: dict[str, str] = {}  # flow id -> SVG: flows do not change while the service runs
+def _svg_cache(request: HttpRequest) -> dict[str, str]:
+    """flow id -> SVG, one per app: flows do not change while the service runs."""
+    state = request.app.state
+    try:
+        return state.console_svgs
+    except AttributeError:
+        state.console_svgs = {}
+        return state.console_svgs
 
-    def deny() -> Response:
-        return JSONResponse({"api_id": str(uuid.uuid4()), "error": "authentication failed: wrong auth id or auth token"},
-                            status_code=401, headers={**CHALLENGE, **SECURITY_HEADERS})
 
-    def not_found(message: str) -> Response:
-        return JSONResponse({"api_id": str(uuid.uuid4()), "error": message}, status_code=404)
+def _asset(name: str) -> Response:
+    path = _assets()[name]
+    return Response(path.read_bytes(), media_type=MEDIA_TYPES[path.suffix], headers=SECURITY_HEADERS)
 
-    def asset(name: str) -> Response:
-        path = assets[name]
-        return Response(path.read_bytes(), media_type=MEDIA_TYPES[path.suffix], headers=SECURITY_HEADERS)
 
-    async def index(request: HttpRequest):
-        if not authorized(request):
-            return deny()
-        if "index.html" not in assets:
-            return not_found("the console's files are not installed")
-        return asset("index.html")
+def _flow_entry(request: HttpRequest) -> tuple[str, ServedFlow | None]:
+    """The flow the request names, as the service serves it (None: no such flow)."""
+    source: ConsoleSource = request.app.state.service
+    flow_id = request.path_params["flow_id"]
+    return flow_id, source.flows.get(flow_id)
 
-    async def static(request: HttpRequest):
-        if not authorized(request):
-            return deny()
-        name = request.path_params["name"]
-        if name not in assets:
-            return not_found("not found")
-        return asset(name)
 
-    def of_a_flow(handle):
-        """An authorized request about one loaded flow: `handle(flow_id, entry)`."""
-        async def endpoint(request: HttpRequest):
-            if not authorized(request):
-                return deny()
-            flow_id = request.path_params["flow_id"]
-            entry = service.flows.get(flow_id)
-            if entry is None:
-                return not_found(f"no flow with id {flow_id!r}")
-            return await handle(flow_id, entry)
-        return endpoint
+async def index(request: HttpRequest):
+    if not authorized(request):
+        return deny(SECURITY_HEADERS)
+    if "index.html" not in _assets():
+        return error(404, "the console's files are not installed")
+    return _asset("index.html")
 
-    @of_a_flow
-    async def get_flow(flow_id, entry):
-        return JSONResponse(flow_detail(entry.flow, service.settings.auth_id, entry.created_on))
 
-    @of_a_flow
-    async def get_graph(flow_id, entry):
-        svg = svgs.get(flow_id)
-        if svg is None:
-            from engine.graph_export import to_svg
+async def static(request: HttpRequest):
+    if not authorized(request):
+        return deny(SECURITY_HEADERS)
+    name = request.path_params["name"]
+    if name not in _assets():
+        return error(404, "not found")
+    return _asset(name)
 
-            svg = svgs[flow_id] = await run_in_threadpool(to_svg, entry.flow)  # a big flow takes a while
-        return Response(svg, media_type="image/svg+xml",
-                        headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=60"})
 
-    return [
-        Route("/", index, methods=["GET"]),
-        Route("/console/{name}", static, methods=["GET"]),
-        Route("/v1/flows/{flow_id}", get_flow, methods=["GET"]),
-        Route("/v1/flows/{flow_id}/", get_flow, methods=["GET"]),
-        Route("/v1/flows/{flow_id}/graph.svg", get_graph, methods=["GET"]),
-    ]
+async def get_flow(request: HttpRequest):
+    if not authorized(request):
+        return deny(SECURITY_HEADERS)
+    flow_id, entry = _flow_entry(request)
+    if entry is None:
+        return error(404, f"no flow with id {flow_id!r}")
+    return JSONResponse(flow_detail(entry.flow, auth_of(request).auth_id, entry.created_on))
+
+
+async def get_graph(request: HttpRequest):
+    if not authorized(request):
+        return deny(SECURITY_HEADERS)
+    flow_id, entry = _flow_entry(request)
+    if entry is None:
+        return error(404, f"no flow with id {flow_id!r}")
+    svgs = _svg_cache(request)
+    svg = svgs.get(flow_id)
+    if svg is None:
+        from engine.graph_export import to_svg
+
+        svg = svgs[flow_id] = await run_in_threadpool(to_svg, entry.flow)  # a big flow takes a while
+    return Response(svg, media_type="image/svg+xml",
+                    headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=60"})
+
+
+ROUTES = [
+    Route("/", index, methods=["GET"]),
+    Route("/console/{name}", static, methods=["GET"]),
+    Route("/v1/flows/{flow_id}", get_flow, methods=["GET"]),
+    Route("/v1/flows/{flow_id}/", get_flow, methods=["GET"]),
+    Route("/v1/flows/{flow_id}/graph.svg", get_graph, methods=["GET"]),
+]

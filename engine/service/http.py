@@ -1,5 +1,6 @@
-"""HTTP helpers shared by the service and the sandbox: Plivo-shaped JSON errors and
-request bodies read with a size cap (checked on Content-Length and while streaming)."""
+"""HTTP helpers shared by the service and the sandbox: the one Plivo-shaped JSON error
+(`error`, and `deny` for failed Basic auth), request bodies read with a size cap (checked
+on Content-Length and while streaming), and listening sockets."""
 
 from __future__ import annotations
 
@@ -11,9 +12,19 @@ from starlette.responses import JSONResponse
 
 from engine.errors import HttpError
 
+MAX_BODY = 64 * 1024  # the service's trigger and callback request bodies
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="callflow"'}  # the browser then asks for the pair
+AUTH_FAILED = "authentication failed: wrong auth id or auth token"
+
 
 def error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    """A JSON error as Plivo's API answers them: `{"api_id": <fresh uuid>, "error": message}`."""
     return JSONResponse({"api_id": str(uuid.uuid4()), "error": message}, status_code=status, headers=headers)
+
+
+def deny(headers: dict | None = None) -> JSONResponse:
+    """401 for a request without the right Basic auth, with the challenge (and `headers`)."""
+    return error(401, AUTH_FAILED, {**CHALLENGE, **headers} if headers else CHALLENGE)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -14,17 +14,20 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import click
 import uvicorn
 
 from engine.flow import Flow
 from engine.local.run import Tracer
+from engine.service.app import create_app
 from engine.service.http import bind
+from engine.service.main import ReadyServer
 from engine.service.provider import Provider
-from engine.service.server import Service, _Server, create_app, settings_from_env
+from engine.service.runs import Service
+from engine.service.settings import settings_from_env
 from engine.service.store import open_store
 
 POLL_SECONDS = 0.2
@@ -58,7 +61,7 @@ async def _main(flow, payload, settings, db, sock, as_json, timeout, echo) -> in
     service = Service({flow.id: flow}, store, Provider(settings.provider, allow_private_http=settings.allow_private_http), settings)
     config = uvicorn.Config(create_app(service), log_level="warning", access_log=False, lifespan="on")
     ready = asyncio.Event()
-    server = _Server(config, on_ready=ready.set)
+    server = ReadyServer(config, on_ready=ready.set)
     serving = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     tracer = None if as_json else Tracer(echo)
     try:

@@ -1,0 +1,121 @@
+"""The JSON API of `callflow serve`, all behind the trigger API's Basic auth:
+
+  POST /v1/account/{auth_id}/phlo/{flow_id}/   run a flow (PHLO runner API)
+  GET  /v1/phlo/{flow_id}/                      PHLO-style flow info (the SDK's get())
+  GET  /v1/runs/{run_id}, GET /v1/runs          run records, run summaries (paged)
+  GET  /v1/flows                                the loaded flows
+  GET  /health                                  (no auth)
+
+Module-level endpoints: each finds the `Service` in `request.app.state` (`service_of`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from starlette.requests import Request as HttpRequest
+from starlette.responses import JSONResponse
+
+from engine.errors import HttpError
+from engine.events import payload_problems
+from engine.service.auth import authorized
+from engine.service.http import MAX_BODY, deny, error, read_body
+from engine.service.runs import service_of
+
+RUN_STATUSES = ("running", "waiting", "completed", "failed")
+
+
+async def run_flow(request: HttpRequest):
+    if not authorized(request, request.path_params["auth_id"]):
+        return deny()
+    service = service_of(request)
+    flow_id = request.path_params["flow_id"]
+    entry = service.flows.get(flow_id)
+    try:
+        raw = await read_body(request, MAX_BODY)
+        if entry is None:
+            return error(404, f"no flow with id {flow_id!r}")
+        payload = parse_payload(raw)
+    except HttpError as e:
+        return error(e.status, e.message)
+    missing = entry.flow.missing_payload(payload)
+    if missing:
+        return error(422, f"the run request must supply {', '.join(missing)} "
+                          f"(required by {entry.flow.trigger})")
+    run_id = await service.trigger(flow_id, payload)
+    return JSONResponse({"phlo_id": flow_id, "api_id": run_id, "message": "run started"}, status_code=201)
+
+
+async def get_phlo(request: HttpRequest):
+    if not authorized(request):
+        return deny()
+    flow_id = request.path_params["flow_id"]
+    entry = service_of(request).flows.get(flow_id)
+    if entry is None:
+        return error(404, f"no flow with id {flow_id!r}")
+    return JSONResponse({"api_id": str(uuid.uuid4()), "phlo_id": flow_id, "name": entry.flow.name,
+                         "created_on": entry.created_on})
+
+
+async def get_run(request: HttpRequest):
+    if not authorized(request):
+        return deny()
+    stored = await service_of(request).store.load(request.path_params["run_id"])
+    if stored is None:
+        return error(404, "no run with this id")
+    return JSONResponse(stored.state.record())
+
+
+async def list_runs(request: HttpRequest):
+    if not authorized(request):
+        return deny()
+    q = request.query_params
+    status = q.get("status") or None
+    if status is not None and status not in RUN_STATUSES:
+        return error(400, f"status must be one of {', '.join(RUN_STATUSES)}")
+    try:
+        limit = int(q.get("limit") or 50)
+        if limit < 1:
+            raise ValueError
+    except ValueError:
+        return error(400, "limit must be a positive whole number")
+    try:
+        runs, cursor = await service_of(request).store.list_runs(
+            flow_id=q.get("flow_id") or None, status=status, limit=limit, cursor=q.get("cursor") or None)
+    except ValueError as e:
+        return error(400, str(e))
+    return JSONResponse({"api_id": str(uuid.uuid4()), "runs": runs, "next_cursor": cursor})
+
+
+async def list_flows(request: HttpRequest):
+    if not authorized(request):
+        return deny()
+    flows = [{"id": fid, "name": e.flow.name, "valid": True, "nodes": len(e.flow.nodes),
+              "path": e.flow.path, "warnings": len(e.flow.diagnostics), "created_on": e.created_on}
+             for fid, e in sorted(service_of(request).flows.items())]
+    return JSONResponse({"api_id": str(uuid.uuid4()), "flows": flows})
+
+
+async def health(request: HttpRequest):
+    return JSONResponse({"status": "ok", "flows": len(service_of(request).flows)})
+
+
+def parse_payload(raw: bytes) -> dict:
+    """The trigger body: a JSON object of scalar values (may be empty)."""
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8-sig"), parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise HttpError(400, "the request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise HttpError(400, "the request body must be a JSON object of payload values")
+    problems = payload_problems(data)
+    if problems:
+        raise HttpError(400, problems[0][1])
+    return data
+
+
+def _no_constant(name: str):
+    raise ValueError(name)

@@ -1,0 +1,97 @@
+"""`create_app`: the starlette app of `callflow serve`, assembled from module-level endpoints.
+
+  POST /v1/account/{auth_id}/phlo/{flow_id}/   run a flow (PHLO runner API, Basic auth)
+  GET  /v1/phlo/{flow_id}/                      PHLO-style flow info (the SDK's get())
+  GET  /v1/runs/{run_id}, GET /v1/runs, GET /v1/flows   run records and flows (Basic auth)
+                                                (engine/service/api.py)
+  GET|POST /callbacks/{run_id}/{seq}/{kind}     provider callbacks (X-Plivo-Signature-V3)
+  GET|POST /callbacks/inbound/{flow_id}         incoming call: starts a run
+  GET|POST /callbacks/inbound/{flow_id}/hangup  its hangup (the run is found by CallUUID)
+                                                (engine/service/callbacks.py)
+  GET  /health
+  GET  /, /console/*, /v1/flows/{flow_id}[/graph.svg]   the web console (engine/service/console.py)
+
+The endpoints find the `Service` in `app.state.service` and the trigger API's credentials
+in `app.state.auth`; the lifespan runs the sweeper and, at shutdown, lets effects in flight
+finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request as HttpRequest
+from starlette.routing import Route
+
+from engine.service import api, callbacks, console
+from engine.service.auth import BasicAuth
+from engine.service.http import error
+from engine.service.runs import Service
+from engine.service.sweeper import sweep_forever
+
+logger = logging.getLogger("callflow.server")  # one logger name for the whole service
+
+
+def _routes() -> list[Route]:
+    # The hot paths first: starlette tries routes in order.
+    routes = [  # the hangup before the answer: flow ids may be digits
+        Route("/callbacks/inbound/{flow_id}/hangup", callbacks.inbound_hangup, methods=["GET", "POST"]),
+        Route("/callbacks/{run_id}/{seq:int}/{kind}", callbacks.callback, methods=["GET", "POST"]),
+    ]
+    for suffix in ("/", ""):
+        routes += [
+            Route("/v1/account/{auth_id}/phlo/{flow_id}" + suffix, api.run_flow, methods=["POST"]),
+            Route("/v1/phlo/{flow_id}" + suffix, api.get_phlo, methods=["GET"]),
+            Route("/v1/runs/{run_id}" + suffix, api.get_run, methods=["GET"]),
+        ]
+    routes += [
+        Route("/v1/runs", api.list_runs, methods=["GET"]),
+        Route("/v1/runs/", api.list_runs, methods=["GET"]),
+        Route("/v1/flows", api.list_flows, methods=["GET"]),
+        Route("/v1/flows/", api.list_flows, methods=["GET"]),
+        Route("/callbacks/inbound/{flow_id}", callbacks.inbound, methods=["GET", "POST"]),
+        Route("/health", api.health, methods=["GET"]),
+    ]
+    return routes + console.ROUTES
+
+
+ROUTES = _routes()
+
+
+async def http_error(request: HttpRequest, exc: Exception):
+    status = getattr(exc, "status_code", 500)
+    messages = {404: "not found", 405: f"method {request.method} not allowed"}
+    return error(status, messages.get(status) or "error", getattr(exc, "headers", None))
+
+
+async def server_error(request: HttpRequest, exc: Exception):
+    logger.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)
+    return error(500, "internal error")
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette):
+    """The sweeper while the app serves; at shutdown, the effects in flight finish."""
+    service: Service = app.state.service
+    sweeper = asyncio.get_running_loop().create_task(sweep_forever(service))
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        await service.drain()
+
+
+def create_app(service: Service) -> Starlette:
+    """The app serving `service`, its trigger API behind `service.settings`' auth pair."""
+    app = Starlette(routes=ROUTES, lifespan=lifespan,
+                    exception_handlers={HTTPException: http_error, Exception: server_error})
+    app.router.redirect_slashes = False
+    app.state.service = service
+    app.state.auth = BasicAuth(service.settings.auth_id, service.settings.auth_token)
+    return app

@@ -1,0 +1,145 @@
+"""`callflow serve` as a process: load the flows, bind the socket, read the settings, open
+the store, then run the app under uvicorn (uvloop when installed) until a signal stops it.
+The ready line (`callflow serving on URL`) is printed once uvicorn accepts connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import uvicorn
+
+from engine.flow import Flow
+from engine.load.discover import load_folder
+from engine.service.app import create_app
+from engine.service.http import base_url, bind
+from engine.service.provider import Provider, ProviderConfig
+from engine.service.runs import Service
+from engine.service.settings import Settings, settings_from_env
+from engine.service.store import Store, open_store
+
+Echo = Callable[..., None]
+
+
+class ReadyServer(uvicorn.Server):
+    """A uvicorn server that calls `on_ready()` once it has started and accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None]):
+        super().__init__(config)
+        self._on_ready = on_ready
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and not self.should_exit:
+            self._on_ready()
+
+
+def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bool, echo: Echo) -> int:
+    """`callflow serve`; returns the exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    flows = _load(flows_dir, echo)
+    if flows is None:
+        return 2
+    try:
+        sock = bind(host, port)
+    except OSError as e:
+        echo(f"error: cannot listen on {host}:{port}: {e.strerror or e}", err=True)
+        return 1
+    base, environ = base_url(host, sock), dict(os.environ)
+    try:
+        settings = settings_from_env(base, environ)
+        store = open_store(db or environ.get("CALLFLOW_DB") or "callflow.db")
+    except (ValueError, RuntimeError, OSError) as e:
+        sock.close()
+        echo(f"error: {e}", err=True)
+        return 2
+    _announce(settings, host, environ, echo)
+    try:
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+            runner.run(_serve(flows, store, settings, sock, base, sandbox, echo))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    return 0
+
+
+def _load(flows_dir: str, echo: Echo) -> dict[str, Flow] | None:
+    """The flows to serve, their diagnostics printed; None when one has an error."""
+    flows, diagnostics = load_folder(Path(flows_dir))
+    errors = [d for d in diagnostics if d.severity == "error"]
+    for d in diagnostics:
+        echo(str(d), err=True)
+    if errors:
+        echo(f"error: {len(errors)} error(s) in the flows under {flows_dir}: not serving", err=True)
+        return None
+    if not flows:
+        echo(f"warning: no flow files under {flows_dir}", err=True)
+    return flows
+
+
+def _announce(settings: Settings, host: str, environ: dict, echo: Echo) -> None:
+    """A generated trigger pair, and a public URL the provider probably cannot reach."""
+    if settings.generated_credentials:
+        echo("no CALLFLOW_AUTH_ID/CALLFLOW_AUTH_TOKEN set: generated a trigger API pair for this process:")
+        echo(f"  CALLFLOW_AUTH_ID={settings.auth_id}")
+        echo(f"  CALLFLOW_AUTH_TOKEN={settings.auth_token}")
+    if host in ("0.0.0.0", "::") and not environ.get("CALLFLOW_PUBLIC_URL"):
+        echo(f"warning: callbacks will be sent to {settings.public_url}; set CALLFLOW_PUBLIC_URL to the "
+             "address the provider can reach", err=True)
+
+
+async def _serve(flows: dict[str, Flow], store: Store, settings: Settings, sock: socket.socket, base: str,
+                 sandbox: bool, echo: Echo) -> None:
+    """Serve on `sock` (at `base`) until uvicorn exits (a signal), then close the provider,
+    the store and the sandbox."""
+    sandbox_server = await _start_sandbox(settings, echo) if sandbox else None
+    if not sandbox and not (settings.provider.auth_id and settings.provider.auth_token):
+        echo("warning: PLIVO_AUTH_ID/PLIVO_AUTH_TOKEN are not set: Call API requests will fail "
+             "(use --sandbox for simulated calls)", err=True)
+    provider = Provider(settings.provider, max_connections=settings.provider_connections,
+                        allow_private_http=settings.allow_private_http)
+    service = Service(flows, store, provider, settings)
+    config = uvicorn.Config(create_app(service), log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=10)
+    server = ReadyServer(config, on_ready=lambda: echo(f"callflow serving on {base}"))
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        await provider.aclose()
+        await store.close()
+        if sandbox_server is not None:
+            await sandbox_server.stop()
+
+
+async def _start_sandbox(settings: Settings, echo: Echo):
+    """`--sandbox`: an embedded sandbox provider; `settings.provider` then points at it."""
+    from engine.local.sandbox import SandboxCore
+    from engine.local.sandbox_server import start_sandbox
+
+    p = settings.provider
+    if not (p.auth_id and p.auth_token):
+        from engine.local.sandbox_server import DEV_AUTH_ID, DEV_AUTH_TOKEN
+
+        p = ProviderConfig(DEV_AUTH_ID, DEV_AUTH_TOKEN, p.api_url)
+    sandbox_server, sandbox_url = await start_sandbox(SandboxCore(auth_id=p.auth_id, auth_token=p.auth_token),
+                                                      "127.0.0.1", 0)
+    settings.provider = ProviderConfig(p.auth_id, p.auth_token, sandbox_url)
+    echo(f"embedded sandbox provider on {sandbox_url} (simulated calls; nothing is dialled)")
+    return sandbox_server
+
+
+def event_loop_factory():
+    """uvloop's loop when it is installed (as uvicorn itself picks it), else asyncio's."""
+    if os.environ.get("CALLFLOW_LOOP", "auto") == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop

@@ -1,0 +1,255 @@
+"""The durable shell around the executor: `Service` drives runs, the store holds them.
+
+Per event the shell does: load the run from the store -> `Executor.advance` -> save ->
+perform the effects (a `Request` goes out through `engine.service.provider`, its `Response` is fed
+back in: advance -> save -> ...) -> answer (the `ServeDocument` XML, if the request was a
+callback). The save comes before any effect and before the answer, so a crash at any
+point leaves the store with the truth; no run lives in process memory between requests
+(an asyncio lock per run serialises handlers inside one process, the store's version
+check across processes).
+
+No API request is sent twice for one node execution. A run found waiting for the response
+to a recorded request that nobody in this process is performing (the process died with the
+request in flight, or the request timed out after it was written) is *in doubt*: it is not
+resent; a callback of the call it placed proves it went through (the executor treats it
+so); if none comes within the grace period the sweeper (engine/service/sweeper.py) fails
+the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import Conflict
+from engine.events import (
+    XML_KINDS,
+    Callback,
+    Finished,
+    InboundCall,
+    Request,
+    ServeDocument,
+    Trigger,
+)
+from engine.executor import HANGUP_DOCUMENT, Executor
+from engine.flow import Flow
+from engine.node import RunEnvironment
+from engine.service.settings import Settings
+from engine.service.store import Store, StoredRun
+from engine.state import RunState, iso
+
+logger = logging.getLogger("callflow.server")  # one logger name for the whole service
+
+EMPTY_DOCUMENT = "<Response></Response>"
+REJECT_DOCUMENT = '<Response><Hangup reason="rejected"/></Response>'
+SAVE_RETRIES = 10
+
+
+@dataclass
+class LoadedFlow:
+    """A flow as the service serves it: its executor, and when its file last changed."""
+
+    flow: Flow
+    executor: Executor
+    created_on: str
+
+
+class RunLocks:
+    """One asyncio lock per run id that something in this process is working on."""
+
+    def __init__(self):
+        self._locks: dict[str, list] = {}  # run_id -> [lock, users]
+
+    async def acquire(self, run_id: str) -> None:
+        entry = self._locks.get(run_id)
+        if entry is None:
+            entry = self._locks[run_id] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            await entry[0].acquire()
+        except BaseException:
+            self._drop(run_id, entry)
+            raise
+
+    def release(self, run_id: str) -> None:
+        entry = self._locks[run_id]
+        entry[0].release()
+        self._drop(run_id, entry)
+
+    def _drop(self, run_id: str, entry: list) -> None:
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self._locks[run_id]
+
+    def busy(self, run_id: str) -> bool:
+        return run_id in self._locks
+
+    @contextlib.asynccontextmanager
+    async def hold(self, run_id: str):
+        await self.acquire(run_id)
+        try:
+            yield
+        finally:
+            self.release(run_id)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class Service:
+    """Drives runs: the store is the truth, the executor decides, the provider performs."""
+
+    def __init__(self, flows: dict[str, Flow], store: Store, provider, settings: Settings,
+                 clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.env = RunEnvironment(public_url=settings.public_url, api_url=settings.provider.api_url,
+                                  auth_id=settings.provider.auth_id or "MAXXXXXXXXXXXXXXXXXX")
+        self.clock = clock
+        self.flows = {fid: LoadedFlow(f, Executor(f, self.env, clock), _mtime_iso(f.path))
+                      for fid, f in flows.items()}
+        self.store = store
+        self.provider = provider
+        self.locks = RunLocks()
+        self.tasks: set[asyncio.Task] = set()  # triggered runs' effects, going on after the answer
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Let the effects in flight finish and their results be saved (at shutdown)."""
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=timeout)
+
+    # -- entry points ----------------------------------------------------------------------------
+    async def trigger(self, flow_id: str, payload: dict) -> str:
+        """Start a run; return its id once its first state is stored. Effects (the Call API
+        request) go on in the background: the caller gets the run id at once."""
+        entry = self.flows[flow_id]
+        run_id = str(uuid.uuid4())
+        state = entry.executor.new_run(run_id)
+        effects = entry.executor.advance(state, Trigger(payload))
+        await self.locks.acquire(run_id)
+        try:
+            version = await self.store.create_run(state)
+        except BaseException:
+            self.locks.release(run_id)
+            raise
+        if not any(isinstance(e, Request) for e in effects):
+            self.locks.release(run_id)
+            return run_id
+        task = asyncio.get_running_loop().create_task(self._continue(entry, state, version, effects))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return run_id
+
+    async def _continue(self, entry: LoadedFlow, state: RunState, version: int, effects: list) -> None:
+        try:
+            await self.perform(entry, state, version, effects)
+        except Exception:
+            logger.exception("run %s: performing effects failed", state.run_id)
+        finally:
+            self.locks.release(state.run_id)
+
+    async def inbound(self, flow_id: str, params: dict) -> str:
+        """An incoming call's answer request: start a run (once per call); return the XML."""
+        entry = self.flows.get(flow_id)
+        if entry is None:
+            return HANGUP_DOCUMENT
+        if entry.flow.start_target(InboundCall) is None:
+            return REJECT_DOCUMENT  # the flow takes no incoming calls: no run
+        call_uuid = params.get("CallUUID") or ""
+        # A provider retry (or a replay) of the answer request must not start a second run:
+        # the same call gets the same run and the document already served for it.
+        async with self.locks.hold(f"inbound:{call_uuid}"):
+            existing = await self.store.find_by_call(call_uuid, flow_id) if call_uuid else None
+            if existing is not None:
+                return await self.callback(existing, 0, "answer", params)
+            run_id = str(uuid.uuid4())
+            state = entry.executor.new_run(run_id)
+            effects = entry.executor.advance(state, InboundCall(params))
+            async with self.locks.hold(run_id):
+                version = await self.store.create_run(state)
+                served = await self.perform(entry, state, version, effects)
+        return served or HANGUP_DOCUMENT
+
+    async def inbound_hangup(self, flow_id: str, params: dict) -> str:
+        """The hangup of an incoming call (the application's hangup URL cannot name the run:
+        the run is found by CallUUID)."""
+        call_uuid = params.get("CallUUID")
+        run_id = await self.store.find_by_call(call_uuid, flow_id) if call_uuid else None
+        if run_id is None:
+            return EMPTY_DOCUMENT
+        return await self.callback(run_id, 0, "hangup", params)  # an incoming call is step 0's
+
+    async def callback(self, run_id: str, seq: int, kind: str, params: dict) -> str:
+        """Deliver a provider callback; return the XML to answer with."""
+        async with self.locks.hold(run_id):
+            stored = await self.store.load(run_id)
+            if stored is None:
+                return HANGUP_DOCUMENT
+            entry = self.flows.get(stored.state.flow_id)
+            if entry is None or stored.state.finished:
+                # The executor replays a document already served for this callback, else Hangup.
+                effects = entry.executor.advance(stored.state, Callback(kind, seq, params)) if entry else []
+                served = next((e.xml for e in effects if isinstance(e, ServeDocument)), None)
+                return served or HANGUP_DOCUMENT
+            state, version, effects = await self.advance(entry, stored, Callback(kind, seq, params))
+            served = await self.perform(entry, state, version, effects)
+        if served is not None:
+            return served
+        return HANGUP_DOCUMENT if kind in XML_KINDS else EMPTY_DOCUMENT
+
+    # -- the loop ----------------------------------------------------------------------------------
+    async def advance(self, entry: LoadedFlow, stored: StoredRun, event) -> tuple[RunState, int, list]:
+        """`Executor.advance` + save; on a version conflict reload and apply the event again."""
+        state, version = stored.state, stored.version
+        for _ in range(SAVE_RETRIES):
+            effects = entry.executor.advance(state, event)
+            try:
+                return state, await self.store.save(state, version), effects
+            except Conflict:
+                fresh = await self.store.load(state.run_id)
+                if fresh is None:
+                    raise
+                state, version = fresh.state, fresh.version
+        raise Conflict(f"run {state.run_id}: gave up after {SAVE_RETRIES} conflicting saves")
+
+    async def perform(self, entry: LoadedFlow, state: RunState, version: int, effects: list) -> str | None:
+        """Perform effects until the run waits for the outside world; return the XML served."""
+        served = None
+        while effects:
+            request = None
+            for effect in effects:
+                if isinstance(effect, ServeDocument):
+                    served = effect.xml
+                elif isinstance(effect, Request):
+                    request = effect
+                elif isinstance(effect, Finished):
+                    logger.debug("run %s %s", state.run_id, effect.status)
+            if request is None:
+                break
+            response = dataclasses.replace(await self.provider.perform(request), seq=request.seq)
+            if response.in_doubt:
+                # It may have gone through: never resend. A callback may still prove it; else
+                # the sweeper fails the node after the grace period.
+                logger.warning("run %s: %s request left in doubt (%s)", state.run_id, request.node, response.error)
+                break
+            state, version, effects = await self.advance(entry, StoredRun(state, version), response)
+        return served
+
+
+def service_of(request) -> Service:
+    """The Service behind a starlette request (`create_app` puts it in `app.state`)."""
+    return request.app.state.service
+
+
+def _mtime_iso(path: str) -> str:
+    try:
+        ts = Path(path).stat().st_mtime
+    except OSError:
+        ts = time.time()
+    return iso(ts)

@@ -1,0 +1,85 @@
+"""The settings of `callflow serve` (and of `callflow run --live`), read from the environment.
+
+  CALLFLOW_AUTH_ID / CALLFLOW_AUTH_TOKEN   the trigger API's Basic auth (both or neither:
+                                           neither generates a pair for the process)
+  CALLFLOW_PUBLIC_URL                      where the provider reaches the callbacks
+  CALLFLOW_IN_DOUBT_SECONDS                grace for a request left in doubt (default 60)
+  CALLFLOW_RUN_TIMEOUT                     longest wait for a provider callback (default 15,000)
+  CALLFLOW_PROVIDER_CONNECTIONS            the provider API's connection pool (default 16)
+  CALLFLOW_HTTP_ALLOW_PRIVATE              http_request nodes may reach non-public hosts
+  PLIVO_AUTH_ID / PLIVO_AUTH_TOKEN / PLIVO_API_URL   the provider (`ProviderConfig`)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+from dataclasses import dataclass
+
+from engine.service.provider import DEFAULT_CONNECTIONS, ProviderConfig
+
+DEFAULT_IN_DOUBT_SECONDS = 60.0
+# A run waiting longer than this for a callback gives up: Plivo's longest call (time_limit
+# 14,400 s) plus ringing and slack, so a real call is never cut short.
+DEFAULT_RUN_TIMEOUT = 15_000.0
+
+
+@dataclass
+class Settings:
+    """Everything the service is configured with; `repr` never shows a token."""
+
+    auth_id: str
+    auth_token: str
+    public_url: str
+    provider: ProviderConfig
+    in_doubt_seconds: float = DEFAULT_IN_DOUBT_SECONDS
+    run_timeout_seconds: float = DEFAULT_RUN_TIMEOUT
+    generated_credentials: bool = False
+    provider_connections: int = DEFAULT_CONNECTIONS  # CALLFLOW_PROVIDER_CONNECTIONS: provider API pool
+    allow_private_http: bool = False  # CALLFLOW_HTTP_ALLOW_PRIVATE: http_request may reach non-public hosts
+
+    def __repr__(self) -> str:  # never show tokens
+        return (f"Settings(auth_id={self.auth_id!r}, public_url={self.public_url!r}, "
+                f"provider={self.provider!r}, in_doubt_seconds={self.in_doubt_seconds})")
+
+
+def generate_credentials() -> tuple[str, str]:
+    """A fresh trigger-API pair. The auth id looks like Plivo's (MA + 18 upper-case letters)
+    so that the official SDK accepts it."""
+    letters = string.ascii_uppercase
+    return "MA" + "".join(secrets.choice(letters) for _ in range(18)), secrets.token_urlsafe(30)
+
+
+def _seconds(environ, name: str, default: float) -> float:
+    raw = environ.get(name)
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{name}: {raw!r} is not a number of seconds") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return value
+
+
+def settings_from_env(public_url: str, environ=os.environ) -> Settings:
+    """The settings from `environ`; `public_url` unless CALLFLOW_PUBLIC_URL says otherwise.
+    Raises ValueError for a setting that does not parse."""
+    auth_id, auth_token = environ.get("CALLFLOW_AUTH_ID", ""), environ.get("CALLFLOW_AUTH_TOKEN", "")
+    generated = False
+    if not auth_id or not auth_token:
+        if auth_id or auth_token:
+            raise ValueError("set both CALLFLOW_AUTH_ID and CALLFLOW_AUTH_TOKEN, or neither")
+        auth_id, auth_token = generate_credentials()
+        generated = True
+    grace = _seconds(environ, "CALLFLOW_IN_DOUBT_SECONDS", DEFAULT_IN_DOUBT_SECONDS)
+    run_timeout = _seconds(environ, "CALLFLOW_RUN_TIMEOUT", DEFAULT_RUN_TIMEOUT)
+    raw = environ.get("CALLFLOW_PROVIDER_CONNECTIONS") or str(DEFAULT_CONNECTIONS)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"CALLFLOW_PROVIDER_CONNECTIONS: {raw!r} is not a positive whole number")
+    return Settings(auth_id=auth_id, auth_token=auth_token,
+                    public_url=(environ.get("CALLFLOW_PUBLIC_URL") or public_url).rstrip("/"),
+                    provider=ProviderConfig.from_env(environ), in_doubt_seconds=grace,
+                    run_timeout_seconds=run_timeout,
+                    generated_credentials=generated, provider_connections=int(raw),
+                    allow_private_http=environ.get("CALLFLOW_HTTP_ALLOW_PRIVATE", "").lower() in ("1", "true", "yes"))
