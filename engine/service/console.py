@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -123,11 +123,19 @@ def _asset(name: str) -> Response:
     return Response(path.read_bytes(), media_type=MEDIA_TYPES[path.suffix], headers=SECURITY_HEADERS)
 
 
-def _flow_entry(request: HttpRequest) -> tuple[str, ServedFlow | None]:
-    """The flow the request names, as the service serves it (None: no such flow)."""
-    source: ConsoleSource = request.app.state.service
-    flow_id = request.path_params["flow_id"]
-    return flow_id, source.flows.get(flow_id)
+def _of_a_flow(handle: Callable[[HttpRequest, str, ServedFlow], Awaitable[Response]]):
+    """An endpoint for an authorized request about one loaded flow: `handle(request, flow_id, entry)`."""
+    @functools.wraps(handle)
+    async def endpoint(request: HttpRequest) -> Response:
+        if not authorized(request):
+            return deny(SECURITY_HEADERS)
+        source: ConsoleSource = request.app.state.service
+        flow_id = request.path_params["flow_id"]
+        entry = source.flows.get(flow_id)
+        if entry is None:
+            return error(404, f"no flow with id {flow_id!r}")
+        return await handle(request, flow_id, entry)
+    return endpoint
 
 
 async def index(request: HttpRequest):
@@ -147,21 +155,13 @@ async def static(request: HttpRequest):
     return _asset(name)
 
 
-async def get_flow(request: HttpRequest):
-    if not authorized(request):
-        return deny(SECURITY_HEADERS)
-    flow_id, entry = _flow_entry(request)
-    if entry is None:
-        return error(404, f"no flow with id {flow_id!r}")
+@_of_a_flow
+async def get_flow(request: HttpRequest, flow_id: str, entry: ServedFlow):
     return JSONResponse(flow_detail(entry.flow, auth_of(request).auth_id, entry.created_on))
 
 
-async def get_graph(request: HttpRequest):
-    if not authorized(request):
-        return deny(SECURITY_HEADERS)
-    flow_id, entry = _flow_entry(request)
-    if entry is None:
-        return error(404, f"no flow with id {flow_id!r}")
+@_of_a_flow
+async def get_graph(request: HttpRequest, flow_id: str, entry: ServedFlow):
     svgs = _svg_cache(request)
     svg = svgs.get(flow_id)
     if svg is None:

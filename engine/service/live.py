@@ -23,8 +23,7 @@ import uvicorn
 from engine.flow import Flow
 from engine.local.run import Tracer
 from engine.service.app import create_app
-from engine.service.http import bind
-from engine.service.main import ReadyServer
+from engine.service.main import ReadyServer, listen
 from engine.service.provider import Provider
 from engine.service.runs import Service
 from engine.service.settings import settings_from_env
@@ -46,10 +45,8 @@ def run_live(flow: Flow, payload: dict, public_url: str | None, as_json: bool, *
     if not (settings.provider.auth_id and settings.provider.auth_token):
         echo("error: --live needs PLIVO_AUTH_ID and PLIVO_AUTH_TOKEN", err=True)
         return 2
-    try:
-        sock = bind(host, port)
-    except OSError as e:
-        echo(f"error: cannot listen on {host}:{port}: {e.strerror or e}", err=True)
+    sock = listen(host, port, echo)
+    if sock is None:
         return 1
     with tempfile.TemporaryDirectory(prefix="callflow-live-") as tmp:
         db = environ.get("CALLFLOW_DB") or str(Path(tmp) / "live.db")

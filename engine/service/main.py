@@ -45,10 +45,8 @@ def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bo
     flows = _load(flows_dir, echo)
     if flows is None:
         return 2
-    try:
-        sock = bind(host, port)
-    except OSError as e:
-        echo(f"error: cannot listen on {host}:{port}: {e.strerror or e}", err=True)
+    sock = listen(host, port, echo)
+    if sock is None:
         return 1
     base, environ = base_url(host, sock), dict(os.environ)
     try:
@@ -67,6 +65,15 @@ def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bo
     finally:
         sock.close()
     return 0
+
+
+def listen(host: str, port: int, echo: Echo) -> socket.socket | None:
+    """The listening socket, or None with the reason printed."""
+    try:
+        return bind(host, port)
+    except OSError as e:
+        echo(f"error: cannot listen on {host}:{port}: {e.strerror or e}", err=True)
+        return None
 
 
 def _load(flows_dir: str, echo: Echo) -> dict[str, Flow] | None:
