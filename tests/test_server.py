@@ -547,7 +547,7 @@ def test_runs_api(tmp_path):
     go(main())
 
 
-def test_load_flows_refuses_invalid_and_duplicate_flows(tmp_path):
+def test_load_folder_refuses_invalid_and_duplicate_flows(tmp_path):
     (tmp_path / "a.yaml").write_text((FLOWS / f"{FLOW}.yaml").read_text())
     (tmp_path / "a.test.yaml").write_text("not: a flow")
     (tmp_path / "a.scenario.yaml").write_text("default: busy")
