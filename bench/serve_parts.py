@@ -4,7 +4,7 @@
 
 1. HTTP client layers for a provider-style JSON POST with Basic auth, 16 in flight, against
    a local uvicorn app (bench/e2e.py's baseline app, its own process): httpx.AsyncClient,
-   httpx's transport, one httpcore pool, sharded httpx clients (provider.ShardedClient),
+   httpx's transport, one httpcore pool, sharded httpx clients (sharded_client.ShardedClient),
    sharded httpcore pools, one aiohttp.ClientSession, and `provider.Provider.perform` for a
    Call request (aiohttp underneath, with the request encoding and the response decoding).
    CPU microseconds per request in this process.
@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 from engine.events import Callback, Request, Response, Trigger  # noqa: E402
 from engine.executor import Executor  # noqa: E402
 from engine.load.build import load_flow  # noqa: E402
-from engine.service.provider import Provider, ProviderConfig, ShardedClient  # noqa: E402
+from engine.local.sharded_client import ShardedClient  # noqa: E402
+from engine.service.provider import Provider, ProviderConfig  # noqa: E402
 from engine.service.sqlite_store import SQLiteStore  # noqa: E402
 
 BODY = {"from": "+12025551234", "to": "+12025550100", "answer_url": "http://127.0.0.1:1/callbacks/x/1/answer",
@@ -84,7 +85,7 @@ async def clients(url: str, n: int) -> None:
     async def via_sharded():
         async with sharded.stream("POST", target, json=BODY, headers={"authorization": auth}) as r:
             await r.aread()
-    await measure("provider.ShardedClient (4 x 4)", via_sharded)
+    await measure("sharded_client.ShardedClient (4 x 4)", via_sharded)
     await sharded.aclose()
     pools = [httpcore.AsyncConnectionPool(max_connections=4, max_keepalive_connections=4) for _ in range(C // 4)]
     busy = [0] * len(pools)

@@ -10,6 +10,7 @@ import click
 
 from engine.diagnostics import Diagnostic
 from engine.errors import FlowInvalid
+from engine.jsontext import loads_json_strict
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -19,17 +20,13 @@ def _print_diagnostics(diagnostics: list[Diagnostic]) -> None:
         click.echo(str(d), err=True)
 
 
-def _no_constant(name: str):
-    raise json.JSONDecodeError(f"{name} is not a JSON value", name, 0)
-
-
 def _parse_payload(pairs: tuple[str, ...], payload_json: str | None) -> dict:
     from engine.events import payload_problems
 
     payload: dict = {}
     if payload_json is not None:
         try:
-            data = json.loads(payload_json, parse_constant=_no_constant)
+            data = loads_json_strict(payload_json)
         except json.JSONDecodeError as e:
             raise click.BadParameter(f"not JSON: {e.msg} at column {e.colno}", param_hint="--payload") from None
         if not isinstance(data, dict):

@@ -10,6 +10,7 @@ tests poll with a deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import sys
@@ -31,9 +32,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from engine.local import sandbox_server
+from engine.local import call_driver, sandbox_server
 from engine.local.sandbox import SandboxCore
 from engine.local.scenario import parse_scenario
+from engine.local.sharded_client import ShardedClient
 
 AUTH_ID = "MATESTACCOUNT0000001"
 AUTH_TOKEN = "test-token-for-the-sandbox"
@@ -416,7 +418,7 @@ def test_without_credentials_a_printed_development_pair_works(monkeypatch, recei
 
 # --------------------------------------------------------------------- in-process (callflow serve --sandbox)
 def test_start_sandbox_in_process_and_callback_timeout(monkeypatch, receiver):
-    monkeypatch.setattr(sandbox_server, "CALLBACK_TIMEOUT", 0.3)
+    monkeypatch.setattr(call_driver, "CALLBACK_TIMEOUT", 0.3)
     core = SandboxCore(parse_scenario(SCENARIO), auth_id=AUTH_ID, auth_token=AUTH_TOKEN)
     r = receiver.base_url
 
@@ -449,3 +451,48 @@ def test_start_sandbox_in_process_and_callback_timeout(monkeypatch, receiver):
     assert "no response within" in log["callbacks"][0]["error"]
     # The hangup callback went out before the server stopped.
     assert wait_for(lambda: receiver.hangup(request_uuid))["params"]["HangupCause"] == "ANSWER_URL_ERROR"
+
+
+# ------------------------------------------------------------------- the callbacks' sharded client
+@contextlib.asynccontextmanager
+async def far_end(body: bytes = b"<Response/>"):
+    """A keep-alive HTTP/1.1 server answering 200 with `body`; yields (requests seen, base URL)."""
+    requests: list[str] = []
+
+    async def handle(reader, writer):
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+                requests.append(head.split(" ", 2)[1])
+                length = next((int(line.split(":", 1)[1]) for line in head.split("\r\n")
+                               if line.lower().startswith("content-length:")), 0)
+                await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield requests, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+
+
+def test_sharded_client_releases_its_slot_when_the_stream_closes():
+    async def main():
+        async with far_end() as (requests, url):
+            client = ShardedClient(2, 1)
+            for _ in range(5):  # more requests than slots: each must give its slot back
+                response = await client.send(client.build_request("POST", f"{url}/cb", data={"a": "1"}), stream=True)
+                await response.aread()
+                await response.aclose()
+            plain = await client.send(client.build_request("GET", f"{url}/cb"))
+            assert plain.status_code == 200
+            assert client.busy == [0, 0] and client.slots._value == 2
+            await client.aclose()
+        assert len(requests) == 6
+
+    asyncio.run(main())

@@ -21,7 +21,6 @@ from engine.service.provider import (
     MAX_RESPONSE_BYTES,
     Provider,
     ProviderConfig,
-    ShardedClient,
 )
 
 AUTH_ID, TOKEN = "MAPROVIDERTESTACCT01", "s3cret-token"
@@ -224,23 +223,6 @@ def test_connections_are_bounded():
         assert len(far.requests) == 60
         assert api_in_flight <= 6 and api_connections <= 6  # waiting requests queue, they do not fail
         assert far.max_in_flight <= 3
-
-    go(main())
-
-
-def test_sharded_client_releases_its_slot_when_the_stream_closes():
-    async def main():
-        async with far_end(body=b"<Response/>", status=200) as (far, url):
-            client = ShardedClient(2, 1)
-            for _ in range(5):  # more requests than slots: each must give its slot back
-                response = await client.send(client.build_request("POST", f"{url}/cb", data={"a": "1"}), stream=True)
-                await response.aread()
-                await response.aclose()
-            plain = await client.send(client.build_request("GET", f"{url}/cb"))
-            assert plain.status_code == 200
-            assert client.busy == [0, 0] and client.slots._value == 2
-            await client.aclose()
-        assert len(far.requests) == 6
 
     go(main())
 

@@ -1,0 +1,149 @@
+"""Simulated calls driven over HTTP: the sandbox server's callbacks to the app under test.
+
+Each `SimulatedCall.run()` generator (:mod:`engine.local.sandbox`) is driven by an asyncio
+task that turns its items into real I/O:
+
+* `Delay(seconds)` -> ``await asyncio.sleep(seconds)``.
+* `Callback(kind, url, method, params)` -> an HTTP request to ``url``: POST sends the params
+  form-encoded, GET sends them as query params (merged with the URL's own query). Every
+  callback carries ``X-Plivo-Signature-V3`` / ``X-Plivo-Signature-V3-Nonce`` made with the
+  sandbox's auth token (`engine.service.signature.sign_v3_headers`) and ``User-Agent:
+  callflow-sandbox``. For callbacks that fetch XML (answer, GetDigits action, Redirect) the
+  response body goes back into the generator; a non-2xx status, a network error, a
+  timeout or a method other than GET/POST sends ``None`` instead, and the simulation ends
+  the call with an error cause (``ANSWER_URL_ERROR`` / ``ACTION_URL_ERROR``) as Plivo does.
+
+Callback policy, kept simple on purpose:
+  * one attempt per callback, no retries, and ``fallback_url`` is not called;
+  * each callback has 15 s in all (connect + send + response), then counts as failed;
+  * redirects (3xx) are not followed: they count as a non-2xx answer;
+  * at most ``MAX_BYTES`` + 1 bytes of a response are read; a bigger XML document is
+    refused by `plivoxml.parse` (over Plivo's 100 KB limit) like any invalid document.
+Calls run concurrently (one task each) over one shared client (`callback_client()`: 1,000
+connections), so hundreds of simultaneous calls do not queue behind each other. The sandbox server starts a
+call's task only after its 201 response has gone out, so the answer callback comes after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+
+from engine.local.sandbox import Callback, Delay, SandboxCore, SimulatedCall
+from engine.local.sharded_client import ShardedClient
+from engine.plivoxml import MAX_BYTES
+from engine.service.signature import sign_v3_headers
+
+__all__ = ["CALLBACK_CONNECTIONS", "CALLBACK_TIMEOUT", "USER_AGENT", "CallDriver", "callback_client"]
+
+logger = logging.getLogger("callflow.sandbox")
+
+CALLBACK_TIMEOUT = 15.0  # seconds per callback, all included
+CALLBACK_CONNECTIONS = 1000  # callbacks in flight at once, all calls together
+USER_AGENT = "callflow-sandbox"
+
+
+def callback_client() -> ShardedClient:
+    """The client the sandbox server sends callbacks with: `CALLBACK_CONNECTIONS` connections,
+    `CALLBACK_TIMEOUT` per callback, redirects not followed."""
+    # One 1,000-connection httpx client spent ~60% of the sandbox's CPU in its pool's O(n^2)
+    # bookkeeping under load (bench/e2e.py): the same connections as small clients instead.
+    return ShardedClient(CALLBACK_CONNECTIONS, 8, timeout=CALLBACK_TIMEOUT, follow_redirects=False)
+
+
+async def _read_limited(response: httpx.Response, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
+
+
+def _log_entry(call: SimulatedCall, cb: Callback) -> dict:
+    for entry in reversed(call.log["callbacks"]):
+        if entry.get("params") is cb.params:
+            return entry
+    return {}  # not in the log (cleared meanwhile): record nothing
+
+
+class CallDriver:
+    """Drives simulated calls over HTTP, one asyncio task per call."""
+
+    def __init__(self, core: SandboxCore, client: httpx.AsyncClient):
+        self.core = core
+        self.client = client
+        self.tasks: set[asyncio.Task] = set()
+
+    async def start(self, calls: list[SimulatedCall]) -> None:
+        """Start one task per call (async: starlette runs it after the response has gone out)."""
+        for call in calls:
+            task = asyncio.get_running_loop().create_task(self.drive(call))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def cancel_all(self) -> None:
+        """Cancel every running call and wait until they have all ended."""
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def drive(self, call: SimulatedCall) -> None:
+        sim = call.run()
+        try:
+            item = next(sim)
+            while True:
+                if isinstance(item, Delay):
+                    await asyncio.sleep(item.seconds)
+                    item = next(sim)
+                elif isinstance(item, Callback):
+                    reply = await self.callback(call, item)
+                    item = sim.send(reply if item.expects_xml else None)
+                else:  # nothing to send (no URL): as if the app gave nothing back
+                    item = sim.send(None)
+        except StopIteration:
+            pass
+        except asyncio.CancelledError:
+            sim.close()
+            raise
+        except Exception as e:  # a bug in the sandbox must not go unseen, nor kill the server
+            logger.error("call %s: simulation failed: %s", call.call_uuid, type(e).__name__, exc_info=True)
+            call.log["error"] = f"sandbox error: {type(e).__name__}"
+            sim.close()
+
+    async def callback(self, call: SimulatedCall, cb: Callback) -> str | None:
+        """Send one callback; return the response text for a 2xx, else None. Records the outcome."""
+        entry = _log_entry(call, cb)
+        entry.update(status=None, error=None)
+        method = cb.method.upper()
+        if method not in ("GET", "POST"):
+            entry["error"] = f"unsupported callback method {cb.method!r}: Plivo calls URLs with GET or POST"
+            return None
+        try:
+            headers = {"User-Agent": USER_AGENT, **sign_v3_headers(method, cb.url, cb.params, self.core.auth_token)}
+            async with asyncio.timeout(CALLBACK_TIMEOUT):
+                if method == "GET":
+                    request = self.client.build_request(
+                        "GET", httpx.URL(cb.url).copy_merge_params(cb.params), headers=headers)
+                else:
+                    request = self.client.build_request("POST", cb.url, data=cb.params, headers=headers)
+                response = await self.client.send(request, stream=True)
+                try:
+                    body = await _read_limited(response, MAX_BYTES + 1)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            entry["error"] = f"no response within {CALLBACK_TIMEOUT:g} s"
+            return None
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as e:
+            entry["error"] = f"{type(e).__name__}: {e}"
+            return None
+        entry["status"] = response.status_code
+        if not 200 <= response.status_code < 300:
+            entry["error"] = f"the app answered HTTP {response.status_code}"
+            return None
+        return body.decode(response.encoding or "utf-8", errors="replace")
