@@ -62,7 +62,7 @@ def parse_scenario(text: str | bytes, path: str = "<scenario>") -> Scenario:
     for key in data:
         if key not in ("default", "destinations", "http"):
             doc.diag((key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected default, destinations, http)", key=True)
-    default = _behaviour(doc, ("default",), data.get("default", "answered"))
+    default = parse_behaviour(doc, ("default",), data.get("default", "answered"))
     destinations = {}
     raw = data.get("destinations") or {}
     if not isinstance(raw, dict):
@@ -72,20 +72,20 @@ def parse_scenario(text: str | bytes, path: str = "<scenario>") -> Scenario:
         problem = phone_problem(str(dest))
         if problem:
             doc.diag(("destinations", dest), codes.INVALID_PHONE, problem, key=True)
-        destinations[str(dest)] = _behaviour(doc, ("destinations", dest), spec)
+        destinations[str(dest)] = parse_behaviour(doc, ("destinations", dest), spec)
     mocks = {}
     raw_http = data.get("http") or {}
     if not isinstance(raw_http, dict):
         doc.diag(("http",), codes.WRONG_TYPE, "http maps an http_request node name to its mocked response")
         raw_http = {}
     for node, spec in raw_http.items():
-        mocks[node] = _mock(doc, ("http", node), spec)
+        mocks[node] = parse_http_mock(doc, ("http", node), spec)
     if doc.diagnostics:
         raise FlowInvalid(doc.diagnostics)
     return Scenario(default=default, destinations=destinations, http=mocks)
 
 
-def _behaviour(doc, path, spec) -> Behaviour:
+def parse_behaviour(doc, path, spec) -> Behaviour:
     if isinstance(spec, str):
         spec = {"result": spec}
     if not isinstance(spec, dict):
@@ -124,7 +124,7 @@ def _behaviour(doc, path, spec) -> Behaviour:
                      hangup_after=timing["hangup_after"], sms=sms)
 
 
-def _mock(doc, path, spec) -> HttpMock:
+def parse_http_mock(doc, path, spec) -> HttpMock:
     if not isinstance(spec, dict):
         doc.diag(path, codes.WRONG_TYPE, "a mocked response is a mapping: status, json or body, headers")
         return HttpMock()
