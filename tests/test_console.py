@@ -15,7 +15,8 @@ import httpx
 import pytest
 from conftest import FLOWS, ROOT
 
-from engine.graph_export import graph_model, to_svg
+from engine.graph_export import graph_model
+from engine.graph_svg import to_svg
 from engine.load.build import check_text, load_flow
 from engine.registry import node_types
 from engine.service.app import create_app

@@ -1,4 +1,5 @@
-"""`callflow graph`: Mermaid, DOT and SVG drawings of a flow (engine/graph_export.py).
+"""`callflow graph`: Mermaid, DOT and SVG drawings of a flow (engine/graph_export.py,
+engine/graph_layout.py, engine/graph_svg.py).
 
 Each format is parsed back here (Mermaid and DOT by their statement grammar, SVG as XML)
 and checked against the flow: every node and edge, styles, escaping, layout geometry,
@@ -27,8 +28,8 @@ from engine.graph_export import (
     render,
     to_dot,
     to_mermaid,
-    to_svg,
 )
+from engine.graph_svg import to_svg
 from engine.load.build import check_text
 from engine.node import NodeSpec, NodeType
 from engine.registry import node_types

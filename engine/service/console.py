@@ -9,7 +9,7 @@ on the `WWW-Authenticate` challenge, and sends them with every request after tha
   GET /                                 the console (index.html; pages are #/... fragments)
   GET /console/{file}                   its assets
   GET /v1/flows/{flow_id}               one flow: nodes, edges, the trigger's form fields
-  GET /v1/flows/{flow_id}/graph.svg     the flow drawn by engine.graph_export.to_svg
+  GET /v1/flows/{flow_id}/graph.svg     the flow drawn by engine.graph_svg.to_svg
 
 `create_app` in engine/service/app.py adds `ROUTES`. The endpoints read the service through
 the small `ConsoleSource` protocol (its loaded flows), not through `Service` itself.
@@ -165,7 +165,7 @@ async def get_graph(request: HttpRequest, flow_id: str, entry: ServedFlow):
     svgs = _svg_cache(request)
     svg = svgs.get(flow_id)
     if svg is None:
-        from engine.graph_export import to_svg
+        from engine.graph_svg import to_svg
 
         svg = svgs[flow_id] = await run_in_threadpool(to_svg, entry.flow)  # a big flow takes a while
     return Response(svg, media_type="image/svg+xml",
