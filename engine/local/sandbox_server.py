@@ -95,10 +95,9 @@ async def call_api(request: Request) -> Response:
     """POST .../Call/: place simulated calls; their callbacks start once the 201 has gone out."""
     core: SandboxCore = request.app.state.core
     try:
-        params = await _api_params(request, core)
-    except HttpError as e:
+        status, body, calls = core.create_call(await _api_params(request, core))
+    except HttpError as e:  # from _api_params: create_call answers its own errors
         return error(e.status, e.message)
-    status, body, calls = core.create_call(params)
     background = BackgroundTask(request.app.state.driver.start, calls) if calls else None
     return JSONResponse(body, status_code=status, background=background)
 
@@ -107,10 +106,9 @@ async def message_api(request: Request) -> Response:
     """POST .../Message/: record a simulated message."""
     core: SandboxCore = request.app.state.core
     try:
-        params = await _api_params(request, core)
+        status, body = core.create_message(await _api_params(request, core))
     except HttpError as e:
         return error(e.status, e.message)
-    status, body = core.create_message(params)
     return JSONResponse(body, status_code=status)
 
 
