@@ -28,6 +28,13 @@ FLOW_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 NODE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 TOP_KEYS = ("spec", "id", "name", "description", "nodes")
 NODE_KEYS = frozenset({"type", "next", "error"})
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _names(outcomes) -> str:
+    """Outcome names for a message; they may come from the file (branch conditions), so any
+    that is not a plain word is quoted (a message stays one line)."""
+    return ", ".join(o if _PLAIN_NAME.fullmatch(str(o)) else repr(o) for o in outcomes)
 
 
 # -- loading -----------------------------------------------------------------------------------
@@ -208,7 +215,7 @@ class _Builder:
                     self.report(path, codes.UNKNOWN_OUTCOME, f"a {spec.type} node has no outcomes, so no next")
                 else:
                     self.report(path, codes.AMBIGUOUS_NEXT,
-                                f"a {spec.type} node has several outcomes ({', '.join(outcomes)}): "
+                                f"a {spec.type} node has several outcomes ({_names(outcomes)}): "
                                 "map each one to a node")
             else:
                 spec.next[default] = raw_next
@@ -216,7 +223,7 @@ class _Builder:
             for outcome, target in raw_next.items():
                 if outcome not in outcomes:
                     hint = did_you_mean(str(outcome), outcomes)
-                    declared = ", ".join(outcomes) or "none"
+                    declared = _names(outcomes) or "none"
                     self.report(path + (outcome,), codes.UNKNOWN_OUTCOME,
                                 f"{spec.type} has no outcome {outcome!r} (its outcomes: {declared}){hint}", key=True)
                     continue

@@ -11,7 +11,6 @@ Module-level endpoints: each finds the `Service` in `request.app.state` (`servic
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from starlette.requests import Request as HttpRequest
@@ -19,6 +18,7 @@ from starlette.responses import JSONResponse
 
 from engine.errors import HttpError
 from engine.events import payload_problems
+from engine.jsontext import loads_json_strict
 from engine.service.auth import authorized
 from engine.service.http import MAX_BODY, deny, error, read_body
 from engine.service.runs import service_of
@@ -106,7 +106,7 @@ def parse_payload(raw: bytes) -> dict:
     if not raw.strip():
         return {}
     try:
-        data = json.loads(raw.decode("utf-8-sig"), parse_constant=_no_constant)
+        data = loads_json_strict(raw)
     except (ValueError, RecursionError):
         raise HttpError(400, "the request body is not valid JSON") from None
     if not isinstance(data, dict):
@@ -116,6 +116,3 @@ def parse_payload(raw: bytes) -> dict:
         raise HttpError(400, problems[0][1])
     return data
 
-
-def _no_constant(name: str):
-    raise ValueError(name)

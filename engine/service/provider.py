@@ -37,7 +37,6 @@ from yarl import URL
 from engine.errors import InDoubt, NotSent, ResponseTooLarge
 from engine.events import Request, Response
 from engine.service.sessions import (
-    KEEPALIVE_EXPIRY,
     client_session,
     is_ip_literal,
     public_address,
