@@ -40,8 +40,10 @@ def core_modules() -> list[Path]:
 def test_the_core_imports_no_io_library_and_no_outer_layer():
     problems = []
     for path in core_modules():
+        # engine/__init__.py is the public API: it names outer-layer classes (loaded lazily).
+        outer = {"engine.service", "engine.cli"} if path.name == "__init__.py" else OUTER
         for name in sorted(imported(path)):
-            if top(name) in IO_LIBRARIES or under(name, OUTER):
+            if top(name) in IO_LIBRARIES or under(name, outer):
                 problems.append(f"engine/{path.name} imports {name}")
     assert not problems, problems
 

@@ -39,7 +39,11 @@ def _names(outcomes) -> str:
 
 # -- loading -----------------------------------------------------------------------------------
 def load_flow(path: str | Path) -> Flow:
-    """Load a flow file or raise FlowInvalid with every diagnostic."""
+    """Load a flow file; raises `FlowInvalid` (with every diagnostic) when it cannot run.
+
+        flow = load_flow("flows/outbound-sip-headers.yaml")
+        flow.id, list(flow.nodes), flow.diagnostics   # warnings of a valid flow
+    """
     flow, diagnostics = check_file(path)
     if flow is None:
         raise FlowInvalid(diagnostics)
@@ -47,6 +51,8 @@ def load_flow(path: str | Path) -> Flow:
 
 
 def check_file(path: str | Path) -> tuple[Flow | None, list[Diagnostic]]:
+    """Check a flow file without raising: `(flow, diagnostics)`, flow None when any is an error
+    (a file over 1 MiB or unreadable is a diagnostic too)."""
     data, problems = read_flow_file(path)
     if data is None:
         return None, problems
@@ -67,6 +73,11 @@ def read_flow_file(path: str | Path) -> tuple[bytes | None, list[Diagnostic]]:
 
 
 def check_text(text: str | bytes, path: str = "<flow>") -> tuple[Flow | None, list[Diagnostic]]:
+    """Check flow text without raising: `(flow, diagnostics)`; `path` names it in diagnostics.
+
+        flow, diagnostics = check_text(open("f.yaml").read(), "f.yaml")
+        for d in diagnostics: print(d)      # f.yaml:3:9: error dangling-next ...
+    """
     flow, diagnostics, _ = check_source(text, path)
     return flow, diagnostics
 

@@ -62,6 +62,18 @@ def decode_body(response: "httpx.Response") -> object:
 
 
 class LocalRun:
+    """One run of a flow on this machine: the executor driven against the embedded sandbox.
+
+    The simulated callees behave as `scenario` says (every callee answers by default); XML
+    documents are played by the sandbox's simulation; `http_request` nodes use the
+    scenario's `http:` mocks, else real HTTP (`mock_http_only=True`: an unmocked request
+    fails the node, as in flow tests). `on_progress(state, item)` sees every event and effect
+    (the CLI's trace). The shell of `callflow run` and `callflow test`::
+
+        state = LocalRun(flow, Scenario()).run({"to": "+12025550100"})
+        state.status, state.path, state.requests, state.documents
+    """
+
     def __init__(self, flow: Flow, scenario: Scenario | None = None, *, env: RunEnvironment = SANDBOX_ENV,
                  on_progress: Callable[[RunState, object], None] | None = None,
                  http: "httpx.Client | None" = None, mock_http_only: bool = False):

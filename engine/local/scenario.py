@@ -18,6 +18,9 @@ SMS_RESULTS = ("sent", "failed")
 
 @dataclass(frozen=True)
 class Behaviour:
+    """How one simulated callee behaves: the call's result, the digits it presses, when it
+    answers and hangs up, and whether the Message API accepts SMS to it."""
+
     result: str = "answered"
     digits: tuple[str, ...] = ()  # one entry per GetDigits, in order; "" presses nothing
     answer_after: float = 0.0  # seconds of ringing before the result
@@ -27,6 +30,8 @@ class Behaviour:
 
 @dataclass(frozen=True)
 class HttpMock:
+    """A mocked answer for an http_request node (by node name): status, body, headers."""
+
     status: int = 200
     body: object = None
     headers: dict = field(default_factory=dict)
@@ -35,6 +40,13 @@ class HttpMock:
 
 @dataclass(frozen=True)
 class Scenario:
+    """How the sandbox's simulated world behaves (docs/testing.md): a default `Behaviour`,
+    behaviours by destination, and `http_request` mocks by node name.
+
+        Scenario()                                          # everyone answers
+        Scenario(destinations={"+12025550111": Behaviour(result="busy")})
+    """
+
     default: Behaviour = Behaviour()
     destinations: dict = field(default_factory=dict)  # destination -> Behaviour
     http: dict = field(default_factory=dict)  # node name -> HttpMock
@@ -44,6 +56,7 @@ class Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
+    """Read a scenario file; raises `FlowInvalid` with line:col diagnostics when it is wrong."""
     try:
         text = Path(path).read_bytes()
     except OSError as e:
