@@ -12,8 +12,9 @@ Pure data: no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from engine.diagnostics import Severity
+Severity = Literal["error", "warning"]
 
 DOCS = "docs/diagnostics.md"
 

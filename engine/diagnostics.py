@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Literal
+from typing import Iterable
 
-if TYPE_CHECKING:
-    from engine.codes import Code
-
-Severity = Literal["error", "warning"]
+from engine.codes import Code, Severity
 
 
 @dataclass(frozen=True, slots=True)

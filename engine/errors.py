@@ -20,10 +20,7 @@ Catch `CallflowError` to handle anything callflow reports; anything else is a bu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from engine.diagnostics import Diagnostic
+from engine.diagnostics import Diagnostic, sort_key
 
 __all__ = [
     "CallflowError", "FlowInvalid", "TemplateError", "ValueInvalid", "NodeFailed", "PlivoXMLError",
@@ -45,9 +42,7 @@ class FlowInvalid(CallflowError):
     ...     for d in e.diagnostics: print(d)      # path:line:col: error code message
     """
 
-    def __init__(self, diagnostics: list["Diagnostic"]):
-        from engine.diagnostics import sort_key
-
+    def __init__(self, diagnostics: list[Diagnostic]):
         self.diagnostics = sorted(diagnostics, key=sort_key)
         super().__init__("\n".join(str(d) for d in self.diagnostics))
 

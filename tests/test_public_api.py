@@ -70,3 +70,7 @@ def test_the_embedding_guide_runs(tmp_path):
         out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, timeout=60)
         assert out.returncode == 0, f"{block}\n--- stderr:\n{out.stderr}"
         assert out.stdout.strip(), "the example prints nothing"
+
+
+def test_every_public_name_has_a_home():
+    assert sorted(engine._HOMES) == engine.__all__

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli import main
-from engine.load.document import load_text
 from engine.load.schema import flow_schema, schema_text
+from engine.load.yaml_reader import load_text
 from engine.registry import node_types
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from engine.diagnostics import has_errors
 from engine.load.build import check_text
-from engine.load.document import load_text
+from engine.load.yaml_reader import load_text
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOW_FILES = sorted(p for p in (ROOT / "flows").glob("*.yaml") if not p.name.endswith((".test.yaml", ".scenario.yaml")))

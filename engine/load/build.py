@@ -19,7 +19,8 @@ from engine.errors import FlowInvalid
 from engine.fields import Reporter, compile_fields, did_you_mean
 from engine.flow import Flow
 from engine.load.checks import check_flow
-from engine.load.document import MAX_FLOW_BYTES, Document, load_text
+from engine.load.document import MAX_FLOW_BYTES, Document
+from engine.load.yaml_reader import load_text
 from engine.node import NodeSpec
 from engine.registry import node_types
 

@@ -18,12 +18,11 @@ What templates read comes from `references`, the graph algorithms from `graphs`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import networkx as nx
 
 from engine import codes
 from engine.fields import did_you_mean
+from engine.load.document import Document
 from engine.load.graphs import IndexedGraph, RunsBefore
 from engine.load.references import (
     iter_templates,
@@ -31,11 +30,8 @@ from engine.load.references import (
     output_tree,
     template_info,
 )
+from engine.node import NodeSpec
 from engine.templating import templates
-
-if TYPE_CHECKING:
-    from engine.load.document import Document
-    from engine.node import NodeSpec
 
 
 def check_flow(doc: "Document", specs: dict[str, "NodeSpec"], graph: nx.DiGraph, trigger: str | None,

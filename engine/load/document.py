@@ -1,6 +1,6 @@
 """Flow YAML as plain values plus the position of every key and value: the `Document`.
 
-`load_text` reads a file's text into one (see `yaml_reader` for how, and what it refuses)
+`yaml_reader.load_text` reads a file's text into one (and says what it refuses)
 and never raises on bad input; every problem is a diagnostic with a 1-based line:col,
 which `Document.pos`/`offset_pos` find for any path, down to a character of a template.
 """
@@ -12,11 +12,8 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from engine import codes
 from engine.diagnostics import Diagnostic
-from engine.load.yaml_reader import mark_position, read_events
 
 MAX_FLOW_BYTES = 1024 * 1024
 
@@ -137,38 +134,3 @@ def _align(raw: str, r: int, value: str, index: int, style: str | None) -> int:
     while r < n and raw[r] in " \t\r\n" and index < len(value) and value[index] not in " \t\n":
         r += 1
     return r
-
-
-def load_text(text: str | bytes, path: str) -> Document:
-    """Parse one flow file. Never raises on bad input: problems land in doc.diagnostics."""
-    doc = Document(path)
-    size = len(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
-    if size > MAX_FLOW_BYTES:
-        doc.diag((), codes.FILE_TOO_LARGE, f"flow file is {size} bytes; the limit is {MAX_FLOW_BYTES} bytes (1 MiB)")
-        return doc
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as e:
-            doc.diag((), codes.YAML_SYNTAX, f"file is not UTF-8 text ({e.reason} at byte {e.start})")
-            return doc
-    # libyaml's marks skip a byte-order mark; drop it so offsets into the text agree with them.
-    text = text.removeprefix("\ufeff")
-    doc.text = text
-    try:
-        read_events(text, doc)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        at = mark_position(mark) if mark else (1, 1)
-        problem = e.problem or e.context or "invalid YAML"
-        doc.diag((), codes.YAML_SYNTAX, f"YAML syntax error: {problem}", at=at)
-        doc.data = None
-    except yaml.reader.ReaderError as e:  # a character YAML does not allow (control characters)
-        char = e.character if isinstance(e.character, int) else ord(e.character or "\0")
-        at = doc.line_col(e.position) if isinstance(e.position, int) and 0 <= e.position <= len(text) else (1, 1)
-        doc.diag((), codes.YAML_SYNTAX, f"YAML syntax error: character #x{char:04x} is not allowed: {e.reason}", at=at)
-        doc.data = None
-    except yaml.YAMLError as e:
-        doc.diag((), codes.YAML_SYNTAX, f"YAML error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
-        doc.data = None
-    return doc

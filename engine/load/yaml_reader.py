@@ -9,16 +9,13 @@ value, and the span of every string that may hold a template, as we go.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import yaml
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
 from engine import codes
-
-if TYPE_CHECKING:
-    from engine.load.document import Document, Path
+from engine.load.document import MAX_FLOW_BYTES, Document, Path
 
 _resolver = Resolver()
 _constructor = SafeConstructor()
@@ -226,3 +223,38 @@ def _attach(top: list, value) -> None:
         top[2] = _EXPECT_KEY
     else:
         container.append(None if value is _ALIAS else value)
+
+
+def load_text(text: str | bytes, path: str) -> Document:
+    """Parse one flow file. Never raises on bad input: problems land in doc.diagnostics."""
+    doc = Document(path)
+    size = len(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
+    if size > MAX_FLOW_BYTES:
+        doc.diag((), codes.FILE_TOO_LARGE, f"flow file is {size} bytes; the limit is {MAX_FLOW_BYTES} bytes (1 MiB)")
+        return doc
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            doc.diag((), codes.YAML_SYNTAX, f"file is not UTF-8 text ({e.reason} at byte {e.start})")
+            return doc
+    # libyaml's marks skip a byte-order mark; drop it so offsets into the text agree with them.
+    text = text.removeprefix("\ufeff")
+    doc.text = text
+    try:
+        read_events(text, doc)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        at = mark_position(mark) if mark else (1, 1)
+        problem = e.problem or e.context or "invalid YAML"
+        doc.diag((), codes.YAML_SYNTAX, f"YAML syntax error: {problem}", at=at)
+        doc.data = None
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow (control characters)
+        char = e.character if isinstance(e.character, int) else ord(e.character or "\0")
+        at = doc.line_col(e.position) if isinstance(e.position, int) and 0 <= e.position <= len(text) else (1, 1)
+        doc.diag((), codes.YAML_SYNTAX, f"YAML syntax error: character #x{char:04x} is not allowed: {e.reason}", at=at)
+        doc.data = None
+    except yaml.YAMLError as e:
+        doc.diag((), codes.YAML_SYNTAX, f"YAML error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        doc.data = None
+    return doc

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine import codes
 from engine.errors import FlowInvalid
-from engine.load.document import load_text
+from engine.load.yaml_reader import load_text
 from engine.scalar_fields import phone_problem
 
 RESULTS = ("answered", "busy", "no_answer", "failed", "machine")

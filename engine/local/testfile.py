@@ -19,7 +19,8 @@ from engine.diagnostics import Diagnostic, sort_key
 from engine.errors import FlowInvalid
 from engine.events import payload_problems
 from engine.flow import Flow
-from engine.load.document import Document, load_text
+from engine.load.document import Document
+from engine.load.yaml_reader import load_text
 from engine.local.scenario import (
     Scenario,
     load_scenario,
