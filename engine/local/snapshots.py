@@ -2,7 +2,10 @@
 
 `snapshot()` turns a run record into the expectations it meets, leaving out what says
 nothing about the flow or differs on every run (callback plumbing, the provider's API URL,
-UUIDs, bulky callback `params` and response `headers`). `write_snapshots()` replaces the
+UUIDs, bulky callback `params` and response `headers`). Values minted per run are written
+stably (`normalise()`): a callback URL the run minted becomes `{callback:Menu/digits}` (the
+node and the kind, not the step number, so inserting a node rewrites nothing) and a UUID
+inside a request or document becomes `{uuid}`; the comparison normalises runs the same way. `write_snapshots()` replaces the
 `expect:` blocks of the named cases in place, keeping the rest of the file (comments, key
 order, blank lines) as written.
 """
@@ -20,12 +23,42 @@ from engine.local.testfile import CaseFile
 
 # Call API plumbing the engine adds to every call: left out of snapshots (they still match).
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_UUID_ANYWHERE = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+UUID_MARK = "{uuid}"
 _BULKY = ("params", "headers")
 _WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
 
 
+def normalise(record: dict) -> dict:
+    """The record with what is minted per run written stably, in its requests and documents:
+    `{callback:<node>/<kind>}` for the run's own callback URLs, `{uuid}` for UUIDs."""
+    steps = record.get("steps") or []
+    prefix = re.escape(SANDBOX_ENV.public_url.rstrip("/") + f"/callbacks/{record['run_id']}/")
+    minted = re.compile(prefix + r"(\d+)/([a-z_]+)")
+
+    def callback(m: re.Match) -> str:
+        seq = int(m.group(1))
+        node = steps[seq]["node"] if seq < len(steps) else m.group(1)
+        return f"{{callback:{node}/{m.group(2)}}}"
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str):
+            return _UUID_ANYWHERE.sub(UUID_MARK, minted.sub(callback, value))
+        if isinstance(value, dict):
+            return {k: fix(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        return value
+
+    out = dict(record)
+    out["requests"] = fix(record["requests"])
+    out["documents"] = fix(record["documents"])
+    return out
+
+
 def snapshot(record: dict, flow: Flow) -> dict:
     """Expectations that the run just met, readable: what --update writes."""
+    record = normalise(record)
     out: dict = {"status": record["status"]}
     if record.get("error"):
         out["error"] = record["error"]
@@ -79,7 +112,7 @@ def _without_callbacks(body: dict) -> dict:
     """A request body minus the callback URLs the run minted (and their methods): plumbing
     that differs per run, not what a flow author expects."""
     prefix = SANDBOX_ENV.public_url.rstrip("/") + "/callbacks/"
-    minted = {k for k, v in body.items() if isinstance(v, str) and v.startswith(prefix)}
+    minted = {k for k, v in body.items() if isinstance(v, str) and v.startswith((prefix, "{callback:"))}
     methods = {k[:-4] + "_method" for k in minted if k.endswith("_url")}
     return {k: v for k, v in body.items() if k not in minted and k not in methods}
 
