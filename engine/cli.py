@@ -43,6 +43,31 @@ def _parse_payload(pairs: tuple[str, ...], payload_json: str | None) -> dict:
     return payload
 
 
+def _incoming_call(call_from: str | None, call_to: str, pairs: tuple[str, ...]) -> dict:
+    """The SIP headers of `--call-from`'s simulated call, with its numbers checked as flows check
+    phone numbers. `-H X-PH-tier=gold` means the header `tier`: the `X-PH-` prefix is how the
+    provider's callbacks carry a custom header, so users copy it from there; it is dropped."""
+    from engine.local.testfile import SIP_PART
+    from engine.scalar_fields import phone_problem
+
+    for option, number in (("--call-from", call_from), ("--call-to", call_to)):
+        problem = phone_problem(number) if number is not None else None
+        if problem:
+            raise click.BadParameter(problem, param_hint=option)
+    headers = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if name[:5].lower() == "x-ph-":
+            name = name[5:]
+        if not sep or not SIP_PART.fullmatch(name) or not SIP_PART.fullmatch(value):
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE with letters and digits only "
+                                     "(e.g. -H tier=gold, sent as X-PH-tier)", param_hint="-H")
+        headers[name] = value
+    if headers and not call_from:
+        raise click.BadParameter("SIP headers belong to an incoming call: add --call-from NUMBER", param_hint="-H")
+    return headers
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="callflow")
 def main() -> None:
@@ -80,7 +105,11 @@ def run(flow, pairs, payload_json, scenario, as_json, live, public_url, call_fro
     except FlowInvalid as e:
         _print_diagnostics(e.diagnostics)
         sys.exit(EXIT_BAD_INPUT)
-    headers = dict(h.partition("=")[::2] for h in sip_headers)
+    try:
+        headers = _incoming_call(call_from, call_to, sip_headers)
+    except click.BadParameter as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     if call_from and live:
         click.echo("error: --call-from simulates an incoming call; it cannot be combined with --live", err=True)
         sys.exit(EXIT_BAD_INPUT)
