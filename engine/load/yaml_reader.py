@@ -71,6 +71,25 @@ def _scalar_value(ev, doc: Document, path: Path):
         return ev.value
 
 
+def _complex_key(doc: Document, path: Path, at: int) -> None:
+    """A key that is a mapping or a list. Nearly always an unquoted template, `to: {{ x }}`,
+    which YAML reads as a mapping inside a mapping: say so, and how to write it."""
+    text = doc.text
+    if at > 0 and text[at - 1:at + 1] == "{{":
+        start = at - 1
+        end = text.find("\n", start)
+        template = text[start:end if end >= 0 else len(text)].rstrip()
+        if " #" in template:
+            template = template[:template.index(" #")].rstrip()
+        quoted = f'"{template}"' if '"' not in template else "'" + template.replace("'", "''") + "'"
+        name = f"{path[-1]}: " if path and isinstance(path[-1], str) else ""
+        doc.diag(path, codes.YAML_COMPLEX_KEY,
+                 f"YAML reads an unquoted {{{{ ... }}}} as a mapping: quote the template, as {name}{quoted}",
+                 at=start)
+        return
+    doc.diag(path, codes.YAML_COMPLEX_KEY, "mapping keys must be plain strings", at=at)
+
+
 def read_events(text: str, doc: Document) -> None:
     """Fill `doc` from `text`; YAML errors propagate (`load_text` reports them), refusals that
     stop the reading leave no data."""
@@ -126,7 +145,7 @@ def _build(doc: Document, get_event) -> None:
         top = stack[-1] if stack else None
         if top is not None and top[2] is expect_key:  # a mapping key
             if kind is not Scalar:
-                doc.diag(top[1], codes.YAML_COMPLEX_KEY, "mapping keys must be plain strings", at=at)
+                _complex_key(doc, top[1], at)
                 raise _Stop
             key = ev.value
             if ev.tag is not None or not (ev.style or (key and resolvable is not None and key[0] not in resolvable)):
