@@ -255,7 +255,8 @@ class FlowChecks:
             return
         kind = ref.segments[1]
         started = started_by[kind]
-        other = next((o for o in started_by if o != kind and reader in outcome_reach[o]), None)
+        other = next((o for o in started_by if o != kind and reader in outcome_reach[o]
+                      and (source, o) not in ref.unset), None)  # `{% if Start.call %}...{% else %}`
         if reader not in outcome_reach[kind]:
             self.at(path, ref.index, codes.NEVER_SET,
                     f"{ref.text}: {source}.{kind} is set only on runs started by {started} "

@@ -46,6 +46,9 @@ class Ref:
     segments: tuple  # ("Start", "http", "params", "to"); None for a computed segment (a[b])
     index: int | None  # offset in the template source
     guarded: bool  # under a `default` filter or an `if` test on the same node
+    # (node, output) pairs known unset here: the read is in the `else` of `{% if Start.call %}`
+    # (or the body of `{% unless Start.call %}`), so the run did not start with that outcome.
+    unset: frozenset = frozenset()
 
     @property
     def text(self) -> str:
@@ -92,12 +95,12 @@ def _analyze(template: Template) -> TemplateInfo:
         analysis = bound.analyze(include_partials=False)
     except (LiquidError, RecursionError):  # pragma: no cover - defensive: analysis of a parsed template
         return TemplateInfo((), (), ())
-    guarded = _guarded_offsets(bound)
+    guarded, unset = _guarded_offsets(bound)
     refs = []
     for found in analysis.globals.values():
         for v in found:
             index = v.span.index
-            refs.append(Ref(_segments(v.segments), index, index in guarded))
+            refs.append(Ref(_segments(v.segments), index, index in guarded, unset.get(index, frozenset())))
     refs.sort(key=lambda r: (r.index or 0))
     filters = tuple(sorted(((name, span.index) for name, spans in analysis.filters.items() for span in spans),
                            key=lambda f: f[1] or 0))
@@ -194,11 +197,21 @@ def _root(path: LiquidPath) -> Any:
     return path.path[0] if path.path else None
 
 
-def _guarded_offsets(bound) -> set[int]:
+def _bare_test(expr) -> frozenset:
+    """{(node, output)} when an `if` tests a bare two-part path (`{% if Start.call %}`)."""
+    inner = getattr(expr, "expression", None)
+    if isinstance(inner, LiquidPath) and len(inner.path) == 2 and all(isinstance(s, str) for s in inner.path):
+        return frozenset({tuple(inner.path)})
+    return frozenset()
+
+
+def _guarded_offsets(bound) -> tuple[set[int], dict[int, frozenset]]:
     """Offsets of variables whose absence the template itself handles: the subject of a
     `default` filter, the test of an `if`/`elsif`/`unless`, and, inside an `if`/`elsif`
-    block, any variable of a node that its test names."""
+    block, any variable of a node that its test names. Also, per offset, the bare tests
+    known false there (`else` of an `if`, body of an `unless`): see `Ref.unset`."""
     out: set[int] = set()
+    unset_at: dict[int, frozenset] = {}
     context = RenderContext(bound)
 
     def mark_defaults(expr) -> None:
@@ -208,37 +221,44 @@ def _guarded_offsets(bound) -> set[int]:
         for child in expr.children():
             mark_defaults(child)
 
-    def walk(node, roots: frozenset) -> None:
+    def tested_roots(test) -> tuple[list, frozenset]:
+        tested = _paths(test, [])
+        for p in tested:
+            out.add(p.token.start_index)
+        return tested, frozenset(_root(p) for p in tested)
+
+    def walk(node, roots: frozenset, unset: frozenset) -> None:
         for expr in node.expressions():
             mark_defaults(expr)
-            if roots:
-                for p in _paths(expr, []):
-                    if _root(p) in roots:
-                        out.add(p.token.start_index)
-        if isinstance(node, (IfNode, UnlessNode, ConditionalBlockNode)):
-            test = node.expression if isinstance(node, ConditionalBlockNode) else node.condition
-            tested = _paths(test, [])
-            for p in tested:
-                out.add(p.token.start_index)
-            if not isinstance(node, UnlessNode):
-                inner = roots | {_root(p) for p in tested}
-                body = node.block if isinstance(node, ConditionalBlockNode) else node.consequence
-                walk(body, inner)
-                if isinstance(node, IfNode):
-                    for alt in node.alternatives:
-                        walk(alt, roots)
-                    if node.default is not None:
-                        walk(node.default, roots)
-                return
+            for p in _paths(expr, []):
+                if roots and _root(p) in roots:
+                    out.add(p.token.start_index)
+                if unset:
+                    unset_at[p.token.start_index] = unset
+        if isinstance(node, ConditionalBlockNode):  # an `elsif` block
+            walk(node.block, roots | tested_roots(node.expression)[1], unset)
+            return
+        if isinstance(node, (IfNode, UnlessNode)):
+            _, names = tested_roots(node.condition)
+            is_if = isinstance(node, IfNode)
+            walk(node.consequence, roots | names if is_if else roots,
+                 unset if is_if else unset | _bare_test(node.condition))
+            otherwise = unset | _bare_test(node.condition) if is_if else unset
+            for alt in node.alternatives:
+                walk(alt, roots, otherwise)
+                otherwise = otherwise | _bare_test(alt.expression)
+            if node.default is not None:
+                walk(node.default, roots if is_if else roots | names, otherwise)
+            return
         for child in node.children(context, include_partials=False):
-            walk(child, roots)
+            walk(child, roots, unset)
 
     try:
         for node in bound.nodes:
-            walk(node, frozenset())
+            walk(node, frozenset(), frozenset())
     except Exception:  # noqa: BLE001 - guards only soften warnings; never fail a check on them
-        return out
-    return out
+        return out, unset_at
+    return out, unset_at
 
 
 def iter_templates(value: Any, path: tuple) -> Iterator[tuple[tuple, Template]]:
