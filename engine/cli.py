@@ -80,6 +80,8 @@ def main() -> None:
 @click.option("--payload", "payload_json", metavar="JSON", help="Payload as a JSON object.")
 @click.option("--scenario", type=click.Path(dir_okay=False), help="How simulated callees behave (YAML).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+@click.option("--http", "http_mode", type=click.Choice(["mock", "live"]), default="mock", show_default=True,
+              help="http_request nodes: mocked responses only (unmocked: the node fails), or real requests.")
 @click.option("--live", is_flag=True, help="Use the configured Plivo account (real calls).")
 @click.option("--public-url", envvar="CALLFLOW_PUBLIC_URL", help="Public base URL for callbacks (with --live).")
 @click.option("--call-from", metavar="NUMBER", help="Start with an incoming call from NUMBER (trigger: call).")
@@ -88,7 +90,7 @@ def main() -> None:
 @click.option("-H", "sip_headers", multiple=True, metavar="NAME=VALUE", help="SIP header of the incoming call.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where to listen for callbacks (with --live).")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port for callbacks (with --live).")
-def run(flow, pairs, payload_json, scenario, as_json, live, public_url, call_from, call_to, sip_headers, host, port):
+def run(flow, pairs, payload_json, scenario, as_json, http_mode, live, public_url, call_from, call_to, sip_headers, host, port):
     """Run FLOW once on the embedded sandbox and print its trace."""
     from engine.load.build import load_flow
     from engine.local.run import LocalRun, Tracer, run_record
@@ -125,7 +127,7 @@ def run(flow, pairs, payload_json, scenario, as_json, live, public_url, call_fro
     tracer = None if as_json else Tracer(click.echo)
     if tracer:
         click.echo(f"run of {loaded.id} ({loaded.path}) on the embedded sandbox: no real call is placed")
-    runner = LocalRun(loaded, behaviour, on_progress=tracer)
+    runner = LocalRun(loaded, behaviour, on_progress=tracer, live_http=http_mode == "live")
     state = runner.run_inbound(call_from, call_to, headers) if call_from else runner.run(payload)
     if as_json:
         click.echo(json.dumps(run_record(state, runner), indent=2))

@@ -40,3 +40,47 @@ def test_bad_header_pairs_are_refused_with_one_line():
         result = cli("run", INBOUND, "--call-from", "+12025550177", "-H", bad)
         assert result.exit_code == 2, bad
         assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1
+
+
+def test_run_makes_no_real_http_request_unless_asked(tmp_path):
+    """An unmocked http_request fails its node naming it and both fixes; --http live sends it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            hits.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    flow = tmp_path / "hook.yaml"
+    flow.write_text(f"""spec: callflow/v1
+id: hook
+nodes:
+  Start: {{type: trigger, next: Notify}}
+  Notify:
+    type: http_request
+    method: POST
+    url: "http://127.0.0.1:{server.server_address[1]}/webhook"
+    next: {{success: Ok, failed: Failed}}
+  Ok: {{type: set_variables, values: {{r: ok}}}}
+  Failed: {{type: set_variables, values: {{r: failed}}}}
+""")
+    try:
+        refused = cli("run", str(flow))
+        record = json.loads(cli("run", str(flow), "--json").output)
+        live = json.loads(cli("run", str(flow), "--json", "--http", "live").output)
+    finally:
+        server.shutdown()
+    assert "Notify" in refused.output and "--http live" in refused.output
+    error = record["steps"][1]["error"]
+    assert record["path"][-1] == "Failed" and "no mocked response for node 'Notify'" in error
+    assert "http: {Notify: {status: 200" in error and "--http live" in error
+    assert live["path"][-1] == "Ok" and hits == ["/webhook"]

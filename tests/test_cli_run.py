@@ -145,7 +145,7 @@ def test_ivr_calls_a_real_http_api_on_loopback(orders_api, tmp_path):
     scenario = tmp_path / "s.yaml"
     scenario.write_text('default: {result: answered, digits: "1"}\n')
     args = ["run", str(FLOWS / "ivr-order-status.yaml"), "-p", "to=+12025550100", "-p", f"api={orders_api}",
-            "--scenario", str(scenario), "--json"]
+            "--scenario", str(scenario), "--json", "--http", "live"]
     record = json.loads(callflow(*args, "-p", "order_id=A1").stdout)
     assert record["status"] == "completed"
     assert record["path"] == ["Start", "Call", "Menu", "Choice", "Lookup", "Status", "Bye", "Done"]
@@ -208,7 +208,7 @@ nodes:
 """, "drip.yaml")
         assert flow is not None, diags
         t0 = clock.monotonic()
-        state = LocalRun(flow).run({})
+        state = LocalRun(flow, live_http=True).run({})
         elapsed = clock.monotonic() - t0
     finally:
         server.shutdown()

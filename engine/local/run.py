@@ -1,8 +1,9 @@
 """The local shell: runs one flow to its end in this process, on the embedded sandbox.
 
 `callflow run` and `callflow test` use it. It performs the executor's effects: provider
-API requests go to the sandbox (no real call), http_request nodes go to the network or to
-a mocked response, and each simulated callback goes back into the executor.
+API requests go to the sandbox (no real call), http_request nodes get a mocked response
+(or, only when asked for with `live_http=True`, `callflow run --http live`, go to the
+network), and each simulated callback goes back into the executor.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ class LocalRun:
 
     The simulated callees behave as `scenario` says (every callee answers by default); XML
     documents are played by the sandbox's simulation; `http_request` nodes use the
-    scenario's `http:` mocks, else real HTTP (`mock_http_only=True`: an unmocked request
-    fails the node, as in flow tests). `on_progress(state, item)` sees every event and effect
+    scenario's `http:` mocks; an unmocked request fails the node, saying how to mock it,
+    unless `live_http=True` makes it for real (a default webhook URL must not be hit by a
+    trial run). `on_progress(state, item)` sees every event and effect
     (the CLI's trace). The shell of `callflow run` and `callflow test`::
 
         state = LocalRun(flow, Scenario()).run({"to": "+12025550100"})
@@ -76,7 +78,7 @@ class LocalRun:
 
     def __init__(self, flow: Flow, scenario: Scenario | None = None, *, env: RunEnvironment = SANDBOX_ENV,
                  on_progress: Callable[[RunState, object], None] | None = None,
-                 http: "httpx.Client | None" = None, mock_http_only: bool = False):
+                 http: "httpx.Client | None" = None, live_http: bool = False, mock_http_only: bool = True):
         self.flow = flow
         self.scenario = scenario or Scenario()
         self.env = env
@@ -84,7 +86,8 @@ class LocalRun:
         self.sandbox = SandboxCore(self.scenario, auth_id=env.auth_id)
         self.on_progress = on_progress or (lambda state, item: None)
         self._http = http
-        self.mock_http_only = mock_http_only  # flow tests: an unmocked request fails the node
+        # mock_http_only=False is the older spelling of live_http=True
+        self.live_http = live_http or not mock_http_only
         self._calls: list[SimulatedCall] = []
 
     def run(self, payload: dict, run_id: str | None = None) -> RunState:
@@ -142,8 +145,10 @@ class LocalRun:
             if mock.error:
                 return Response(error=mock.error)
             return Response(status=mock.status, headers=dict(mock.headers), body=mock.body)
-        if self.mock_http_only:
-            return Response(error=f"no mocked response for node {req.node!r} (tests never use the network)")
+        if not self.live_http:
+            return Response(error=f"no mocked response for node {req.node!r}: mock it (http: {{{req.node}: "
+                                  f"{{status: 200, json: {{...}}}}}} in the scenario or test case), or let "
+                                  "`callflow run --http live` make the request; tests never use the network")
         return self._http_request(req)
 
     def _http_request(self, req: Request) -> Response:
