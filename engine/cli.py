@@ -238,20 +238,32 @@ def graph(flow, fmt, output):
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--update", is_flag=True, help="Rewrite the expectations of failing (or new) cases from their runs.")
 @click.option("--coverage", "show_coverage", is_flag=True, help="List routed outcomes no case takes.")
-def test_command(paths, update, show_coverage):
+@click.option("--min-coverage", type=click.FloatRange(0, 100), metavar="PERCENT",
+              help="Fail when a flow's cases take less than PERCENT of its routed outcomes (implies --coverage).")
+@click.option("-k", "patterns", multiple=True, metavar="PATTERN",
+              help="Run only cases whose flow/case label contains PATTERN (or matches it as a glob: *, ?).")
+def test_command(paths, update, show_coverage, min_coverage, patterns):
     """Run the flow test cases (<flow>.test.yaml) found under PATHS: simulated calls, no network."""
     from engine.local.flowtest import run_tests
 
-    sys.exit(run_tests([Path(p) for p in paths], update=update, show_coverage=show_coverage, echo=click.echo))
+    sys.exit(run_tests([Path(p) for p in paths], update=update, show_coverage=show_coverage,
+                       patterns=patterns, min_coverage=min_coverage, echo=click.echo))
 
 
 @main.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write it to a file instead.")
-def schema(output):
-    """Print the JSON Schema (draft 2020-12) of flow files, for editors."""
-    from engine.load.schema import schema_text
+@click.option("--kind", type=click.Choice(["flow", "test", "scenario"]), default="flow", show_default=True,
+              help="Flow files, flow test files (<flow>.test.yaml) or scenario files.")
+def schema(output, kind):
+    """Print the JSON Schema (draft 2020-12) of flow, test or scenario files, for editors."""
+    if kind == "flow":
+        from engine.load.schema import schema_text
 
-    text = schema_text()
+        text = schema_text()
+    else:
+        from engine.local.file_schemas import schema_text as file_schema_text
+
+        text = file_schema_text(kind)
     if output:
         Path(output).write_text(text)
     else:

@@ -11,6 +11,7 @@ expectations on what came out, compared here. A test never touches the network: 
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,7 +173,18 @@ class FileRun:
     diagnostics: list[Diagnostic]
 
 
-def run_file(path: Path) -> FileRun:
+def selector(patterns: tuple[str, ...] | list[str]) -> Callable[[str], bool] | None:
+    """`-k` patterns -> does a case label (`flow/case`, as PASS lines print it) match any? A
+    pattern with `*`, `?` or `[` is a glob over the whole label, else a substring of it."""
+    if not patterns:
+        return None
+
+    def matches(label: str) -> bool:
+        return any(fnmatch.fnmatchcase(label, p) if any(c in p for c in "*?[") else p in label for p in patterns)
+    return matches
+
+
+def run_file(path: Path, select: Callable[[str], bool] | None = None) -> FileRun:
     tf = parse_test_file(path)
     diagnostics = list(tf.diagnostics)
     if has_errors(diagnostics) or tf.flow_path is None:
@@ -182,6 +194,8 @@ def run_file(path: Path) -> FileRun:
     if flow is None:
         return FileRun(tf, None, [Result(path.name, c.name, ["the flow does not load"]) for c in tf.cases]
                        or [Result(path.name, "*", ["the flow does not load"])], diagnostics)
+    if select is not None:
+        tf.cases = [c for c in tf.cases if select(f"{flow.id}/{c.name}")]
     if not check_mocks(tf, flow):
         return FileRun(tf, flow, [Result(flow.id, c.name, ["the test file is invalid"]) for c in tf.cases],
                        tf.diagnostics)
@@ -190,32 +204,59 @@ def run_file(path: Path) -> FileRun:
 
 def coverage(flow: Flow, results: list[Result]) -> list[str]:
     """Routed outcomes of each node that no case took: ['Call.machine', ...]."""
+    return coverage_counts(flow, results)[0]
+
+
+def coverage_counts(flow: Flow, results: list[Result]) -> tuple[list[str], int]:
+    """(the routed outcomes no case took, how many routed outcomes there are)."""
     taken = set()
     for r in results:
         for step in (r.record or {}).get("steps", ()):
             taken.add((step["node"], step["outcome"]))
     missing = []
+    total = 0
     for name, spec in flow.nodes.items():
         if spec.node_type.is_trigger:
             continue
         possible = spec.node_type.possible_outcomes(spec.config)
         for outcome in spec.next:
-            if outcome in possible and (name, outcome) not in taken:
-                missing.append(f"{name}.{outcome}")
-        if spec.error is not None and (name, "error") not in taken:
-            missing.append(f"{name}.error")
-    return missing
+            if outcome in possible:
+                total += 1
+                if (name, outcome) not in taken:
+                    missing.append(f"{name}.{outcome}")
+        if spec.error is not None:
+            total += 1
+            if (name, "error") not in taken:
+                missing.append(f"{name}.error")
+    return missing, total
+
+
+def _coverage_line(flow: Flow, results: list[Result], minimum: float | None) -> tuple[str, bool]:
+    """The `coverage` line of a flow, and whether it is below `--min-coverage`."""
+    missing, total = coverage_counts(flow, results)
+    percent = 100.0 if not total else 100.0 * (total - len(missing)) / total
+    line = f"coverage {flow.id}: {percent:.0f}% of {total} routed outcome(s); " + (
+        "every routed outcome taken" if not missing else "not taken: " + ", ".join(missing))
+    below = minimum is not None and percent < minimum
+    if below:
+        line += f" (below --min-coverage {minimum:g})"
+    return line, below
 
 
 def run_tests(paths: list[Path], *, update: bool = False, show_coverage: bool = False,
+              patterns: tuple[str, ...] = (), min_coverage: float | None = None,
               echo: Callable[[str], None] = print) -> int:
-    """The `callflow test` command: prints a line per case and a closing count; exit status."""
+    """The `callflow test` command: prints a line per case and a closing count; exit status.
+    `patterns` (-k) run only the matching cases; `min_coverage` fails a flow whose cases take
+    less than that percentage of its routed outcomes."""
     files, problems = find_test_files(paths)
+    select = selector(patterns)
     passed = failed = 0
+    short: list[str] = []
     for problem in problems:
         echo(f"error: {problem}")
     for path in files:
-        fr = run_file(path)
+        fr = run_file(path, select)
         for d in fr.diagnostics:
             echo(str(d))
         if update and fr.flow is not None:
@@ -234,12 +275,16 @@ def run_tests(paths: list[Path], *, update: bool = False, show_coverage: bool = 
                 echo(f"FAIL {r.label}: {first}")
                 for line in rest:
                     echo(f"    {line}")
-        if show_coverage and fr.flow is not None:
-            missing = coverage(fr.flow, fr.results)
-            echo(f"coverage {fr.flow.id}: " + ("every routed outcome taken" if not missing
-                                                 else "not taken: " + ", ".join(missing)))
-    echo(f"{passed} passed, {failed} failed")
+        if (show_coverage or min_coverage is not None) and fr.flow is not None and fr.results:
+            line, below = _coverage_line(fr.flow, fr.results, min_coverage)
+            echo(line)
+            if below:
+                short.append(fr.flow.id)
+    echo(f"{passed} passed, {failed} failed" + (f", coverage below {min_coverage:g}% in {', '.join(short)}"
+                                                  if short else ""))
     if not files and not problems:
         echo("error: no test files found (<flow>.test.yaml)")
-    return 1 if failed or problems or not files else 0
-
+    elif select is not None and not passed + failed:
+        echo(f"error: no case matches -k {' -k '.join(patterns)}")
+        return 1
+    return 1 if failed or problems or not files or short else 0

@@ -8,12 +8,14 @@ from pathlib import Path
 
 from engine import codes
 from engine.errors import FlowInvalid
+from engine.fields import did_you_mean
 from engine.load.yaml_reader import load_text
 from engine.scalar_fields import phone_problem
 
 RESULTS = ("answered", "busy", "no_answer", "failed", "machine")
 _BEHAVIOUR_KEYS = ("result", "digits", "answer_after", "hangup_after", "sms")
 SMS_RESULTS = ("sent", "failed")
+HTTP_MOCK_KEYS = ("status", "json", "body", "headers", "error")
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,8 @@ def parse_scenario(text: str | bytes, path: str = "<scenario>") -> Scenario:
         raise FlowInvalid(doc.diagnostics)
     for key in data:
         if key not in ("default", "destinations", "http"):
-            doc.diag((key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected default, destinations, http)", key=True)
+            doc.diag((key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected default, destinations, http)"
+                     + did_you_mean(str(key), ("default", "destinations", "http")), key=True)
     default = parse_behaviour(doc, ("default",), data.get("default", "answered"))
     destinations = {}
     raw = data.get("destinations") or {}
@@ -106,8 +109,8 @@ def parse_behaviour(doc, path, spec) -> Behaviour:
         return Behaviour()
     for key in spec:
         if key not in _BEHAVIOUR_KEYS:
-            doc.diag(path + (key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected {', '.join(_BEHAVIOUR_KEYS)})",
-                     key=True)
+            doc.diag(path + (key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected {', '.join(_BEHAVIOUR_KEYS)})"
+                     + did_you_mean(str(key), _BEHAVIOUR_KEYS), key=True)
     result = spec.get("result", "answered")
     if result not in RESULTS:
         doc.diag(path + ("result",), codes.INVALID_CHOICE, f"{result!r} is not one of: {', '.join(RESULTS)}")
@@ -142,8 +145,9 @@ def parse_http_mock(doc, path, spec) -> HttpMock:
         doc.diag(path, codes.WRONG_TYPE, "a mocked response is a mapping: status, json or body, headers")
         return HttpMock()
     for key in spec:
-        if key not in ("status", "json", "body", "headers", "error"):
-            doc.diag(path + (key,), codes.UNKNOWN_KEY, f"unknown key {key!r}", key=True)
+        if key not in HTTP_MOCK_KEYS:
+            doc.diag(path + (key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected status, json, body, "
+                     "headers, error)" + did_you_mean(str(key), HTTP_MOCK_KEYS), key=True)
     status = spec.get("status", 200)
     if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
         doc.diag(path + ("status",), codes.WRONG_TYPE, "status is an HTTP status code")

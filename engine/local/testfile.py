@@ -18,6 +18,7 @@ from engine import codes
 from engine.diagnostics import Diagnostic, sort_key
 from engine.errors import FlowInvalid
 from engine.events import payload_problems
+from engine.fields import did_you_mean
 from engine.flow import Flow
 from engine.load.document import Document
 from engine.load.yaml_reader import load_text
@@ -76,6 +77,13 @@ def default_flow_path(test_path: Path) -> Path:
     return test_path
 
 
+def unknown_key(doc: Document, path: tuple, allowed) -> None:
+    """`unknown key 'calee' (expected ...); did you mean 'callee'?` at the key."""
+    key = str(path[-1])
+    doc.diag(path, codes.UNKNOWN_KEY, f"unknown key {key!r} (expected {', '.join(allowed)})"
+             + did_you_mean(key, allowed), key=True)
+
+
 def parse_test_file(path: Path, text: str | bytes | None = None) -> CaseFile:
     """Read a test file; problems land in `.diagnostics` (never raises on bad input)."""
     if text is None:
@@ -95,7 +103,7 @@ def parse_test_file(path: Path, text: str | bytes | None = None) -> CaseFile:
         return tf
     for key in data:
         if key not in TOP_KEYS:
-            doc.diag((key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected {', '.join(TOP_KEYS)})", key=True)
+            unknown_key(doc, (key,), TOP_KEYS)
     flow_ref = data.get("flow")
     if flow_ref is None:
         tf.flow_path = default_flow_path(path)
@@ -126,8 +134,7 @@ def _parse_case(doc: Document, file_path: Path, name: str, raw: Any) -> Case | N
         return None
     for key in raw:
         if key not in CASE_KEYS:
-            doc.diag(cpath + (key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected {', '.join(CASE_KEYS)})",
-                     key=True)
+            unknown_key(doc, cpath + (key,), CASE_KEYS)
     payload = raw.get("payload") or {}
     if not isinstance(payload, dict):
         doc.diag(cpath + ("payload",), codes.WRONG_TYPE, "payload maps keys to text, numbers or booleans")
@@ -179,7 +186,7 @@ def _incoming(doc: Document, cpath: tuple, raw: dict) -> dict | None:
         return None
     for key in call:
         if key not in CALL_KEYS:
-            doc.diag(path + (key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected {', '.join(CALL_KEYS)})", key=True)
+            unknown_key(doc, path + (key,), CALL_KEYS)
     for key in ("from", "to"):
         if not isinstance(call.get(key), str) or phone_problem(call[key]):
             doc.diag(path + (key,) if key in call else path, codes.INVALID_PHONE,
@@ -202,7 +209,7 @@ def _check_expect(doc: Document, path: tuple, expect: Any) -> None:
     for key, value in expect.items():
         kpath = path + (key,)
         if key not in EXPECT_KEYS:
-            doc.diag(kpath, codes.UNKNOWN_KEY, f"unknown key {key!r} (expected {', '.join(EXPECT_KEYS)})", key=True)
+            unknown_key(doc, kpath, EXPECT_KEYS)
         elif key == "status" and value not in STATUSES:
             doc.diag(kpath, codes.INVALID_CHOICE, f"{value!r} is not one of: {', '.join(STATUSES)}")
         elif key == "error" and not isinstance(value, str):
