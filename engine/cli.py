@@ -214,24 +214,37 @@ def serve(flows_dir, host, port, db, sandbox):
 @click.option("-o", "--output", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write to FILE instead of standard output.")
 def graph(flow, fmt, output):
-    """Draw FLOW: nodes with their types, edges with their outcomes, error edges dashed."""
-    from engine.graph_export import render
-    from engine.load.build import load_flow
+    """Draw FLOW: nodes with their types, edges with their outcomes, error edges dashed.
 
-    try:
-        loaded = load_flow(flow)
-    except FlowInvalid as e:
-        _print_diagnostics(e.diagnostics)
+    An invalid flow is drawn too, as far as it parses, its broken parts in red (its
+    diagnostics go to stderr, and the exit status is 1, as `validate`'s); exit 2 when
+    nothing can be drawn."""
+    from engine.graph_export import render
+    from engine.load.build import check_source, read_flow_file
+    from engine.load.sketch import sketch
+
+    text, problems = read_flow_file(flow)
+    drawable, diagnostics = None, problems
+    if text is not None:
+        drawable, diagnostics, doc = check_source(text, flow)
+        if drawable is None:
+            drawable = sketch(doc, diagnostics)
+            _print_diagnostics(diagnostics)
+    if drawable is None:
+        _print_diagnostics(problems)
+        click.echo("error: nothing to draw: the file holds no nodes that parse", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    data = render(loaded, fmt).encode("utf-8")
+    data = render(drawable, fmt).encode("utf-8")
     if output is None or output == "-":
         click.echo(data, nl=False)  # bytes: written as they are, on every platform
-        return
-    try:
-        Path(output).write_bytes(data)
-    except OSError as e:
-        click.echo(f"error: cannot write {output}: {e.strerror}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+    else:
+        try:
+            Path(output).write_bytes(data)
+        except OSError as e:
+            click.echo(f"error: cannot write {output}: {e.strerror}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+    if not hasattr(drawable, "graph"):  # a sketch of a flow that does not load
+        sys.exit(EXIT_FAILED)
 
 
 @main.command("test")

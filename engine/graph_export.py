@@ -8,7 +8,10 @@ What every format shows, the same way:
 * in-call nodes (node types whose `call` is `required` or `optional`: they run while a
   call is up) drawn apart: rounded, blue;
 * one edge per (node, target) pair labelled with its outcomes in the order of the file
-  ("no_answer, busy"), and one dashed red edge for each `error:`. Error edges come from
+  ("no_answer, busy"), and one dashed red edge for each `error:`;
+* for a flow that does not load (`engine.load.sketch`), its broken parts in red: nodes of
+  an unknown type or with errors, dashed, and a "missing" node for every name an edge
+  points at that the flow lacks. Error edges come from
   `NodeSpec.error`, not from the graph's `outcomes`, so a branch condition that happens to
   be called `error` is still drawn as a plain edge.
 
@@ -33,6 +36,7 @@ START_FILL, START_STROKE, START_TEXT = "#dcfce7", "#15803d", "#14532d"
 CALL_FILL, CALL_STROKE, CALL_TEXT = "#dbeafe", "#1d4ed8", "#1e3a8a"
 NODE_FILL, NODE_STROKE, NODE_TEXT = "#f9fafb", "#6b7280", "#111827"
 EDGE_COLOR, ERROR_COLOR = "#4b5563", "#b91c1c"
+BROKEN_FILL, BROKEN_STROKE, BROKEN_TEXT = "#fee2e2", "#b91c1c", "#7f1d1d"  # a flow that does not load
 
 
 # -- the model every format draws --------------------------------------------------------------
@@ -42,6 +46,7 @@ class GraphNode:
     type: str
     in_call: bool  # the node type runs during a call (call: required | optional)
     start: bool  # the trigger
+    broken: bool = False  # drawing a flow that does not load: unknown type, errors, or missing
 
     @property
     def title(self) -> str:
@@ -54,6 +59,7 @@ class GraphEdge:
     target: str
     outcomes: tuple[str, ...]
     error: bool  # the node's `error:` edge
+    broken: bool = False  # it names a node the flow does not have (drawn to a "missing" node)
 
     @property
     def label(self) -> str:
@@ -61,7 +67,11 @@ class GraphEdge:
 
 
 def graph_model(flow: "Flow") -> tuple[list[GraphNode], list[GraphEdge]]:
-    """Nodes in file order; edges by source in file order, outcomes grouped by target."""
+    """Nodes in file order; edges by source in file order, outcomes grouped by target. A
+    flow that did not load comes as a sketch (`engine.load.sketch`) holding its model."""
+    model = getattr(flow, "model", None)
+    if model is not None:
+        return model()
     nodes = []
     edges = []
     for name, spec in flow.nodes.items():
@@ -144,16 +154,21 @@ def to_mermaid(flow: "Flow") -> str:
             lines.append(f'    {ids[n.name]}["{label}"]')
     error_links = []
     for i, e in enumerate(edges):
-        arrow = "-.->" if e.error else "-->"
+        arrow = "-.->" if e.error or e.broken else "-->"
         lines.append(f'    {ids[e.source]} {arrow}|"{mermaid_text(e.label)}"| {ids[e.target]}')
-        if e.error:
+        if e.error or e.broken:
             error_links.append(str(i))
     lines.append(f"    classDef cfStart fill:{START_FILL},stroke:{START_STROKE},stroke-width:3px,color:{START_TEXT}")
     lines.append(f"    classDef cfInCall fill:{CALL_FILL},stroke:{CALL_STROKE},color:{CALL_TEXT}")
     lines.append(f"    classDef cfNode fill:{NODE_FILL},stroke:{NODE_STROKE},color:{NODE_TEXT}")
-    for cls, members in (("cfStart", [n for n in nodes if n.start]),
-                         ("cfInCall", [n for n in nodes if n.in_call and not n.start]),
-                         ("cfNode", [n for n in nodes if not n.in_call and not n.start])):
+    broken = [n for n in nodes if n.broken]
+    if broken:
+        lines.append(f"    classDef cfBroken fill:{BROKEN_FILL},stroke:{BROKEN_STROKE},stroke-width:2px,"
+                     f"stroke-dasharray:5 3,color:{BROKEN_TEXT}")
+    for cls, members in (("cfStart", [n for n in nodes if n.start and not n.broken]),
+                         ("cfInCall", [n for n in nodes if n.in_call and not n.start and not n.broken]),
+                         ("cfNode", [n for n in nodes if not n.in_call and not n.start and not n.broken]),
+                         ("cfBroken", broken)):
         if members:
             lines.append(f"    class {','.join(ids[n.name] for n in members)} {cls}")
     if error_links:
@@ -186,13 +201,16 @@ def to_dot(flow: "Flow") -> str:
         elif n.in_call:
             attrs += ['style="rounded,filled"', f'color="{CALL_STROKE}"', f'fillcolor="{CALL_FILL}"',
                       f'fontcolor="{CALL_TEXT}"']
+        if n.broken:
+            attrs += ['style="dashed,filled"', "penwidth=2", f'color="{BROKEN_STROKE}"',
+                      f'fillcolor="{BROKEN_FILL}"', f'fontcolor="{BROKEN_TEXT}"']
         lines.append(f"    {q(n.name)} [{', '.join(attrs)}];")
     start = [n for n in nodes if n.start]
     if start:
         lines.append(f"    {{ rank=source; {q(start[0].name)}; }}")
     for e in edges:
         attrs = [f"label={q(e.label)}"]
-        if e.error:
+        if e.error or e.broken:
             attrs += ["style=dashed", f'color="{ERROR_COLOR}"', f'fontcolor="{ERROR_COLOR}"']
         lines.append(f"    {q(e.source)} -> {q(e.target)} [{', '.join(attrs)}];")
     lines.append("}")

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape as _xml_escape
 
 from engine.graph_export import (
+    BROKEN_FILL,
+    BROKEN_STROKE,
+    BROKEN_TEXT,
     CALL_FILL,
     CALL_STROKE,
     CALL_TEXT,
@@ -90,17 +93,19 @@ def _edges(routed: list[Routed], uid: str, ox: float, oy: float) -> list[str]:
     n = _num
     out = ['<g class="edges" fill="none" stroke-width="1.5" stroke-linejoin="round">']
     for e, _, points in routed:
-        color = ERROR_COLOR if e.error else EDGE_COLOR
+        red = e.error or e.broken
+        color = ERROR_COLOR if red else EDGE_COLOR
         d = " ".join(("M" if i == 0 else "L") + f"{n(x + ox)},{n(y + oy)}" for i, (x, y) in enumerate(points))
-        dash = ' stroke-dasharray="6 4"' if e.error else ""
-        marker = f"{uid}-arrow-error" if e.error else f"{uid}-arrow"
-        out.append(f'<path class="edge{" error" if e.error else ""}" data-source="{_x(e.source)}" '
+        dash = ' stroke-dasharray="6 4"' if red else ""
+        marker = f"{uid}-arrow-error" if red else f"{uid}-arrow"
+        kinds = (" error" if e.error else "") + (" broken" if e.broken else "")
+        out.append(f'<path class="edge{kinds}" data-source="{_x(e.source)}" '
                    f'data-target="{_x(e.target)}" data-outcomes="{_x(e.label)}" d="{d}" stroke="{color}"{dash} '
                    f'marker-end="url(#{marker})"/>')
     out.append("</g>")
     out.append(f'<g class="edge-labels" font-size="{LABEL_SIZE}" text-anchor="middle">')
     for e, b, _ in routed:
-        color = ERROR_COLOR if e.error else EDGE_COLOR
+        color = ERROR_COLOR if e.error or e.broken else EDGE_COLOR
         out.append(f'<rect class="edge-label{" error" if e.error else ""}" x="{n(b.cx - b.w / 2 + ox)}" '
                    f'y="{n(b.cy - b.h / 2 + oy)}" width="{n(b.w)}" height="{n(b.h)}" rx="3" fill="#ffffff" '
                    f'stroke="{color}" stroke-width="0.5"/>')
@@ -122,11 +127,15 @@ def _node(node: GraphNode, b: Box, ox: float, oy: float) -> list[str]:
         kind, fill, stroke, ink, rx, sw = "in-call", CALL_FILL, CALL_STROKE, CALL_TEXT, 10.0, 1.5
     else:
         kind, fill, stroke, ink, rx, sw = "plain", NODE_FILL, NODE_STROKE, NODE_TEXT, 2.0, 1.0
+    dash = ""
+    if node.broken:  # a flow that does not load: this node is where it breaks
+        kind, fill, stroke, ink, sw, dash = kind + " broken", BROKEN_FILL, BROKEN_STROKE, BROKEN_TEXT, 2.0, \
+            ' stroke-dasharray="5 3"'
     out = [f'<g class="node {kind}" data-name="{_x(node.name)}" data-type="{_x(node.type)}">',
            f"<title>{_x(node.name)} ({_x(node.type)})</title>",
            f'<rect class="node {kind}" x="{n(b.cx - b.w / 2 + ox)}" y="{n(b.cy - b.h / 2 + oy)}" '
            f'width="{n(b.w)}" height="{n(b.h)}" rx="{n(rx)}" fill="{fill}" stroke="{stroke}" '
-           f'stroke-width="{n(sw)}"/>']
+           f'stroke-width="{n(sw)}"{dash}/>']
     lines = [(line, NAME_SIZE, ' font-weight="bold"') for line in text_lines((node.title))]
     lines += [(line, TYPE_SIZE, ' font-style="italic"') for line in text_lines((node.type))]
     for i, (line, size, extra) in enumerate(lines):

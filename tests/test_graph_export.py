@@ -587,16 +587,39 @@ def test_cli_writes_output_file(tmp_path, ivr, fmt):
     assert out.read_bytes() == render(ivr, fmt).encode("utf-8")
 
 
-def test_cli_invalid_flow_exits_2_with_diagnostics(tmp_path):
+def test_cli_draws_an_invalid_flow_marking_the_broken_parts(tmp_path):
+    """An invalid flow is drawn as far as it parses (exit 1, diagnostics on stderr): a dangling
+    edge ends at a red "missing" node, a node of an unknown type is red and says so."""
     bad = tmp_path / "bad.yaml"
-    bad.write_text(flow_text("Start:\n  type: trigger\n  next: {http: Nowhere}\n"))
+    bad.write_text(flow_text("Start:\n  type: trigger\n  next: {http: Greet}\n"
+                             "Greet:\n  type: speek\n  text: hi\n  next: Nowhere\n"))
     out = tmp_path / "out.svg"
     r = cli("graph", str(bad), "--format", "svg", "-o", str(out))
-    assert r.exit_code == 2
-    assert f"{bad}:" in r.stderr and "unknown-node" in r.stderr
-    assert r.stdout == "" and not out.exists()
+    assert r.exit_code == 1
+    assert f"{bad}:" in r.stderr and "unknown-node" in r.stderr and "unknown-node-type" in r.stderr
+    assert r.stdout == ""
+    svg = ET.fromstring(out.read_text())
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    broken = {g.get("data-name"): g.get("data-type") for g in svg.iterfind(".//s:g[@data-name]", ns)
+              if "broken" in g.get("class")}
+    assert broken == {"Greet": "speek (unknown type)", "Nowhere": "missing"}
+    edges = {(p.get("data-source"), p.get("data-target")): p.get("class") for p in svg.iterfind(".//s:path", ns)
+             if p.get("data-source")}
+    assert edges == {("Start", "Greet"): "edge", ("Greet", "Nowhere"): "edge broken"}
+    mermaid = cli("graph", str(bad))
+    assert mermaid.exit_code == 1 and "class n1,n2 cfBroken" in mermaid.stdout
+    assert '-.->|"next"| n2' in mermaid.stdout and "Nowhere<br/>missing" in mermaid.stdout
+    dot = cli("graph", str(bad), "--format", "dot")
+    assert '"Greet" -> "Nowhere" [label="next", style=dashed' in dot.stdout
+
+
+def test_cli_with_nothing_to_draw_exits_2(tmp_path):
     r = cli("graph", str(tmp_path / "missing.yaml"))
     assert r.exit_code == 2 and "unreadable" in r.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("spec: callflow/v1\nnodes: [\n")
+    r = cli("graph", str(bad))
+    assert r.exit_code == 2 and "yaml-syntax" in r.stderr and "nothing to draw" in r.stderr and r.stdout == ""
 
 
 def test_cli_rejects_unknown_format(ivr):
