@@ -80,6 +80,7 @@ def main() -> None:
 @click.option("--payload", "payload_json", metavar="JSON", help="Payload as a JSON object.")
 @click.option("--scenario", type=click.Path(dir_okay=False), help="How simulated callees behave (YAML).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+@click.option("-v", "--verbose", is_flag=True, help="Trace every request, response, callback and XML document.")
 @click.option("--http", "http_mode", type=click.Choice(["mock", "live"]), default="mock", show_default=True,
               help="http_request nodes: mocked responses only (unmocked: the node fails), or real requests.")
 @click.option("--live", is_flag=True, help="Use the configured Plivo account (real calls).")
@@ -90,11 +91,12 @@ def main() -> None:
 @click.option("-H", "sip_headers", multiple=True, metavar="NAME=VALUE", help="SIP header of the incoming call.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where to listen for callbacks (with --live).")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port for callbacks (with --live).")
-def run(flow, pairs, payload_json, scenario, as_json, http_mode, live, public_url, call_from, call_to, sip_headers, host, port):
+def run(flow, pairs, payload_json, scenario, as_json, verbose, http_mode, live, public_url, call_from, call_to, sip_headers, host, port):
     """Run FLOW once on the embedded sandbox and print its trace."""
     from engine.load.build import load_flow
-    from engine.local.run import LocalRun, Tracer, run_record
+    from engine.local.run import LocalRun, run_record
     from engine.local.scenario import Scenario, load_scenario
+    from engine.local.trace import Tracer
 
     try:
         payload = _parse_payload(pairs, payload_json)
@@ -124,15 +126,19 @@ def run(flow, pairs, payload_json, scenario, as_json, http_mode, live, public_ur
         from engine.service.live import run_live
 
         sys.exit(run_live(loaded, payload, public_url, as_json, host=host, port=port, echo=click.echo))
-    tracer = None if as_json else Tracer(click.echo)
+    tracer = None if as_json else Tracer(click.echo, verbose=verbose)
     if tracer:
-        click.echo(f"run of {loaded.id} ({loaded.path}) on the embedded sandbox: no real call is placed")
+        click.echo(f"run of {loaded.id} on the embedded sandbox: no real call is placed"
+                   + ("; http_request nodes make real requests (--http live)" if http_mode == "live" else ""))
     runner = LocalRun(loaded, behaviour, on_progress=tracer, live_http=http_mode == "live")
+    if tracer:
+        tracer.elapsed = lambda: runner.simulated
     state = runner.run_inbound(call_from, call_to, headers) if call_from else runner.run(payload)
     if as_json:
         click.echo(json.dumps(run_record(state, runner), indent=2))
     else:
-        click.echo(f"run {state.run_id} {state.status}" + (f": {state.error}" if state.error else ""))
+        click.echo(f"run {state.run_id} {state.status} in {runner.simulated:.1f} s simulated time"
+                   + (f": {state.error}" if state.error else "") + ("" if verbose else " (-v: HTTP detail)"))
     sys.exit(EXIT_OK if state.status == "completed" else EXIT_FAILED)
 
 

@@ -34,14 +34,58 @@ def test_seed_flow_json_record():
                                       "You've made your first outbound call!</Speak><Hangup/></Response>")
 
 
-def test_seed_flow_trace_is_readable():
+def test_seed_flow_trace_is_compact():
+    """The default trace: a line per node and outcome, what the callee hears, how the call
+    ended, on the simulated clock; at most 12 lines of at most 120 characters, no URLs."""
     p = callflow("run", SEED, "-p", "to=+12025550100", "-p", "customer=johndoe")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert len(lines) <= 12 and all(len(line) <= 120 for line in lines), p.stdout
+    assert [line.split("s ", 1)[1] for line in lines[1:5]] == [
+        "Start (trigger) -> http", "Call (call_out) -> answered  to +12025550100, SIP headers customer=johndoe",
+        "Greet (speak) -> done", "Done (hangup) -> (end)"]
+    assert lines[5].strip() == 'says "Congratulations! You\'ve made your first outbound call!", hangs up'
+    assert lines[6].strip() == "4.0s call to +12025550100 ended: completed (NORMAL_CLEARING) after 4 s"
+    assert lines[-1].endswith("completed in 4.0 s simulated time (-v: HTTP detail)")
+    assert "http://" not in p.stdout and "https://" not in p.stdout
+
+
+def test_verbose_trace_shows_every_request_callback_and_document():
+    p = callflow("run", SEED, "-p", "to=+12025550100", "-p", "customer=johndoe", "-v")
     assert p.returncode == 0, p.stderr
     out = p.stdout
     for line in ("Start (trigger) -> http", "Call (call_out) -> answered", "Greet (speak) -> done",
-                 "Done (hangup) -> (end)", "sip_headers", "X-PH-customer=johndoe", "-> XML: <Response><Speak"):
+                 "Done (hangup) -> (end)", '"sip_headers": "customer=johndoe"', "(answered by the embedded sandbox)",
+                 "response: 201", "-> XML: <Response><Speak"):
         assert line in out
-    assert out.strip().splitlines()[-1].endswith("completed")
+    for kind in ("ring", "answer", "hangup"):
+        assert f"<- {kind} callback POST http://127.0.0.1:8080/callbacks/" in out
+    assert "X-PH-customer=johndoe" in out
+    assert out.strip().splitlines()[-1].endswith("completed in 4.0 s simulated time")
+
+
+def test_sandbox_time_is_simulated(tmp_path):
+    """Two digit timeouts of 5 s: the trace and the record's step times say so, at once."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text('default: {result: answered, digits: ["", "", "1"]}\n')
+    flow = str(FLOWS / "ivr-order-status.yaml")
+    started = time.monotonic()
+    p = callflow("run", flow, "-p", "to=+12025550100", "-p", "order_id=A1", "--scenario", str(scenario))
+    wall = time.monotonic() - started
+    menus = [line for line in p.stdout.splitlines() if "Menu (get_input)" in line]
+    assert [line.split("s ", 1)[1] for line in menus] == [
+        "Menu (get_input) -> no_input  nothing pressed", "Menu (get_input) -> no_input  nothing pressed",
+        "Menu (get_input) -> input  digits 1"]
+    times = [float(line.split("s ", 1)[0]) for line in menus]
+    assert times[0] > 5 and times[1] - times[0] > 5 and times[2] > times[1]
+    assert wall < times[2]  # the run took less wall time than it simulated
+    record = json.loads(callflow("run", flow, "--json", "-p", "to=+12025550100", "-p", "order_id=A1",
+                                 "--scenario", str(scenario)).stdout)
+    from datetime import datetime
+
+    ended = [datetime.fromisoformat(s["ended_at"].replace("Z", "+00:00")) for s in record["steps"]
+             if s["node"] == "Menu"]
+    assert (ended[1] - ended[0]).total_seconds() > 5
 
 
 def test_busy_destination_takes_the_busy_path(tmp_path):

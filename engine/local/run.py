@@ -8,7 +8,6 @@ network), and each simulated callback goes back into the executor.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import replace
@@ -31,6 +30,7 @@ from engine.local.sandbox import Callback as SimCallback
 from engine.local.sandbox import Delay, SandboxCore, SimulatedCall, inbound_call
 from engine.local.scenario import Scenario
 from engine.node import RunEnvironment
+from engine.plivoxml import parse as parse_xml
 from engine.state import RunState
 
 if TYPE_CHECKING:
@@ -82,7 +82,11 @@ class LocalRun:
         self.flow = flow
         self.scenario = scenario or Scenario()
         self.env = env
-        self.executor = Executor(flow, env)
+        # Simulated time: the executor's clock is the simulated calls' clock (ringing, speech,
+        # digit timeouts), not wall time, so a run with three 5 s timeouts takes 15 s.
+        self.started = time.time()
+        self.simulated = 0.0  # seconds since the run started, on the simulated calls' clock
+        self.executor = Executor(flow, env, clock=lambda: self.started + self.simulated)
         self.sandbox = SandboxCore(self.scenario, auth_id=env.auth_id)
         self.on_progress = on_progress or (lambda state, item: None)
         self._http = http
@@ -181,13 +185,26 @@ class LocalRun:
     # -- the simulated callee -----------------------------------------------------------------------
     def _drive(self, state: RunState, call: SimulatedCall, inbound: bool = False) -> None:
         sim = call.run()
+        start = self.simulated
+        answered_at = None
+        document, served_at = None, 0.0  # the XML the call plays, since when
         try:
             item = next(sim)
             while True:
                 if isinstance(item, Delay):
+                    self.simulated += item.seconds
                     item = next(sim)
                     continue
+                if item.kind == "answer":
+                    answered_at = self.simulated
+                elif item.kind == "hangup":
+                    duration = float(item.params.get("Duration") or 0)
+                    self.simulated = max(self.simulated, (answered_at if answered_at is not None else start) + duration)
+                elif document is not None and item.kind in ("action", "redirect"):
+                    self.simulated = max(self.simulated, served_at + _seconds_until(document, item.kind))
                 reply = self._callback(state, item, inbound)
+                if item.expects_xml and reply is not None:
+                    document, served_at = reply, self.simulated
                 item = sim.send(reply if item.expects_xml else None)
         except StopIteration:
             pass
@@ -205,49 +222,38 @@ class LocalRun:
         return self._deliver(state, Callback(kind, seq, dict(cb.params)))
 
 
+def _seconds_until(xml: str, kind: str) -> float:
+    """How long the simulated call plays `xml` before it calls back with `kind`: until the
+    digits are in (`action`), or through the input's timeout to the `<Redirect>`
+    (`redirect`). The sandbox's own timing model (`SimulatedCall._duration`)."""
+    try:
+        elements = parse_xml(xml).children
+    except Exception:  # noqa: BLE001 - an invalid document: the sandbox ends the call on it
+        return 0.0
+    seconds = 0.0
+    for el in elements:
+        if el.tag in ("GetDigits", "GetInput"):
+            seconds = SimulatedCall._duration(el.children, seconds)
+            if kind == "action":
+                return seconds
+            seconds += float(dict(el.attrs).get("timeout", 5))
+        elif el.tag == "Redirect":
+            return seconds
+        else:
+            seconds = SimulatedCall._duration((el,), seconds)
+    return seconds
+
+
 def run_record(state: RunState, runner: LocalRun) -> dict:
     record = state.record()
     record["sandbox"] = {"calls": [c.log for c in runner.sandbox.calls], "messages": runner.sandbox.messages}
     return record
 
 
-class Tracer:
-    """Prints a readable trace of a run as it goes: nodes, requests, callbacks, XML."""
+def __getattr__(name: str):
+    """`Tracer` moved to engine.local.trace (it imports this module); still importable here."""
+    if name == "Tracer":
+        from engine.local.trace import Tracer
 
-    def __init__(self, write: Callable[[str], None]):
-        self.write = write
-        self.steps = self.requests = self.documents = 0
-        self.open_step: int | None = None
-
-    def __call__(self, state: RunState, item) -> None:
-        if isinstance(item, SimCallback):
-            shown = {k: v for k, v in item.params.items()
-                     if k in ("CallStatus", "Digits", "HangupCause", "Machine") or k.startswith("X-PH-")}
-            self.write(f"    <- {item.kind} callback {item.method} {item.url} "
-                       + " ".join(f"{k}={v}" for k, v in shown.items()))
-            return
-        if isinstance(item, Response):
-            body = json.dumps(item.body)[:300] if item.body is not None else ""
-            self.write(f"       response: {item.error or item.status} {body}")
-            return
-        while self.steps < len(state.steps):
-            step = state.steps[self.steps]
-            if step.ended_at is None and state.waiting and state.waiting.seq == self.steps:
-                if self.open_step != self.steps:
-                    self.write(f"  {step.node} ({step.type}) ... waiting for {state.waiting.reason}")
-                    self.open_step = self.steps
-                    self._new_requests(state)  # a node waits right after its request
-                break
-            self.write(f"  {step.node} ({step.type}) -> {step.outcome or '(end)'}"
-                       + (f"  [error: {step.error}]" if step.error else ""))
-            self.steps += 1
-        self._new_requests(state)
-        while self.documents < len(state.documents):
-            self.write(f"    -> XML: {state.documents[self.documents]}")
-            self.documents += 1
-
-    def _new_requests(self, state: RunState) -> None:
-        while self.requests < len(state.requests):
-            r = state.requests[self.requests]
-            self.write(f"    -> {r['method']} {r['url']} {json.dumps(r.get('json'))}")
-            self.requests += 1
+        return Tracer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

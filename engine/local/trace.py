@@ -1,0 +1,167 @@
+"""The trace `callflow run` prints as a run goes.
+
+By default it is compact, one line per event a flow author cares about, at most `WIDTH`
+characters: each node and its outcome (with what it did: the number called, the digits
+pressed, the HTTP status), what the callee hears, how each call ended, and the time on
+the simulated calls' clock (ringing, speech and digit timeouts take the time they would on
+a real call). `-v` (`verbose=True`) prints every request with its body, every response,
+every callback with its URL, and every XML document, like `kubectl -v` or `terraform
+TF_LOG`.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import Callable
+
+from engine.events import Response
+from engine.local.run import SANDBOX_ENV
+from engine.local.sandbox import Callback as SimCallback
+from engine.plivoxml import parse as parse_xml
+from engine.state import RunState
+
+WIDTH = 120  # at most this many characters a line in the compact trace
+_INDENT = " " * 9
+
+
+def fit(line: str, width: int = WIDTH) -> str:
+    """One line of at most `width` characters (cut with an ellipsis)."""
+    line = " ".join(line.split()) if "\n" in line else line
+    return line if len(line) <= width else line[: width - 1] + "\u2026"
+
+
+def heard(xml: str) -> str:
+    """What a callee hears from a Plivo XML document, in words: `says "..."`, `plays URL`."""
+    try:
+        root = parse_xml(xml)
+    except Exception:  # noqa: BLE001 - an invalid document: show it as it is
+        return f"serves {xml}"
+    parts: list[str] = []
+
+    def walk(elements) -> None:
+        for el in elements:
+            tag = el.tag
+            if tag == "Speak":
+                text = "".join([el.text or ""] + [(c.text or "") + (c.tail or "") for c in el.children])
+                quoted = f'"{" ".join(text.split())}"'
+                if parts and parts[-1].startswith("says "):  # one `says` for speech in a row
+                    parts[-1] += " " + quoted
+                else:
+                    parts.append("says " + quoted)
+            elif tag == "Play":
+                parts.append(f"plays {el.text}")
+            elif tag == "Wait":
+                parts.append(f"waits {dict(el.attrs).get('length', 1)} s")
+            elif tag in ("GetDigits", "GetInput"):
+                walk(el.children)
+                parts.append("waits for digits")
+            elif tag == "Hangup":
+                parts.append("hangs up")
+            elif tag != "Redirect":
+                parts.append(f"<{tag}>")
+
+    walk(root.children)
+    return ", ".join(parts) if parts else "(silence)"
+
+
+class Tracer:
+    """`on_progress` of a `LocalRun`: prints the trace through `write`. Steps are timed by
+    the run's own clock; `elapsed()`, the seconds since the run started on the simulated
+    calls' clock, times callbacks (a `LocalRun` sets it to its own)."""
+
+    def __init__(self, write: Callable[[str], None], verbose: bool = False):
+        self.write = write
+        self.verbose = verbose
+        self.elapsed: Callable[[], float] = lambda: 0.0
+        self.steps = self.requests = self.documents = 0
+        self.open_step: int | None = None
+
+    def _line(self, text: str, seconds: float | None = None) -> None:
+        prefix = f"{seconds:7.1f}s " if seconds is not None else _INDENT
+        self.write(fit(prefix + text))
+
+    def __call__(self, state: RunState, item) -> None:
+        if isinstance(item, SimCallback):
+            return self._callback(item)
+        if isinstance(item, Response):
+            if self.verbose:
+                body = json.dumps(item.body)[:300] if item.body is not None else ""
+                self.write(f"       response: {item.error or item.status} {body}")
+            return
+        while self.steps < len(state.steps):
+            step = state.steps[self.steps]
+            if step.ended_at is None and state.waiting and state.waiting.seq == self.steps:
+                if self.verbose and self.open_step != self.steps:
+                    self.write(f"  {step.node} ({step.type}) ... waiting for {state.waiting.reason}")
+                    self.open_step = self.steps
+                    self._new_requests(state)  # a node waits right after its request
+                break
+            self._step(state, step)
+            self.steps += 1
+        self._new_requests(state)
+        while self.documents < len(state.documents):
+            xml = state.documents[self.documents]
+            if self.verbose:
+                self.write(f"    -> XML: {xml}")
+            else:
+                self._line(heard(xml))
+            self.documents += 1
+
+    def _step(self, state: RunState, step) -> None:
+        head = f"{step.node} ({step.type}) -> {step.outcome or '(end)'}"
+        error = f"  [error: {step.error}]" if step.error else ""
+        if self.verbose:
+            self.write(f"  {head}{error}")
+            return
+        detail = _step_detail(step, state.variables.get(step.node))
+        request = next((r for r in reversed(state.requests) if r["node"] == step.node), None)
+        if step.type == "call_out" and request and isinstance(request.get("json"), dict) \
+                and request["json"].get("sip_headers"):
+            detail += f", SIP headers {request['json']['sip_headers']}"
+        at = (step.ended_at or step.started_at) - state.created_at  # the run's clock: simulated on the sandbox
+        self._line(head + (f"  {detail}" if detail else ""), at)
+        if step.error:  # in full, wrapped: it says what to do
+            for line in textwrap.wrap(f"error: {step.error}", WIDTH - len(_INDENT)):
+                self.write(_INDENT + line)
+
+    def _callback(self, cb: SimCallback) -> None:
+        params = cb.params
+        if self.verbose:
+            shown = {k: v for k, v in params.items()
+                     if k in ("CallStatus", "Digits", "HangupCause", "Machine") or k.startswith("X-PH-")}
+            self.write(f"    <- {cb.kind} callback {cb.method} {cb.url} " + " ".join(f"{k}={v}" for k, v in shown.items()))
+        elif cb.kind == "hangup":
+            who = params.get("From") if params.get("Direction") == "inbound" else params.get("To")
+            self._line(f"call {'from' if params.get('Direction') == 'inbound' else 'to'} {who} ended: "
+                       f"{params.get('CallStatus')} ({params.get('HangupCause')}) after {params.get('Duration', 0)} s",
+                       self.elapsed())
+        elif cb.kind == "answer" and params.get("Direction") == "inbound":
+            headers = " ".join(f"{k[5:]}={v}" for k, v in params.items() if k.startswith("X-PH-"))
+            self._line(f"incoming call from {params.get('From')} to {params.get('To')}"
+                       + (f"  headers {headers}" if headers else ""), self.elapsed())
+
+    def _new_requests(self, state: RunState) -> None:
+        while self.requests < len(state.requests):
+            r = state.requests[self.requests]
+            if self.verbose:
+                where = "  (answered by the embedded sandbox)" if r["url"].startswith(SANDBOX_ENV.api_url) else ""
+                self.write(f"    -> {r['method']} {r['url']} {json.dumps(r.get('json'))}{where}")
+            self.requests += 1
+
+
+def _step_detail(step, outputs) -> str:
+    """A few words on what a node did, from its outputs: the number, the digits, the status."""
+    if not isinstance(outputs, dict):
+        return ""
+    kind = step.type
+    if kind == "call_out":
+        return f"to {outputs.get('to')}" if outputs.get("to") else ""
+    if kind == "get_input":
+        digits = outputs.get("digits")
+        return f"digits {digits}" if digits else "nothing pressed"
+    if kind == "http_request" and "status_code" in outputs:
+        return f"HTTP {outputs['status_code']}"
+    if kind == "send_sms" and outputs.get("to"):
+        return f"to {outputs['to']}"
+    return ""
