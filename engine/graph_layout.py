@@ -18,13 +18,14 @@ from engine.graph_export import GraphEdge, GraphNode, clean_text, graph_model
 if TYPE_CHECKING:
     from engine.flow import Flow
 
-__all__ = ["LABEL_SIZE", "NAME_SIZE", "TYPE_SIZE", "Box", "Routed", "layout", "text_lines", "text_width"]
+__all__ = ["ARROW_STUB", "LABEL_SIZE", "NAME_SIZE", "TYPE_SIZE", "Box", "Routed", "layout", "text_lines", "text_width"]
 
 NAME_SIZE, TYPE_SIZE, LABEL_SIZE = 13, 11, 11  # font sizes: node names, node types, edge labels
 NODE_H, LABEL_H = 42.0, 18.0
 NODE_PAD, LABEL_PAD, MIN_NODE_W = 14.0, 6.0, 72.0
 X_SPACE, Y_SPACE = 28.0, 24.0  # between boxes in a layer; between layers
 COMPONENT_GAP = 48.0
+ARROW_STUB = 10.0  # the straight end of every edge: longer than the arrowhead (8)
 
 
 def text_width(text: str, size: float) -> float:
@@ -85,7 +86,7 @@ def _layout_component(members: list, gedges: list, start) -> dict:
     if start is not None and start in members:
         roots = [start] + [v for v in roots if v is not start]
     g.get_scs_with_feedback(roots)
-    sug.init_all(inverted_edges=[e for e in g.sE if e.feedback])
+    sug.init_all(inverted_edges=_feedback_with_partners(g))
     sug.draw()
     for layer in sug.layers:
         band = max(v.view.h / 2 for v in layer)
@@ -107,6 +108,30 @@ def _layout_component(members: list, gedges: list, start) -> dict:
     real = set(members)  # looked up only, never iterated: order stays the file's
     dummies[None] = [v for layer in sug.layers for v in layer if v not in real]
     return dummies
+
+
+def _feedback_with_partners(g) -> list:
+    """The edges to invert: the feedback edges, and the other half of each (an edge runs
+    source -> label -> target). Inverting one half only would rank a loop-back edge's label
+    past its source, so the edge would run away from its target to its label and back;
+    inverted whole, the label sits between the two. (No new cycle: target is an ancestor of
+    source along edges that stay. A self-loop keeps one half: both would be a cycle again.)"""
+    inverted = [e for e in g.sE if e.feedback]
+    chosen = {id(e) for e in inverted}
+    for e in list(inverted):
+        for end in (0, 1):
+            label = e.v[end]
+            if not (isinstance(label.data, tuple) and label.data[0] == "label"):
+                continue
+            # e leaves the label (end 0): its partner enters it, from the edge's source
+            partners = label.e_in() if end == 0 else label.e_out()
+            far = e.v[1 - end]  # the node at e's other end
+            for p in partners:
+                node = p.v[0] if end == 0 else p.v[1]
+                if id(p) not in chosen and node is not far:
+                    chosen.add(id(p))
+                    inverted.append(p)
+    return inverted
 
 
 def _vertices(nodes: list[GraphNode], edges: list[GraphEdge]) -> tuple[list, dict[str, int], list[int], list]:
@@ -221,7 +246,11 @@ def _route(chain: list, x0: float, x1: float) -> list[tuple[float, float]]:
         else:
             points += [(x, y + entry * band), (x, y + leave * band)]
     d1 = 1 if chain[-2].view.xy[1] > t.xy[1] else -1
-    points += [(x1, t.xy[1] + d1 * t.band), (x1, t.xy[1] + d1 * t.h / 2)]
+    # The last stretch is straight into the box, at least ARROW_STUB long, so the arrowhead
+    # points at the node (a loop-back edge arriving at a shallow angle would hide it under
+    # the border and read as leaving).
+    approach = max(t.band, t.h / 2 + ARROW_STUB)
+    points += [(x1, t.xy[1] + d1 * approach), (x1, t.xy[1] + d1 * t.h / 2)]
     path = [points[0]]
     for p in points[1:]:
         if p != path[-1]:

@@ -636,3 +636,33 @@ def test_cli_in_a_real_process(tmp_path):
     nodes, edges, _ = parse_dot(out.read_text())
     assert set(nodes) == {"Start", "Call", "Greet", "Done"}
     assert ("Call", "Done", {"label": "no_answer, busy, failed"}) in edges
+
+
+def test_every_edge_ends_straight_into_its_target_so_the_arrowhead_shows():
+    """A loop-back edge used to arrive at a shallow angle: its arrowhead lay under the target's
+    border and read as going the other way. Every edge now ends with a vertical stretch."""
+    from engine.graph_layout import ARROW_STUB, layout
+    from engine.load.build import load_flow
+
+    for path in sorted(FLOWS.glob("*.yaml")):
+        if path.name.endswith((".test.yaml", ".scenario.yaml")):
+            continue
+        _, boxes, routed, _, _ = layout(load_flow(path))
+        for edge, _, points in routed:
+            (xa, ya), (xb, yb) = points[-2], points[-1]
+            target = boxes[edge.target]
+            assert xa == xb and abs(yb - target.cy) == target.h / 2, (path.name, edge)
+            assert abs(yb - ya) >= ARROW_STUB, (path.name, edge)
+
+
+def test_a_loop_back_edge_runs_straight_to_its_target_through_its_label():
+    """Retry -> Menu (done) goes up: its label sits between the two, and the path never turns
+    back down (it used to run down to its label below Retry, then all the way up)."""
+    from engine.graph_layout import layout
+    from engine.load.build import load_flow
+
+    _, boxes, routed, _, _ = layout(load_flow(FLOWS / "ivr-order-status.yaml"))
+    (edge, label, points), = [r for r in routed if (r[0].source, r[0].target) == ("Retry", "Menu")]
+    assert boxes["Menu"].cy < label.cy < boxes["Retry"].cy
+    ys = [y for _, y in points]
+    assert all(b <= a for a, b in zip(ys, ys[1:])), points
