@@ -144,12 +144,18 @@ def run(flow, pairs, payload_json, scenario, as_json, verbose, http_mode, live, 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github", "auto"]), default="text",
+              show_default=True, help="auto: github inside GitHub Actions ($GITHUB_ACTIONS), else text.")
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
 def validate(paths, fmt, strict):
     """Check flow files and folders offline; print every diagnostic."""
+    import os
+
     from engine.load.discover import validate_paths
     from engine.load.report import format_diagnostics
+
+    if fmt == "auto":  # pre-commit hooks run in terminals and in CI alike
+        fmt = "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
 
     diagnostics, checked = validate_paths([Path(p) for p in paths])
     out = format_diagnostics(diagnostics, fmt, checked)

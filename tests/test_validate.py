@@ -246,11 +246,11 @@ def _example_commands() -> list[list[str]]:
     for step in workflow["jobs"]["flows"]["steps"]:
         if step.get("run", "").startswith("callflow "):
             commands.append(shlex.split(step["run"]))
-    for hook in yaml.safe_load((examples / ".pre-commit-hooks.yaml").read_text()):
+    for hook in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text()):
         assert {"id", "name", "entry", "language"} <= set(hook)
         commands.append(shlex.split(hook["entry"]) + hook.get("args", []))
     config = yaml.safe_load((examples / ".pre-commit-config.yaml").read_text())
-    hooks = {h["id"] for h in yaml.safe_load((examples / ".pre-commit-hooks.yaml").read_text())}
+    hooks = {h["id"] for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
     assert {h["id"] for repo in config["repos"] for h in repo["hooks"]} <= hooks
     return commands
 
@@ -263,3 +263,24 @@ def test_ci_examples_run_their_commands_on_the_bundled_flows(monkeypatch):
     for command in commands:
         result = CliRunner().invoke(main, command[1:], catch_exceptions=False)
         assert result.exit_code == 0, (command, result.output)
+
+
+def test_pre_commit_hooks_sit_at_the_repository_root_and_print_plain_lines_in_a_terminal(tmp_path, monkeypatch):
+    """pre-commit finds a hook repository's hooks only in its root .pre-commit-hooks.yaml; in a
+    terminal the validate hook prints path:line:col lines, GitHub annotations only in Actions."""
+    import shlex
+
+    import yaml
+
+    assert not (ROOT / "examples" / ".pre-commit-hooks.yaml").exists()
+    hooks = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    entry = shlex.split(hooks["callflow-validate"]["entry"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("spec: callflow/v1\nid: bad\nnodes:\n  Start: {type: trigger, next: Nowhere}\n")
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    terminal = CliRunner().invoke(main, entry[1:] + [str(bad)])
+    assert terminal.exit_code == 1 and "::error" not in terminal.output
+    assert f"{bad}:4:" in terminal.output and "error unknown-node" in terminal.output
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    actions = CliRunner().invoke(main, entry[1:] + [str(bad)])
+    assert actions.exit_code == 1 and actions.output.startswith(f"::error file={bad},line=4,")
