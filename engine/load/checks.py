@@ -260,8 +260,24 @@ class FlowChecks:
         if reader not in outcome_reach[kind]:
             self.at(path, ref.index, codes.NEVER_SET,
                     f"{ref.text}: {source}.{kind} is set only on runs started by {started} "
-                    f"(outcome {kind!r}), and {reader!r} is not reached from that outcome")
+                    f"(outcome {kind!r}), and {reader!r} is not reached from that outcome"
+                    + _entry_hint(source, kind, ref.segments))
         elif other is not None and not ref.guarded:
             self.at(path, ref.index, codes.MAYBE_UNSET,
                     f"{ref.text}: {source}.{kind} is set only on runs started by {started}, and {reader!r} "
-                    f"is also reached from the trigger's {other!r} outcome")
+                    f"is also reached from the trigger's {other!r} outcome; guard the read with "
+                    f"`{{% if {source}.{kind} %}}...{{% else %}}...{{% endif %}}`")
+
+
+def _entry_hint(trigger: str, kind: str, segments: tuple) -> str:
+    """What to read instead, when a node on the other entry's path reads this entry's outputs."""
+    if kind == "http":  # read on the incoming-call path
+        key = segments[3] if len(segments) > 3 and segments[2] == "params" else None
+        number = key if key in ("to", "from") else None  # the numbers a call has too
+        read = f"{{{{ {trigger}.call.{number} }}}}" if number else \
+            f"{{{{ {trigger}.call.from }}}}, {{{{ {trigger}.call.to }}}} or {{{{ {trigger}.call.headers.<name> }}}}"
+        return (f"; runs started by an incoming call have no payload (not even the trigger's static "
+                f"`payload`): read the call instead, {read}")
+    if kind == "call":
+        return f"; runs started by a run request read their payload: {{{{ {trigger}.http.params.<key> }}}}"
+    return ""
