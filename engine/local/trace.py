@@ -116,9 +116,11 @@ class Tracer:
             return
         detail = _step_detail(step, state.variables.get(step.node))
         request = next((r for r in reversed(state.requests) if r["node"] == step.node), None)
-        if step.type == "call_out" and request and isinstance(request.get("json"), dict) \
-                and request["json"].get("sip_headers"):
-            detail += f", SIP headers {request['json']['sip_headers']}"
+        body = request.get("json") if request else None
+        if step.type == "call_out" and isinstance(body, dict) and body.get("sip_headers"):
+            detail += f", SIP headers {body['sip_headers']}"
+        elif step.type == "send_sms" and isinstance(body, dict) and body.get("dst"):
+            detail = f"to {body['dst']}"
         at = (step.ended_at or step.started_at) - state.created_at  # the run's clock: simulated on the sandbox
         self._line(head + (f"  {detail}" if detail else ""), at)
         if step.error:  # in full, wrapped: it says what to do
@@ -160,8 +162,6 @@ def _step_detail(step, outputs) -> str:
     if kind == "get_input":
         digits = outputs.get("digits")
         return f"digits {digits}" if digits else "nothing pressed"
-    if kind == "http_request" and "status_code" in outputs:
+    if kind == "http_request" and outputs.get("status_code"):  # 0: no response at all
         return f"HTTP {outputs['status_code']}"
-    if kind == "send_sms" and outputs.get("to"):
-        return f"to {outputs['to']}"
     return ""
