@@ -35,7 +35,7 @@ Done: {type: hangup}
 
 def run(flow, payload, scenario_text=None, **kw):
     scenario = parse_scenario(scenario_text) if scenario_text else None
-    runner = LocalRun(flow, scenario, mock_http_only=True, **kw)
+    runner = LocalRun(flow, scenario, **kw)
     return runner.run(payload), runner
 
 
@@ -408,7 +408,7 @@ def test_incoming_call_takes_the_call_outcome_with_its_sip_headers(make_flow):
     Menu: {type: get_input, prompt: "Press 1", num_digits: 1, next: {input: Bye}}
     Bye: {type: hangup}
     """)
-    runner = LocalRun(flow, parse_scenario('default: {result: answered, digits: "1"}'), mock_http_only=True)
+    runner = LocalRun(flow, parse_scenario('default: {result: answered, digits: "1"}'))
     state = runner.run_inbound("+12025550199", "+12025551234", headers={"account": "A42"})
     assert state.status == "completed", state.error
     assert state.path == ["Start", "Welcome", "Menu", "Bye"]

@@ -57,7 +57,7 @@ def run_case(flow: Flow, case: Case) -> Result:
     missing = [] if case.call else flow.missing_payload(case.payload)
     if missing:
         return Result(flow.id, case.name, [f"the payload lacks required key(s) {', '.join(missing)}"])
-    runner = LocalRun(flow, case.scenario, mock_http_only=True)
+    runner = LocalRun(flow, case.scenario)
     try:
         if case.call:
             state = runner.run_inbound(case.call["from"], case.call["to"], case.call["headers"], run_id=RUN_ID)

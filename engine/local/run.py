@@ -78,7 +78,7 @@ class LocalRun:
 
     def __init__(self, flow: Flow, scenario: Scenario | None = None, *, env: RunEnvironment = SANDBOX_ENV,
                  on_progress: Callable[[RunState, object], None] | None = None,
-                 http: "httpx.Client | None" = None, live_http: bool = False, mock_http_only: bool = True):
+                 http: "httpx.Client | None" = None, live_http: bool = False):
         self.flow = flow
         self.scenario = scenario or Scenario()
         self.env = env
@@ -90,8 +90,7 @@ class LocalRun:
         self.sandbox = SandboxCore(self.scenario, auth_id=env.auth_id)
         self.on_progress = on_progress or (lambda state, item: None)
         self._http = http
-        # mock_http_only=False is the older spelling of live_http=True
-        self.live_http = live_http or not mock_http_only
+        self.live_http = live_http  # real HTTP for unmocked http_request nodes (`--http live`)
         self._calls: list[SimulatedCall] = []
 
     def run(self, payload: dict, run_id: str | None = None) -> RunState:
@@ -249,11 +248,3 @@ def run_record(state: RunState, runner: LocalRun) -> dict:
     record["sandbox"] = {"calls": [c.log for c in runner.sandbox.calls], "messages": runner.sandbox.messages}
     return record
 
-
-def __getattr__(name: str):
-    """`Tracer` moved to engine.local.trace (it imports this module); still importable here."""
-    if name == "Tracer":
-        from engine.local.trace import Tracer
-
-        return Tracer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

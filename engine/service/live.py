@@ -21,7 +21,7 @@ import click
 import uvicorn
 
 from engine.flow import Flow
-from engine.local.run import Tracer
+from engine.local.trace import Tracer
 from engine.service.app import create_app
 from engine.service.main import ReadyServer, listen
 from engine.service.provider import Provider
