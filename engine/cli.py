@@ -40,6 +40,9 @@ def _parse_payload(pairs: tuple[str, ...], payload_json: str | None) -> dict:
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not key=value", param_hint="-p")
         payload[key] = value
+    problems = payload_problems(payload)
+    if problems:
+        raise click.BadParameter(problems[0][1], param_hint="-p")
     return payload
 
 

@@ -9,7 +9,9 @@
     ├── HttpError           an HTTP error answer to give or that was given; .status, .message
     ├── StoreError          the run store refused an operation
     │   ├── Conflict        the run changed since it was loaded (optimistic version check)
-    │   └── RunExists       a run with this id is already stored
+    │   ├── RunExists       a run with this id is already stored
+    │   ├── StoreUnavailable  the database failed the operation (disk full, I/O error...): retry later
+    │   └── StoreUnusable   at start: the database cannot be used as it is; the message says what to do
     └── ProviderError       a request to the provider API or a webhook did not complete
         ├── NotSent         it certainly never left (no connection could be made)
         ├── InDoubt         it may have been written, but no complete answer came back
@@ -24,8 +26,8 @@ from engine.diagnostics import Diagnostic, sort_key
 
 __all__ = [
     "CallflowError", "FlowInvalid", "TemplateError", "ValueInvalid", "NodeFailed", "PlivoXMLError",
-    "HttpError", "StoreError", "Conflict", "RunExists", "ProviderError", "NotSent", "InDoubt",
-    "ResponseTooLarge",
+    "HttpError", "StoreError", "Conflict", "RunExists", "StoreUnavailable", "StoreUnusable", "ProviderError",
+    "NotSent", "InDoubt", "ResponseTooLarge",
 ]
 
 
@@ -87,6 +89,16 @@ class Conflict(StoreError):
 
 class RunExists(StoreError):
     """create_run for a run id that is already stored."""
+
+
+class StoreUnavailable(StoreError):
+    """The database failed an operation (disk full, I/O error, locked, corrupt page): nothing
+    of that operation was stored; the same operation may succeed later. HTTP: 503."""
+
+
+class StoreUnusable(StoreError):
+    """At start: the database cannot be used as it is (not a callflow database, corrupt,
+    read-only, a newer schema...). The message names the path and what to do."""
 
 
 class ProviderError(CallflowError):

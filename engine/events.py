@@ -16,6 +16,7 @@ this XML), `Finished` (the run completed or failed).
 from __future__ import annotations
 
 import json as jsonlib
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Mapping, NamedTuple
@@ -39,19 +40,75 @@ CALLBACK_KINDS: frozenset[str] = frozenset(CallbackKind)
 XML_KINDS: frozenset[str] = frozenset({CallbackKind.ANSWER, CallbackKind.DIGITS, CallbackKind.NO_INPUT})
 
 
+MAX_PAYLOAD_KEYS = 100  # keys in one payload
+MAX_KEY_LENGTH = 128  # characters of a payload key
+MAX_VALUE_LENGTH = 4096  # characters of a text value (a 64 KiB body caps the whole payload too)
+MAX_WHOLE = 2**63  # whole numbers are 64-bit signed: what a database column and most JSON clients keep
+
+
 def payload_problems(payload: Mapping, *, allow_null: bool = True) -> list[tuple[Any, str]]:
     """What is wrong with a run request's payload: (key, message) per bad value, in order.
 
     Payload values are scalars: text, numbers, booleans and (unless `allow_null` is false)
-    null, which reads as absent. The one rule for the run API, `callflow run`, flow tests
-    and a trigger's static payload:
+    null, which reads as absent. Everything in a payload must be storable and showable back
+    as JSON: keys are text of at most 128 characters, text values at most 4,096; neither
+    holds NUL or a lone surrogate (`\\ud800`, not Unicode text); numbers are finite
+    (`1e999` reads as infinity) and whole numbers fit 64 bits; at most 100 keys. The one
+    rule for the run API, `callflow run`, flow tests and a trigger's static payload:
 
         >>> payload_problems({"to": "+1202", "n": [1]})
         [('n', "payload value 'n' must be text, a number or a boolean")]
     """
-    return [(key, f"payload value {key!r} must be text, a number or a boolean")
-            for key, value in payload.items()
-            if isinstance(value, (dict, list)) or (value is None and not allow_null)]
+    problems = []
+    for index, (key, value) in enumerate(payload.items()):
+        if index == MAX_PAYLOAD_KEYS:
+            problems.append((key, f"too many payload keys (more than {MAX_PAYLOAD_KEYS}, from {_shown(key)})"))
+            break
+        problem = _key_problem(key) or _value_problem(key, value, allow_null)
+        if problem:
+            problems.append((key, problem))
+    return problems
+
+
+def _shown(key) -> str:
+    """A key as a message names it: quoted, escaped, at most 40 characters."""
+    text = repr(key) if not isinstance(key, str) or len(key) <= 40 else repr(key[:40]) + "..."
+    return text.encode("ascii", "backslashreplace").decode()
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "holds a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds a lone surrogate (not Unicode text)"
+    return None
+
+
+def _key_problem(key) -> str | None:
+    if not isinstance(key, str):
+        return f"payload key {_shown(key)} must be text"
+    if len(key) > MAX_KEY_LENGTH:
+        return f"payload key {_shown(key)} is longer than {MAX_KEY_LENGTH} characters"
+    problem = _text_problem(key)
+    return f"payload key {_shown(key)} {problem}" if problem else None
+
+
+def _value_problem(key, value, allow_null: bool) -> str | None:
+    name = f"payload value {_shown(key)}"
+    if isinstance(value, (dict, list)) or (value is None and not allow_null):
+        return f"{name} must be text, a number or a boolean"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{name} must be a finite number"
+    if isinstance(value, int) and not isinstance(value, bool) and not -MAX_WHOLE <= value < MAX_WHOLE:
+        return f"{name} is out of range (whole numbers fit 64 bits)"
+    if isinstance(value, str):
+        if len(value) > MAX_VALUE_LENGTH:
+            return f"{name} is longer than {MAX_VALUE_LENGTH} characters"
+        problem = _text_problem(value)
+        return f"{name} {problem}" if problem else None
+    return None
 
 
 # -- events ------------------------------------------------------------------------------

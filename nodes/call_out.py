@@ -114,7 +114,8 @@ class CallOut(NodeType):
             base = {"call_uuid": None, "request_uuid": None, "from": request["from"], "to": request["to"],
                     "status": "failed", "hangup_cause": None, "duration": 0, "params": {}}
             if event.in_doubt:
-                return Next("failed", base, error="the Call API request was left in doubt by a restart; not resent")
+                return Next("failed", base, error=f"the Call API request was left in doubt ({event.error or 'no complete answer'}); "
+                            "the call may have been placed, so it was not resent")
             if event.error:
                 return Next("failed", base, error=f"Call API request failed: {event.error}")
             if not 200 <= event.status < 300:

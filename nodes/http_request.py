@@ -39,7 +39,7 @@ class HttpRequest(NodeType):
     def resume(self, ctx: Context, event: Response):
         outputs = {"status_code": event.status, "headers": dict(event.headers), "body": event.body}
         if event.error or event.in_doubt:
-            return Next("failed", outputs, error=event.error or "request left in doubt by a restart")
+            return Next("failed", outputs, error=event.error or "the request was left in doubt; not resent")
         if 200 <= event.status < 300:
             return Next("success", outputs)
         return Next("failed", outputs, error=f"HTTP {event.status}")

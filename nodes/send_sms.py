@@ -24,7 +24,7 @@ class SendSms(NodeType):
 
     def resume(self, ctx: Context, event: Response):
         if event.error or event.in_doubt:
-            return Next("failed", {"message_uuid": None}, error=event.error or "request left in doubt by a restart")
+            return Next("failed", {"message_uuid": None}, error=event.error or "the request was left in doubt; not resent")
         body = event.body if isinstance(event.body, dict) else {}
         if not 200 <= event.status < 300:
             return Next("failed", {"message_uuid": None},

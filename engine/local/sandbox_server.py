@@ -42,6 +42,7 @@ from engine.jsontext import loads_json_strict
 from engine.local.call_driver import CallDriver, callback_client
 from engine.local.sandbox import SandboxCore
 from engine.service.http import base_url, bind, error, read_body
+from engine.service.limits import server_config
 
 __all__ = [
     "DEV_AUTH_ID",
@@ -203,7 +204,7 @@ async def start_sandbox(core: SandboxCore, host: str = "127.0.0.1", port: int = 
     OSError when the address cannot be bound.
     """
     sock = bind(host, port)
-    server = SandboxServer(uvicorn.Config(create_app(core, client=client), log_level="warning", lifespan="on"))
+    server = SandboxServer(server_config(create_app(core, client=client), log_level="warning", lifespan="on"))
     server.base_url = base_url(host, sock)
     server.task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     try:
@@ -226,7 +227,7 @@ def run_sandbox(core: SandboxCore, host: str = "127.0.0.1", port: int = 8090,
     """
     sock = bind(host, port)
     url = base_url(host, sock)
-    server = uvicorn.Server(uvicorn.Config(create_app(core), log_level="warning", lifespan="on"))
+    server = uvicorn.Server(server_config(create_app(core), log_level="warning", lifespan="on"))
 
     async def main() -> None:
         task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))

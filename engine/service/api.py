@@ -21,6 +21,7 @@ from engine.events import payload_problems
 from engine.jsontext import loads_json_strict
 from engine.service.auth import authorized
 from engine.service.http import MAX_BODY, deny, error, read_body
+from engine.service.readback import readable_json, valid_cursor
 from engine.service.runs import service_of
 
 RUN_STATUSES = ("running", "waiting", "completed", "failed")
@@ -64,7 +65,7 @@ async def get_run(request: HttpRequest):
     stored = await service_of(request).store.load(request.path_params["run_id"])
     if stored is None:
         return error(404, "no run with this id")
-    return JSONResponse(stored.state.record())
+    return readable_json(stored.state.record())
 
 
 async def list_runs(request: HttpRequest):
@@ -75,14 +76,17 @@ async def list_runs(request: HttpRequest):
     if status is not None and status not in RUN_STATUSES:
         return error(400, f"status must be one of {', '.join(RUN_STATUSES)}")
     try:
-        limit = int(q.get("limit") or 50)
+        limit = int(q.get("limit") or 50) if len(q.get("limit") or "") <= 9 else 0
         if limit < 1:
             raise ValueError
     except ValueError:
         return error(400, "limit must be a positive whole number")
+    cursor = q.get("cursor") or None
+    if cursor is not None and not valid_cursor(cursor):
+        return error(400, "cursor: not a cursor this service handed out (use next_cursor from a previous page)")
     try:
         runs, cursor = await service_of(request).store.list_runs(
-            flow_id=q.get("flow_id") or None, status=status, limit=limit, cursor=q.get("cursor") or None)
+            flow_id=q.get("flow_id") or None, status=status, limit=limit, cursor=cursor)
     except ValueError as e:
         return error(400, str(e))
     return JSONResponse({"api_id": str(uuid.uuid4()), "runs": runs, "next_cursor": cursor})

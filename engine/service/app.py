@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request as HttpRequest
 from starlette.routing import Route
 
+from engine.errors import StoreError
 from engine.service import api, callbacks, console
 from engine.service.auth import BasicAuth
 from engine.service.http import error
@@ -68,6 +69,14 @@ async def http_error(request: HttpRequest, exc: Exception):
     return error(status, messages.get(status) or "error", getattr(exc, "headers", None))
 
 
+async def store_error(request: HttpRequest, exc: Exception):
+    """Any store failure during a request (disk full, I/O error, a conflict that did not
+    settle): nothing of the request was stored; a 503 the client (or the provider, for a
+    callback) retries."""
+    logger.warning("%s %s: %s", request.method, request.url.path, exc)
+    return error(503, "the run store is unavailable; retry later", {"Retry-After": "1"})
+
+
 async def server_error(request: HttpRequest, exc: Exception):
     logger.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)
     return error(500, "internal error")
@@ -90,7 +99,8 @@ async def lifespan(app: Starlette):
 def create_app(service: Service) -> Starlette:
     """The app serving `service`, its trigger API behind `service.settings`' auth pair."""
     app = Starlette(routes=ROUTES, lifespan=lifespan,
-                    exception_handlers={HTTPException: http_error, Exception: server_error})
+                    exception_handlers={HTTPException: http_error, StoreError: store_error,
+                                        Exception: server_error})
     app.router.redirect_slashes = False
     app.state.service = service
     app.state.auth = BasicAuth(service.settings.auth_id, service.settings.auth_token)

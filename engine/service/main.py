@@ -8,16 +8,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
 
+from engine.errors import StoreError
 from engine.flow import Flow
 from engine.load.discover import load_folder
 from engine.service.app import create_app
 from engine.service.http import base_url, bind
+from engine.service.limits import HttpLimits, limits_from_env, server_config
 from engine.service.provider import Provider, ProviderConfig
 from engine.service.runs import Service
 from engine.service.settings import Settings, settings_from_env
@@ -51,15 +54,16 @@ def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bo
     base, environ = base_url(host, sock), dict(os.environ)
     try:
         settings = settings_from_env(base, environ)
+        limits = limits_from_env(environ)
         store = open_store(db or environ.get("CALLFLOW_DB") or "callflow.db")
-    except (ValueError, RuntimeError, OSError) as e:
+    except (ValueError, RuntimeError, OSError, StoreError) as e:
         sock.close()
         echo(f"error: {e}", err=True)
         return 2
     _announce(settings, host, environ, echo)
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            runner.run(_serve(flows, store, settings, sock, base, sandbox, echo))
+            runner.run(_serve(flows, store, settings, sock, base, sandbox, echo, limits))
     except KeyboardInterrupt:
         pass
     finally:
@@ -102,7 +106,7 @@ def _announce(settings: Settings, host: str, environ: dict, echo: Echo) -> None:
 
 
 async def _serve(flows: dict[str, Flow], store: Store, settings: Settings, sock: socket.socket, base: str,
-                 sandbox: bool, echo: Echo) -> None:
+                 sandbox: bool, echo: Echo, limits: HttpLimits) -> None:
     """Serve on `sock` (at `base`) until uvicorn exits (a signal), then close the provider,
     the store and the sandbox."""
     sandbox_server = await _start_sandbox(settings, echo) if sandbox else None
@@ -112,8 +116,8 @@ async def _serve(flows: dict[str, Flow], store: Store, settings: Settings, sock:
     provider = Provider(settings.provider, max_connections=settings.provider_connections,
                         allow_private_http=settings.allow_private_http)
     service = Service(flows, store, provider, settings)
-    config = uvicorn.Config(create_app(service), log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=10)
+    config = server_config(create_app(service), limits, log_level="warning", access_log=False, lifespan="on",
+                           timeout_graceful_shutdown=10)
     server = ReadyServer(config, on_ready=lambda: echo(f"callflow serving on {base}"))
     try:
         await server.serve(sockets=[sock])
@@ -131,9 +135,14 @@ async def _start_sandbox(settings: Settings, echo: Echo):
 
     p = settings.provider
     if not (p.auth_id and p.auth_token):
-        from engine.local.sandbox_server import DEV_AUTH_ID, DEV_AUTH_TOKEN
+        # No documented default: a token for this process only, so that nobody who read the
+        # docs can sign callbacks to it (the trigger pair is generated the same way).
+        from engine.local.sandbox_server import DEV_AUTH_ID
 
-        p = ProviderConfig(DEV_AUTH_ID, DEV_AUTH_TOKEN, p.api_url)
+        p = ProviderConfig(DEV_AUTH_ID, secrets.token_urlsafe(30), p.api_url)
+        echo("no PLIVO_AUTH_ID/PLIVO_AUTH_TOKEN set: generated the sandbox provider's pair for this process:")
+        echo(f"  PLIVO_AUTH_ID={p.auth_id}")
+        echo(f"  PLIVO_AUTH_TOKEN={p.auth_token}")
     sandbox_server, sandbox_url = await start_sandbox(SandboxCore(auth_id=p.auth_id, auth_token=p.auth_token),
                                                       "127.0.0.1", 0)
     settings.provider = ProviderConfig(p.auth_id, p.auth_token, sandbox_url)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import Conflict
+from engine.errors import Conflict, StoreError
 from engine.events import (
     XML_KINDS,
     Callback,
@@ -43,6 +43,7 @@ from engine.flow import Flow
 from engine.node import RunEnvironment
 from engine.service.settings import Settings
 from engine.service.store import Store, StoredRun
+from engine.service.store_faults import save_patiently
 from engine.state import RunState, iso
 
 logger = logging.getLogger("callflow.server")  # one logger name for the whole service
@@ -149,6 +150,8 @@ class Service:
     async def _continue(self, entry: LoadedFlow, state: RunState, version: int, effects: list) -> None:
         try:
             await self.perform(entry, state, version, effects)
+        except StoreError as e:  # waited out as long as we could: the run stays in doubt, not lost
+            logger.warning("run %s: %s", state.run_id, e)
         except Exception:
             logger.exception("run %s: performing effects failed", state.run_id)
         finally:
@@ -204,13 +207,18 @@ class Service:
         return HANGUP_DOCUMENT if kind in XML_KINDS else EMPTY_DOCUMENT
 
     # -- the loop ----------------------------------------------------------------------------------
-    async def advance(self, entry: LoadedFlow, stored: StoredRun, event) -> tuple[RunState, int, list]:
-        """`Executor.advance` + save; on a version conflict reload and apply the event again."""
+    async def advance(self, entry: LoadedFlow, stored: StoredRun, event,
+                      patient: bool = False) -> tuple[RunState, int, list]:
+        """`Executor.advance` + save; on a version conflict reload and apply the event again.
+        `patient`: the event is the outcome of an effect already performed (a Response), so
+        a store failure is waited out (`save_patiently`) rather than losing what happened."""
         state, version = stored.state, stored.version
         for _ in range(SAVE_RETRIES):
             effects = entry.executor.advance(state, event)
             try:
-                return state, await self.store.save(state, version), effects
+                saved = await (save_patiently(self.store, state, version) if patient
+                               else self.store.save(state, version))
+                return state, saved, effects
             except Conflict:
                 fresh = await self.store.load(state.run_id)
                 if fresh is None:
@@ -238,7 +246,7 @@ class Service:
                 # the sweeper fails the node after the grace period.
                 logger.warning("run %s: %s request left in doubt (%s)", state.run_id, request.node, response.error)
                 break
-            state, version, effects = await self.advance(entry, StoredRun(state, version), response)
+            state, version, effects = await self.advance(entry, StoredRun(state, version), response, patient=True)
         return served
 
 

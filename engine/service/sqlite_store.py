@@ -18,9 +18,9 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from pathlib import Path
 
-from engine.errors import Conflict, RunExists
+from engine.errors import Conflict, RunExists, StoreUnavailable, StoreUnusable
+from engine.service.db_check import ELSEWHERE, check_database, check_path, unusable
 from engine.service.store import DEFAULT_PAGE, MAX_PAGE, StoredRun
 from engine.state import RunState, iso
 
@@ -58,17 +58,21 @@ class _SQLite:
     def __init__(self, path: str, sync: str = "NORMAL"):
         self.path = path
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            check_path(path)  # engine/service/db_check.py: one line naming the path, not a traceback
+        try:
+            self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._open(path, sync)
+        except sqlite3.Error as e:
+            raise unusable(path, e) from None
+
+    def _open(self, path: str, sync: str) -> None:
         self.db.execute("PRAGMA busy_timeout = 10000")
+        version = check_database(self.db, path, SCHEMA_VERSION)
         if path != ":memory:":
             mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
-                raise RuntimeError(f"{path}: SQLite refused WAL mode (got {mode})")
+                raise StoreUnusable(f"{path}: SQLite refused WAL mode (got {mode}); {ELSEWHERE}")
         self.db.execute(f"PRAGMA synchronous = {sync}")
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(f"{path}: store schema {version} is newer than this callflow ({SCHEMA_VERSION})")
         self.db.executescript(_SCHEMA)
         if version == 1:
             self.db.execute("ALTER TABLE runs ADD COLUMN call_uuid TEXT")
@@ -208,6 +212,8 @@ class _StoreThread(threading.Thread):
                 for fn, args, fut in batch:
                     try:
                         results.append((fut, fn(*args), None))
+                    except sqlite3.Error:  # SQLite may have rolled back already: fail the whole batch
+                        raise
                     except Exception as e:  # this operation only (a Conflict, a RunExists...)
                         results.append((fut, None, e))
                 if grouped:
@@ -215,7 +221,7 @@ class _StoreThread(threading.Thread):
             except Exception as e:  # the transaction itself failed: nothing in it was stored
                 with contextlib.suppress(Exception):
                     db.execute("ROLLBACK")
-                results = [(fut, None, e) for _, _, fut in batch]
+                results = [(fut, None, unavailable(e)) for _, _, fut in batch]
             loops: dict = {}
             for entry in results:
                 loops.setdefault(entry[0].get_loop(), []).append(entry)
@@ -223,6 +229,14 @@ class _StoreThread(threading.Thread):
                 with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
                     loop.call_soon_threadsafe(_resolve, entries)
         self.db.close()
+
+
+def unavailable(error: Exception) -> Exception:
+    """A sqlite3 error (disk full, I/O error, locked, corrupt page) as `StoreUnavailable`:
+    the service answers 503 and the same operation may succeed later; others unchanged."""
+    if isinstance(error, sqlite3.Error):
+        return StoreUnavailable(f"the run store is unavailable ({error})")
+    return error
 
 
 def _resolve(entries) -> None:
@@ -255,7 +269,10 @@ class SQLiteStore:
             raise RuntimeError("the store is closed")
         if self._inline:
             fut = asyncio.get_running_loop().create_future()
-            fut.set_result(fn(*args))
+            try:
+                fut.set_result(fn(*args))
+            except Exception as e:
+                fut.set_exception(unavailable(e))
             return fut
         fut = asyncio.get_running_loop().create_future()
         self._thread.queue.put((fn, args, fut))

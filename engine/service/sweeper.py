@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from engine.errors import StoreError
 from engine.events import Expired, Response
 from engine.service.runs import Service
 from engine.state import WaitReason
@@ -46,7 +47,7 @@ async def sweep(service: Service) -> int:
                 continue
             logger.warning("run %s: request of node %s in doubt for %g s: not resent, taking failed",
                            run_id, waiting.node, grace)
-            event = Response(error="no response recorded before a restart; the request was not resent",
+            event = Response(error=f"no response recorded within {grace:g} s",
                              in_doubt=True)
             state, version, effects = await service.advance(entry, stored, event)
             await service.perform(entry, state, version, effects)
@@ -85,6 +86,8 @@ async def sweep_forever(service: Service) -> None:
             await sweep(service)
         except asyncio.CancelledError:
             raise
+        except StoreError as e:  # the store is down (disk full...): try again next time, quietly
+            logger.warning("in-doubt sweep: %s", e)
         except Exception:
             logger.exception("in-doubt sweep failed")
         await asyncio.sleep(interval)
