@@ -62,12 +62,14 @@ class CallflowProcess:
 
     url: str
 
-    def __init__(self, args: list[str], env: dict, log_path: Path | None = None, cwd: Path = REPO):
+    def __init__(self, args: list[str], env: dict, log_path: Path | None = None, cwd: Path = REPO,
+                 prefix: list[str] | None = None):
+        """`prefix`: a command that execs the rest (e.g. `unshare -m ...`); the process is then that."""
         self.args, self.log_path = args, log_path
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
         self._stderr = open(log_path, "ab") if log_path is not None else tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([sys.executable, "-m", "engine.cli", *args], cwd=cwd, env=env,
+        self.proc = subprocess.Popen([*(prefix or []), sys.executable, "-m", "engine.cli", *args], cwd=cwd, env=env,
                                      stdout=subprocess.PIPE, stderr=self._stderr, text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -90,7 +90,8 @@ def check_database(db: sqlite3.Connection, path: str, schema_version: int) -> in
                                 f"{ELSEWHERE}")
     problems = [r[0] for r in db.execute("PRAGMA quick_check(3)")]
     if problems != ["ok"]:
-        raise StoreUnusable(f"{path}: is corrupt (quick_check: {problems[0][:120]}); restore it from a backup or "
+        first = " ".join(" ".join(problems).split()).replace("*** in database main *** ", "")[:120]
+        raise StoreUnusable(f"{path}: is corrupt (quick_check: {first}); restore it from a backup or "
                             "move it away to start empty")
     return version
 
