@@ -7,7 +7,7 @@ from __future__ import annotations
 import socket
 import uuid
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
 from engine.errors import HttpError
@@ -35,11 +35,14 @@ async def read_body(request: Request, limit: int) -> bytes:
         if int(length) > limit:
             raise HttpError(413, f"request body larger than {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HttpError(413, f"request body larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HttpError(413, f"request body larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or cut off by the body deadline (engine/service/limits.py)
+        raise HttpError(400, "the client closed the connection before sending the whole body") from None
     return b"".join(chunks)
 
 

@@ -37,10 +37,11 @@ def test_idle_and_slow_clients_do_not_starve_triggers_and_are_closed(serve):
 
 
 def test_a_slow_body_is_cut_off_and_the_trigger_api_stays_up(serve):
-    socks = []
+    # A callback path: its body is read before anything else (the signature covers it).
+    socks = []  # to a callback path: its body is read first (the signature covers it)
     for _ in range(100):
         s = connect(serve.port)
-        s.sendall(f"POST /v1/account/{serve.auth[0]}/phlo/x/ HTTP/1.1\r\nHost: x\r\n"
+        s.sendall("POST /callbacks/inbound/x HTTP/1.1\r\nHost: x\r\n"
                   "Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{".encode())
         socks.append(s)
     try:
@@ -130,11 +131,12 @@ def test_garbage_and_oversize_bodies_get_json_errors(serve):
     assert "Traceback" not in serve.log()
 
 
-def test_a_connection_cap_answers_503_beyond_it_and_keeps_the_ones_it_has(workdir):
+def test_connection_and_in_flight_caps_answer_503_beyond_them_and_keep_the_rest(workdir):
     from hostile.harness import Serve
 
     capped = Serve.start(workdir, db=f"sqlite:///{workdir}/capped.db", CALLFLOW_HTTP_MAX_CONNECTIONS="20",
-                         CALLFLOW_HTTP_HEADER_TIMEOUT="2")
+                         CALLFLOW_HTTP_HEADER_TIMEOUT="2", CALLFLOW_HTTP_BODY_TIMEOUT="2",
+                         CALLFLOW_HTTP_MAX_IN_FLIGHT="3")
     try:
         held = [connect(capped.port) for _ in range(20)]
         extra = connect(capped.port)
@@ -145,6 +147,17 @@ def test_a_connection_cap_answers_503_beyond_it_and_keeps_the_ones_it_has(workdi
         assert held[0].recv(4096).startswith(b"HTTP/1.1 200")
         assert wait_all_closed(held[1:], timeout=5.0) == 19
         assert capped.trigger(timeout=2.0).status_code == 201  # room again once they are gone
+        slow_bodies = []  # requests in flight: their bodies never finish
+        for _ in range(3):
+            s = connect(capped.port)
+            s.sendall("POST /callbacks/inbound/x HTTP/1.1\r\nHost: x\r\n"
+                      "Content-Length: 100\r\n\r\n{".encode())
+            slow_bodies.append(s)
+        time.sleep(0.2)
+        busy = capped.trigger(timeout=2.0)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1" and "in flight" in busy.json()["error"]
+        assert wait_all_closed(slow_bodies, timeout=5.0) == 3
+        assert capped.trigger(timeout=2.0).status_code == 201
     finally:
         capped.stop()
     assert HOST == "127.0.0.1"
