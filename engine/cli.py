@@ -200,6 +200,13 @@ def sandbox(host, port, scenario, auth_id, auth_token):
         click.echo(f"warning: auth id {auth_id!r} does not look like Plivo's (MA or SA + 18 letters/digits); "
                    "the official SDKs will refuse it", err=True)
     core = SandboxCore(behaviour, auth_id=auth_id, auth_token=auth_token)
+    from engine.service.limits import limits_from_env
+
+    try:
+        limits_from_env()  # CALLFLOW_HTTP_*: a bad value is one line before anything listens
+    except ValueError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     try:
         run_sandbox(core, host, port, on_ready=lambda url: click.echo(f"sandbox listening on {url}"))
     except OSError as e:

@@ -9,6 +9,10 @@ the thread was busy runs in one transaction, and one loop wake-up resolves it al
 instead): the same CPU per run, and the loop never waits on a checkpoint's fsync. Set
 `synchronous=FULL` (`?synchronous=full` in the URL) to survive power loss too, at the cost
 of an fsync per commit.
+
+A sqlite3 error while serving (disk full, I/O error) fails the whole batch it was in and
+reaches the caller as `StoreUnavailable` (the service answers 503); a file that cannot be
+used is refused at open with `StoreUnusable` (the checks: engine/service/db_check.py).
 """
 
 from __future__ import annotations

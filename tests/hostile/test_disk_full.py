@@ -16,6 +16,7 @@ import httpx
 import pytest
 from processes import SANDBOX_READY, CallflowProcess, clean_env, wait_for
 
+from engine.service.signature import sign_v3_headers
 from hostile.harness import FLOW, Serve
 from hostile.test_bad_databases import MOUNTS
 
@@ -61,6 +62,8 @@ def test_a_disk_filled_during_traffic_loses_nothing(workdir):
                         PLIVO_AUTH_TOKEN=PLIVO_TOKEN, PLIVO_API_URL=sandbox.url)
     try:
         answers = asyncio.run(_burst(serve, 20))
+        first = answers[0].json()["api_id"]  # placed and saved before the disk fills: waits for its callbacks
+        wait_for(lambda: serve.get(f"/v1/runs/{first}").json()["status"] == "waiting", what="the first run to wait")
         fill = f"/proc/{serve.pid}/root{disk}/fill"
         _fill(fill)
         full_since = time.monotonic()
@@ -68,8 +71,15 @@ def test_a_disk_filled_during_traffic_loses_nothing(workdir):
         for i in range(bursts):  # spread over the window
             answers += asyncio.run(_burst(serve, TRIGGERS // bursts))
             time.sleep(max(0.0, full_since + FULL_SECONDS * (i + 1) / bursts - time.monotonic()))
-        some_run = next(r.json()["api_id"] for r in answers if r.status_code == 201)
+        some_run = first
         assert serve.get(f"/v1/runs/{some_run}").status_code == 200  # reads go on while the disk is full
+        # A callback while the disk is full: a 503 the provider retries, and the run unchanged.
+        before = serve.get(f"/v1/runs/{some_run}").json()
+        url = f"{serve.url}/callbacks/{some_run}/1/ring"
+        ring = {"CallUUID": "c-ring", "CallStatus": "ringing", "Event": "Ring"}
+        r = httpx.post(url, data=ring, headers=sign_v3_headers("POST", url, ring, PLIVO_TOKEN))
+        assert r.status_code == 503 and "store" in r.json()["error"], r.text
+        assert serve.get(f"/v1/runs/{some_run}").json() == before
         os.unlink(fill)
         answers += asyncio.run(_burst(serve, 30))
 

@@ -161,3 +161,36 @@ def test_connection_and_in_flight_caps_answer_503_beyond_them_and_keep_the_rest(
     finally:
         capped.stop()
     assert HOST == "127.0.0.1"
+
+
+def test_the_sandbox_has_the_same_limits(tmp_path):
+    from processes import SANDBOX_READY, CallflowProcess, clean_env
+
+    p = CallflowProcess.start(["sandbox", "--port", "0"], clean_env(CALLFLOW_HTTP_HEADER_TIMEOUT="1"), SANDBOX_READY,
+                              tmp_path / "sandbox.log")
+    try:
+        port = int(p.url.rsplit(":", 1)[1])
+        idle = [connect(port) for _ in range(100)]
+        bomb = connect(port)
+        bomb.sendall(b"GET /sandbox/health HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(200)) + b"\r\n")
+        assert bomb.recv(4096).startswith(b"HTTP/1.1 431")
+        assert wait_all_closed(idle, timeout=4.0) == 100
+        import httpx
+        assert httpx.get(f"{p.url}/sandbox/health").status_code == 200
+    finally:
+        p.stop()
+
+
+@pytest.mark.parametrize("command", [["serve", "--sandbox"], ["sandbox"]])
+def test_a_bad_limit_setting_is_one_error_line(tmp_path, command):
+    import subprocess
+    import sys
+
+    from processes import clean_env
+    args = [sys.executable, "-m", "engine.cli", command[0], *( [str(tmp_path)] if command[0] == "serve" else []),
+            "--port", "0", *command[1:]]
+    r = subprocess.run(args, cwd=tmp_path, env=clean_env(CALLFLOW_HTTP_MAX_HEADERS="lots"), capture_output=True,
+                       text=True, timeout=30)
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.returncode == 2 and errors == ["error: CALLFLOW_HTTP_MAX_HEADERS: 'lots' is not a whole number"], r.stderr
+    assert "Traceback" not in r.stderr
