@@ -101,6 +101,8 @@ def unusable(path: str, error: sqlite3.Error) -> StoreUnusable:
     text = str(error)
     if "readonly" in text or "read-only" in text:
         what = f"the location is read-only; make it writable or {ELSEWHERE}"
+    elif "not a database" in text and _has_magic(path):
+        what = "is corrupt (its SQLite header is damaged); restore it from a backup or move it away to start empty"
     elif "not a database" in text:
         what = f"is not an SQLite database (not callflow's); {ELSEWHERE}"
     elif "malformed" in text or "corrupt" in text:
@@ -110,3 +112,11 @@ def unusable(path: str, error: sqlite3.Error) -> StoreUnusable:
     else:
         what = f"cannot be used ({text}); {ELSEWHERE}"
     return StoreUnusable(f"{path}: {what}")
+
+
+def _has_magic(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError:
+        return False
