@@ -22,7 +22,6 @@ handled at once with a JSON 503.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import resource
 import uuid
@@ -30,9 +29,6 @@ from dataclasses import dataclass, field
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-logger = logging.getLogger("callflow.server")
-
 
 @dataclass(frozen=True)
 class HttpLimits:
@@ -68,7 +64,7 @@ _SETTINGS = {  # field -> (environment variable, type)
 def limits_from_env(environ=os.environ) -> HttpLimits:
     """The limits from CALLFLOW_HTTP_*; raises ValueError naming a setting that does not parse."""
     values = {}
-    for field, (name, kind) in _SETTINGS.items():
+    for attr, (name, kind) in _SETTINGS.items():
         raw = environ.get(name)
         if not raw:
             continue
@@ -78,7 +74,7 @@ def limits_from_env(environ=os.environ) -> HttpLimits:
             raise ValueError(f"{name}: {raw!r} is not a {'number' if kind is float else 'whole number'}") from None
         if not value > 0 or value != value or value == float("inf"):
             raise ValueError(f"{name} must be a positive {'number' if kind is float else 'whole number'}")
-        values[field] = value
+        values[attr] = value
     return HttpLimits(**values)
 
 
@@ -95,9 +91,9 @@ class _TooLarge(Exception):
 class GuardedHttpTools(HttpToolsProtocol):
     """uvicorn's httptools protocol with a header-read deadline (from connecting, or from a
     keep-alive request's first byte), a body-read deadline, caps on header bytes and header
-    lines (431), a connection cap (503, then closed) and an in-flight cap (503). A deadline that passes
-    before the app has a request closes the connection; one that passes while the body
-    trickles in closes it too (the app sees a disconnect)."""
+    lines (431), a connection cap (503, then closed) and an in-flight cap (503). A deadline
+    that passes before the app has a request closes the connection; one that passes while
+    the body trickles in closes it too (the app sees a disconnect: a 400 nobody reads)."""
 
     limits = HttpLimits()  # replaced per server by `protocol_class`
 
