@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+
 @dataclass(frozen=True)
 class HttpLimits:
     """The limits one server process applies to every connection (see the module docstring)."""

@@ -60,7 +60,7 @@ class Serve:
                           timeout=timeout)
 
     def get(self, path: str, **kw) -> httpx.Response:
-        return httpx.get(self.url + path, auth=self.auth, timeout=5.0, **kw)
+        return httpx.get(self.url + path, auth=self.auth, timeout=10.0, **kw)
 
     def finished(self, run_id: str, timeout: float = 20.0) -> dict:
         def done():

@@ -106,4 +106,3 @@ def test_a_disk_filled_during_traffic_loses_nothing(workdir):
     finally:
         serve.stop()
         sandbox.stop()
-    wait_for(lambda: True)

