@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/e2e.py [--runs 2000] [--concurrency 50] [--no-baseline]
                                   [--repeat K] [--db-mode thread|inline] [--provider-connections 16]
+                                  [--log-level info|warning]
 
 Engine: a `callflow sandbox` process and a `callflow serve` process (SQLite store in a temp
 folder); N runs of flows/outbound-sip-headers.yaml are triggered over HTTP by C concurrent
@@ -236,6 +237,8 @@ def main() -> None:
                     help="SQLite calls on the store thread (default) or inline on the event loop")
     ap.add_argument("--provider-connections", type=int, default=None,
                     help="serve's connection pool size for the provider API (CALLFLOW_PROVIDER_CONNECTIONS)")
+    ap.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=None,
+                    help="serve's CALLFLOW_LOG_LEVEL (default: serve's own, info: a JSON line per run event)")
     ap.add_argument("--baseline-app", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.baseline_app is not None:
@@ -254,6 +257,8 @@ def main() -> None:
         sandbox_url = sandbox.wait_line("sandbox listening on ")
         db = f"sqlite:///{tmp}/bench.db" + ("?inline=1" if args.db_mode == "inline" else "")
         extra = {"CALLFLOW_PROVIDER_CONNECTIONS": str(args.provider_connections)} if args.provider_connections else {}
+        if args.log_level:
+            extra["CALLFLOW_LOG_LEVEL"] = args.log_level
         serve = Proc([*py, "serve", str(tmp / "flows"), "--port", "0", "--db", db],
                      env(CALLFLOW_AUTH_ID=AUTH_ID, CALLFLOW_AUTH_TOKEN=AUTH_TOKEN, PLIVO_AUTH_ID=PLIVO_ID,
                          PLIVO_AUTH_TOKEN=PLIVO_TOKEN, PLIVO_API_URL=sandbox_url, **extra), ROOT, tmp / "serve.log")

@@ -222,11 +222,16 @@ def sandbox(host, port, scenario, auth_id, auth_token):
 @click.option("--db", envvar="CALLFLOW_DB", metavar="URL",
               help="Run store: sqlite:///path/to/file.db (default: callflow.db in the current folder).")
 @click.option("--sandbox", is_flag=True, help="Place simulated calls on an embedded sandbox provider.")
-def serve(flows_dir, host, port, db, sandbox):
+@click.option("--log-format", envvar="CALLFLOW_LOG_FORMAT", type=click.Choice(["auto", "json", "text"]),
+              default="auto", show_default=True, help="Log lines on stderr: JSON objects, or text (auto: "
+              "text on a terminal, else JSON).")
+@click.option("--log-level", envvar="CALLFLOW_LOG_LEVEL", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="info", show_default=True, help="Least severe log lines shown.")
+def serve(flows_dir, host, port, db, sandbox, log_format, log_level):
     """Serve every flow under FLOWS_DIR over HTTP (PHLO-compatible run API, provider callbacks)."""
     from engine.service.main import serve_main
 
-    sys.exit(serve_main(flows_dir, host, port, db, sandbox, click.echo))
+    sys.exit(serve_main(flows_dir, host, port, db, sandbox, click.echo, log_format, log_level))
 
 
 @main.command()

@@ -22,7 +22,6 @@ from engine.events import (
     XML_KINDS,
     Callback,
     CallbackKind,
-    Effect,
     Event,
     Expired,
     Finished,
@@ -60,6 +59,17 @@ class _Pause(Enum):
     WAIT = "wait"
 
 
+class Effects(list):
+    """The effects of one event, in order; `changed` is False when the event left the run
+    state as it was."""
+
+    __slots__ = ("changed",)
+
+    def __init__(self):
+        super().__init__()
+        self.changed = True
+
+
 class Executor:
     """Runs one flow: `advance(state, event)` for each event of each of its runs.
 
@@ -77,30 +87,35 @@ class Executor:
         now = self.clock()
         return RunState(run_id=run_id, flow_id=self.flow.id, created_at=now, updated_at=now)
 
-    def advance(self, state: RunState, event: Event) -> list[Effect]:
-        """Apply `event` to `state` (in place) and return the effects to perform, in order."""
-        effects: list[Effect] = []
+    def advance(self, state: RunState, event: Event) -> Effects:
+        """Apply `event` to `state` (in place) and return the effects to perform, in order.
+        `effects.changed` is False when the event changed nothing (a replayed or stale
+        callback, a response nobody waits for): shells need not store the state again."""
+        effects = Effects()
         call = state.call
         if isinstance(event, Callback) and call and call.other_leg(event.seq, event.params.get("CallUUID")):
             # A later leg of a multi-destination call, or a stranger: never this run's document.
             if event.kind in XML_KINDS:
                 effects.append(ServeDocument(HANGUP_DOCUMENT))
+            effects.changed = False
             return effects
         if state.finished:
             if isinstance(event, Callback) and event.kind in XML_KINDS:
                 effects.append(ServeDocument(self._replay(state, event) or HANGUP_DOCUMENT))
+            effects.changed = False
             return effects
         if isinstance(event, (Trigger, InboundCall)):
             self._start(state, event, effects)
         elif isinstance(event, Response):
-            self._on_response(state, event, effects)
+            effects.changed = self._on_response(state, event, effects)
         elif isinstance(event, Callback):
-            self._on_callback(state, event, effects)
+            effects.changed = self._on_callback(state, event, effects)
         elif isinstance(event, Expired):
-            self._on_expired(state, event, effects)
+            effects.changed = self._on_expired(state, event, effects)
         else:
             raise TypeError(f"not an event: {event!r}")
-        state.updated_at = self.clock()
+        if effects.changed:
+            state.updated_at = self.clock()
         return effects
 
     # -- events --------------------------------------------------------------------------------
@@ -117,42 +132,55 @@ class Executor:
         state.variables[spec.name] = first.outputs
         self._walk(state, spec.next.get(first.outcome), effects)
 
-    def _on_response(self, state: RunState, event: Response, effects: list) -> None:
+    def _on_response(self, state: RunState, event: Response, effects: list) -> bool:
         waiting = state.waiting
         if waiting is None or waiting.reason is not WaitReason.RESPONSE \
                 or (event.seq is not None and event.seq != waiting.seq):
-            return  # a response nobody waits for (late, or replayed after a crash): nothing to do
+            return False  # a response nobody waits for (late, or replayed after a crash): nothing to do
         self._resume(state, waiting, event, effects)
+        return True
 
-    def _on_callback(self, state: RunState, event: Callback, effects: list) -> None:
+    def _on_callback(self, state: RunState, event: Callback, effects: list) -> bool:
+        """Apply a callback; False when it changed nothing (a replay, a repeated ring or
+        hangup, a callback for a step that no longer waits)."""
         replay = self._replay(state, event)
         if replay is not None:
             effects.append(ServeDocument(replay))
-            return
-        state.sprint = {}
+            return False
         kind = event.kind
-        if state.waits_for(WaitReason.RESPONSE, event.seq) and kind in _CALL_KINDS:
+        call = state.call
+        resumes_request = state.waits_for(WaitReason.RESPONSE, event.seq) and kind in _CALL_KINDS
+        if not resumes_request:
+            if kind == CallbackKind.RING and not (call and call.seq == event.seq and not call.ringing):
+                return False
+            if kind == CallbackKind.HANGUP and (not call or call.seq != event.seq or call.ended):
+                return False  # a repeated or stale hangup: processed once already
+        state.sprint = {}
+        if resumes_request:
             # The call's own callback beat the API response here (or the response was lost in a
             # crash): the callback proves the request was accepted.
             self._resume(state, state.waiting, Response(status=201, body={"message": "call fired"}), effects)
-        call = state.call
+            call = state.call
         if kind == CallbackKind.RING:
             if call and call.seq == event.seq:
                 call.ringing = True
-            return
+            return True
         if kind == CallbackKind.HANGUP:
             self._on_hangup(state, event, effects)
-            return
+            return True
         if kind == CallbackKind.ANSWER and state.waits_for(WaitReason.CALL, event.seq):
             call.up, call.uuid = True, event.params.get("CallUUID")
             state.pending_xml, state.answering = [], f"{event.seq}:{kind}"
             self._resume(state, state.waiting, event, effects)
-        elif kind in _INPUT_KINDS and state.waits_for(WaitReason.INPUT, event.seq):
+            return True
+        if kind in _INPUT_KINDS and state.waits_for(WaitReason.INPUT, event.seq):
             state.pending_xml, state.answering = [], f"{event.seq}:{kind}"
             self._resume(state, state.waiting, event, effects)
-        elif kind in XML_KINDS:
+            return True
+        if kind in XML_KINDS:
             # Another leg of a multi-destination call answered after the first, or a stale URL.
             effects.append(ServeDocument(HANGUP_DOCUMENT))
+        return resumes_request
 
     def _on_hangup(self, state: RunState, event: Callback, effects: list) -> None:
         call = state.call
@@ -181,20 +209,21 @@ class Executor:
             state.waiting = None
             self._complete(state, effects)
 
-    def _on_expired(self, state: RunState, event: Expired, effects: list) -> None:
+    def _on_expired(self, state: RunState, event: Expired, effects: list) -> bool:
         waiting = state.waiting
         if waiting is None or waiting.reason is WaitReason.RESPONSE:
-            return  # requests have their own timeouts and the in-doubt rule
+            return False  # requests have their own timeouts and the in-doubt rule
         step = state.steps[waiting.seq]
         if step.ended_at is None:
             step.ended_at = self.clock()
         if waiting.reason is WaitReason.HANGUP:  # the path was done: only the call's end went unheard
             step.error = f"no hangup callback within {event.seconds:g} s"
             self._complete(state, effects)
-            return
+            return True
         waited_for = "its call" if waiting.reason is WaitReason.CALL else "input"
         self._fail_run(state, f"no provider callback within {event.seconds:g} s while node "
                        f"{waiting.node!r} waited for {waited_for}", effects)
+        return True
 
     # -- walking the graph ---------------------------------------------------------------------
     def _resume(self, state: RunState, waiting: Waiting, event, effects: list) -> None:

@@ -4,13 +4,14 @@
   GET  /v1/phlo/{flow_id}/                      PHLO-style flow info (the SDK's get())
   GET  /v1/runs/{run_id}, GET /v1/runs          run records, run summaries (paged)
   GET  /v1/flows                                the loaded flows
-  GET  /health                                  (no auth)
 
 Module-level endpoints: each finds the `Service` in `request.app.state` (`service_of`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 
 from starlette.requests import Request as HttpRequest
@@ -23,8 +24,12 @@ from engine.service.auth import authorized
 from engine.service.http import MAX_BODY, deny, error, read_body
 from engine.service.readback import readable_json, valid_cursor
 from engine.service.runs import service_of
+from engine.service.store import IdempotencyKey
 
 RUN_STATUSES = ("running", "waiting", "completed", "failed")
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 255
+IDEMPOTENCY_TTL = 24 * 3600.0  # a key answers with its run for a day, as Stripe's do
 
 
 async def run_flow(request: HttpRequest):
@@ -44,8 +49,40 @@ async def run_flow(request: HttpRequest):
     if missing:
         return error(422, f"the run request must supply {', '.join(missing)} "
                           f"(required by {entry.flow.trigger})")
-    run_id = await service.trigger(flow_id, payload)
-    return JSONResponse({"phlo_id": flow_id, "api_id": run_id, "message": "run started"}, status_code=201)
+    try:
+        key = idempotency_key(request, flow_id, payload, service.clock())
+    except HttpError as e:
+        return error(e.status, e.message)
+    keyed = await service.trigger(flow_id, payload, key)
+    if key is not None and not keyed.created:
+        if keyed.fingerprint != key.fingerprint:
+            return error(422, "this Idempotency-Key was already used with a different request body "
+                              "(use a new key for a new run)")
+        return started(flow_id, keyed.run_id, {"Idempotent-Replayed": "true"})
+    return started(flow_id, keyed.run_id)
+
+
+def started(flow_id: str, run_id: str, headers: dict | None = None) -> JSONResponse:
+    """The trigger's 201, the same for the first answer and for a replay under its key."""
+    return JSONResponse({"phlo_id": flow_id, "api_id": run_id, "message": "run started"}, status_code=201,
+                        headers=headers)
+
+
+def idempotency_key(request: HttpRequest, flow_id: str, payload: dict, now: float) -> IdempotencyKey | None:
+    """The request's `Idempotency-Key` (draft-ietf-httpapi-idempotency-key): at most 255
+    characters of visible ASCII, scoped to the account and the flow, with a fingerprint of
+    the payload (as JSON with sorted keys: the same values in another order or spacing are
+    the same body). None without the header."""
+    raw = request.headers.get(IDEMPOTENCY_HEADER)
+    if raw is None:
+        return None
+    if not 0 < len(raw) <= MAX_KEY_LENGTH or not all("!" <= c <= "~" for c in raw):
+        raise HttpError(400, f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY_LENGTH} visible ASCII characters "
+                             "(no spaces)")
+    body = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    fingerprint = hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()
+    scope = f"{request.path_params['auth_id']}/{flow_id}"
+    return IdempotencyKey(scope, raw, fingerprint, now, now - IDEMPOTENCY_TTL)
 
 
 async def get_phlo(request: HttpRequest):
@@ -99,10 +136,6 @@ async def list_flows(request: HttpRequest):
               "path": e.flow.path, "warnings": len(e.flow.diagnostics), "created_on": e.created_on}
              for fid, e in sorted(service_of(request).flows.items())]
     return JSONResponse({"api_id": str(uuid.uuid4()), "flows": flows})
-
-
-async def health(request: HttpRequest):
-    return JSONResponse({"status": "ok", "flows": len(service_of(request).flows)})
 
 
 def parse_payload(raw: bytes) -> dict:

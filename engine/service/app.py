@@ -8,7 +8,7 @@
   GET|POST /callbacks/inbound/{flow_id}         incoming call: starts a run
   GET|POST /callbacks/inbound/{flow_id}/hangup  its hangup (the run is found by CallUUID)
                                                 (engine/service/callbacks.py)
-  GET  /health
+  GET  /health, /ready, /metrics                 the operator's (engine/service/probes.py)
   GET  /, /console/*, /v1/flows/{flow_id}[/graph.svg]   the web console (engine/service/console.py)
 
 The endpoints find the `Service` in `app.state.service` and the trigger API's credentials
@@ -28,13 +28,12 @@ from starlette.requests import Request as HttpRequest
 from starlette.routing import Route
 
 from engine.errors import StoreError
-from engine.service import api, callbacks, console
+from engine.service import api, callbacks, console, probes
 from engine.service.auth import BasicAuth
 from engine.service.http import error
+from engine.service.logs import event
 from engine.service.runs import Service
 from engine.service.sweeper import sweep_forever
-
-logger = logging.getLogger("callflow.server")  # one logger name for the whole service
 
 
 def _routes() -> list[Route]:
@@ -55,7 +54,9 @@ def _routes() -> list[Route]:
         Route("/v1/flows", api.list_flows, methods=["GET"]),
         Route("/v1/flows/", api.list_flows, methods=["GET"]),
         Route("/callbacks/inbound/{flow_id}", callbacks.inbound, methods=["GET", "POST"]),
-        Route("/health", api.health, methods=["GET"]),
+        Route("/health", probes.health, methods=["GET"]),
+        Route("/ready", probes.ready, methods=["GET"]),
+        Route("/metrics", probes.metrics, methods=["GET"]),
     ]
     return routes + console.ROUTES
 
@@ -73,12 +74,14 @@ async def store_error(request: HttpRequest, exc: Exception):
     """Any store failure during a request (disk full, I/O error, a conflict that did not
     settle): nothing of the request was stored; a 503 the client (or the provider, for a
     callback) retries."""
-    logger.warning("%s %s: %s", request.method, request.url.path, exc)
+    event("http.store_unavailable", level=logging.WARNING, method=request.method, path=request.url.path,
+          error_type=type(exc).__name__, error=str(exc))
     return error(503, "the run store is unavailable; retry later", {"Retry-After": "1"})
 
 
 async def server_error(request: HttpRequest, exc: Exception):
-    logger.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)
+    event("http.error", level=logging.ERROR, method=request.method, path=request.url.path,
+          error_type=type(exc).__name__)
     return error(500, "internal error")
 
 

@@ -9,6 +9,7 @@ answered with XML:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl
 
@@ -23,6 +24,7 @@ from engine.service.signature import HEADER_V3, HEADER_V3_NONCE, validate_v3
 
 
 async def callback(request: HttpRequest):
+    received = time.perf_counter()  # the latency GET /metrics shows counts the signature check too
     try:
         params = await signed_params(request)
     except HttpError as e:
@@ -31,7 +33,7 @@ async def callback(request: HttpRequest):
     if kind not in CALLBACK_KINDS:
         return error(404, f"unknown callback kind {kind!r}")
     document = await service_of(request).callback(request.path_params["run_id"], request.path_params["seq"],
-                                                  kind, params)
+                                                  kind, params, received)
     return xml(document)
 
 

@@ -65,7 +65,7 @@ async def _main(flow, payload, settings, db, sock, as_json, timeout, echo) -> in
         await asyncio.wait_for(ready.wait(), 30)
         if tracer:
             echo(f"live run of {flow.id} via {settings.provider.api_url}; callbacks at {settings.public_url}")
-        run_id = await service.trigger(flow.id, payload)
+        run_id = (await service.trigger(flow.id, payload)).run_id
         deadline = time.monotonic() + timeout
         state = None
         while time.monotonic() < deadline:

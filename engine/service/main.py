@@ -13,11 +13,13 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import prometheus_client
 import uvicorn
 
 from engine.errors import StoreError
 from engine.flow import Flow
 from engine.load.discover import load_folder
+from engine.service import logs
 from engine.service.app import create_app
 from engine.service.http import base_url, bind
 from engine.service.limits import HttpLimits, limits_from_env, server_config
@@ -42,9 +44,18 @@ class ReadyServer(uvicorn.Server):
             self._on_ready()
 
 
-def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bool, echo: Echo) -> int:
+def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bool, echo: Echo,
+               log_format: str | None = None, log_level: str | None = None) -> int:
     """`callflow serve`; returns the exit code."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        chosen = logs.configure(log_format or os.environ.get("CALLFLOW_LOG_FORMAT"),
+                                log_level or os.environ.get("CALLFLOW_LOG_LEVEL"))
+    except ValueError as e:
+        echo(f"error: {e}", err=True)
+        return 2
+    prometheus_client.disable_created_metrics()  # no `*_created` series beside each counter
+    if chosen == "json":  # stderr carries only JSON lines: warnings become events too
+        echo = _json_warnings(echo)
     flows = _load(flows_dir, echo)
     if flows is None:
         return 2
@@ -69,6 +80,17 @@ def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bo
     finally:
         sock.close()
     return 0
+
+
+def _json_warnings(echo: Echo) -> Echo:
+    """`echo` with its stderr lines logged as `serve.message` events instead (errors that
+    stop the process stay plain `error:` lines)."""
+    def json_echo(message: str = "", err: bool = False, **kw) -> None:
+        if err and not message.startswith("error:"):
+            logs.event("serve.message", message, level=logging.WARNING)
+        else:
+            echo(message, err=err, **kw)
+    return json_echo
 
 
 def listen(host: str, port: int, echo: Echo) -> socket.socket | None:
@@ -116,8 +138,9 @@ async def _serve(flows: dict[str, Flow], store: Store, settings: Settings, sock:
     provider = Provider(settings.provider, max_connections=settings.provider_connections,
                         allow_private_http=settings.allow_private_http)
     service = Service(flows, store, provider, settings)
+    # log_config=None: uvicorn's records go through our handler (engine/service/logs.py)
     config = server_config(create_app(service), limits, log_level="warning", access_log=False, lifespan="on",
-                           timeout_graceful_shutdown=10)
+                           timeout_graceful_shutdown=10, log_config=None)
     server = ReadyServer(config, on_ready=lambda: echo(f"callflow serving on {base}"))
     try:
         await server.serve(sockets=[sock])

@@ -32,17 +32,19 @@ from engine.errors import Conflict, StoreError
 from engine.events import (
     XML_KINDS,
     Callback,
-    Finished,
+    Expired,
     InboundCall,
     Request,
+    Response,
     ServeDocument,
     Trigger,
 )
-from engine.executor import HANGUP_DOCUMENT, Executor
+from engine.executor import HANGUP_DOCUMENT, Effects, Executor
 from engine.flow import Flow
 from engine.node import RunEnvironment
+from engine.service.observe import Observer, ended_steps
 from engine.service.settings import Settings
-from engine.service.store import Store, StoredRun
+from engine.service.store import IdempotencyKey, KeyedRun, Store, StoredRun
 from engine.service.store_faults import save_patiently
 from engine.state import RunState, iso
 
@@ -51,6 +53,8 @@ logger = logging.getLogger("callflow.server")  # one logger name for the whole s
 EMPTY_DOCUMENT = "<Response></Response>"
 REJECT_DOCUMENT = '<Response><Hangup reason="rejected"/></Response>'
 SAVE_RETRIES = 10
+_EVENT_NAMES = {Callback: "callback", Response: "response", Expired: "expired", Trigger: "trigger",
+                InboundCall: "inbound"}
 
 
 @dataclass
@@ -119,6 +123,7 @@ class Service:
         self.provider = provider
         self.locks = RunLocks()
         self.tasks: set[asyncio.Task] = set()  # triggered runs' effects, going on after the answer
+        self.observe = Observer()  # metrics (GET /metrics) and log lines
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Let the effects in flight finish and their results be saved (at shutdown)."""
@@ -126,34 +131,46 @@ class Service:
             await asyncio.wait(list(self.tasks), timeout=timeout)
 
     # -- entry points ----------------------------------------------------------------------------
-    async def trigger(self, flow_id: str, payload: dict) -> str:
-        """Start a run; return its id once its first state is stored. Effects (the Call API
-        request) go on in the background: the caller gets the run id at once."""
+    async def trigger(self, flow_id: str, payload: dict, key: IdempotencyKey | None = None) -> KeyedRun:
+        """Start a run; return it once its first state is stored. Effects (the Call API
+        request) go on in the background: the caller gets the run id at once. Under an
+        idempotency `key` already used (within its lifetime) nothing starts: the answer is
+        the run that holds the key (`created` False; the caller compares the fingerprint)."""
         entry = self.flows[flow_id]
         run_id = str(uuid.uuid4())
         state = entry.executor.new_run(run_id)
         effects = entry.executor.advance(state, Trigger(payload))
         await self.locks.acquire(run_id)
         try:
-            version = await self.store.create_run(state)
+            if key is None:
+                version, keyed = await self.store.create_run(state), KeyedRun(run_id, True, "")
+            else:
+                keyed, version = await self.store.create_run_once(state, key), 1
         except BaseException:
             self.locks.release(run_id)
             raise
-        if not any(isinstance(e, Request) for e in effects):
+        if not keyed.created or not any(isinstance(e, Request) for e in effects):
             self.locks.release(run_id)
-            return run_id
+            if keyed.created:
+                self.observe.run_started(state, effects, payload)
+            else:
+                self.observe.trigger_replayed(flow_id, keyed.run_id, keyed.fingerprint == key.fingerprint)
+            return keyed
+        self.observe.run_started(state, effects, payload)
         task = asyncio.get_running_loop().create_task(self._continue(entry, state, version, effects))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-        return run_id
+        return keyed
 
     async def _continue(self, entry: LoadedFlow, state: RunState, version: int, effects: list) -> None:
         try:
             await self.perform(entry, state, version, effects)
         except StoreError as e:  # waited out as long as we could: the run stays in doubt, not lost
-            logger.warning("run %s: %s", state.run_id, e)
+            logger.warning("%s", e, extra={"event": "run.store_unavailable", "run_id": state.run_id,
+                                           "flow": state.flow_id})
         except Exception:
-            logger.exception("run %s: performing effects failed", state.run_id)
+            logger.exception("performing effects failed",
+                             extra={"event": "run.error", "run_id": state.run_id, "flow": state.flow_id})
         finally:
             self.locks.release(state.run_id)
 
@@ -176,6 +193,7 @@ class Service:
             effects = entry.executor.advance(state, InboundCall(params))
             async with self.locks.hold(run_id):
                 version = await self.store.create_run(state)
+                self.observe.run_started(state, effects)
                 served = await self.perform(entry, state, version, effects)
         return served or HANGUP_DOCUMENT
 
@@ -188,42 +206,56 @@ class Service:
             return EMPTY_DOCUMENT
         return await self.callback(run_id, 0, "hangup", params)  # an incoming call is step 0's
 
-    async def callback(self, run_id: str, seq: int, kind: str, params: dict) -> str:
-        """Deliver a provider callback; return the XML to answer with."""
+    async def callback(self, run_id: str, seq: int, kind: str, params: dict, received: float | None = None) -> str:
+        """Deliver a provider callback; return the XML to answer with. A callback that
+        changes nothing (a replay, a provider's retry) is answered without a write.
+        `received`: `time.perf_counter()` when the request came in (its latency's start)."""
+        started = received or time.perf_counter()
+        flow_id, changed = None, False
         async with self.locks.hold(run_id):
             stored = await self.store.load(run_id)
             if stored is None:
                 return HANGUP_DOCUMENT
-            entry = self.flows.get(stored.state.flow_id)
-            if entry is None or stored.state.finished:
-                # The executor replays a document already served for this callback, else Hangup.
-                effects = entry.executor.advance(stored.state, Callback(kind, seq, params)) if entry else []
-                served = next((e.xml for e in effects if isinstance(e, ServeDocument)), None)
-                return served or HANGUP_DOCUMENT
+            flow_id = stored.state.flow_id
+            entry = self.flows.get(flow_id)
+            if entry is None:
+                return HANGUP_DOCUMENT
+            opened = _open_steps(stored.state)
             state, version, effects = await self.advance(entry, stored, Callback(kind, seq, params))
+            changed = effects.changed
+            steps = ended_steps(state, opened) if changed and logger.isEnabledFor(logging.INFO) else []
             served = await self.perform(entry, state, version, effects)
+        self.observe.callback(run_id, flow_id, kind, seq, changed, time.perf_counter() - started, steps)
         if served is not None:
             return served
         return HANGUP_DOCUMENT if kind in XML_KINDS else EMPTY_DOCUMENT
 
     # -- the loop ----------------------------------------------------------------------------------
     async def advance(self, entry: LoadedFlow, stored: StoredRun, event,
-                      patient: bool = False) -> tuple[RunState, int, list]:
+                      patient: bool = False) -> tuple[RunState, int, Effects]:
         """`Executor.advance` + save; on a version conflict reload and apply the event again.
-        `patient`: the event is the outcome of an effect already performed (a Response), so
-        a store failure is waited out (`save_patiently`) rather than losing what happened."""
+        An event that changed nothing is not saved (the version stays). `patient`: the
+        event is the outcome of an effect already performed (a Response), so a store
+        failure is waited out (`save_patiently`) rather than losing what happened."""
+        started = time.perf_counter()
         state, version = stored.state, stored.version
         for _ in range(SAVE_RETRIES):
+            opened = _open_steps(state)
             effects = entry.executor.advance(state, event)
+            if not effects.changed:
+                return state, version, effects
             try:
-                saved = await (save_patiently(self.store, state, version) if patient
-                               else self.store.save(state, version))
-                return state, saved, effects
+                version = await (save_patiently(self.store, state, version) if patient
+                                 else self.store.save(state, version))
             except Conflict:
                 fresh = await self.store.load(state.run_id)
                 if fresh is None:
                     raise
                 state, version = fresh.state, fresh.version
+                continue
+            self.observe.advanced(state, _EVENT_NAMES.get(type(event), "event"), opened, effects,
+                                  time.perf_counter() - started)
+            return state, version, effects
         raise Conflict(f"run {state.run_id}: gave up after {SAVE_RETRIES} conflicting saves")
 
     async def perform(self, entry: LoadedFlow, state: RunState, version: int, effects: list) -> str | None:
@@ -236,18 +268,24 @@ class Service:
                     served = effect.xml
                 elif isinstance(effect, Request):
                     request = effect
-                elif isinstance(effect, Finished):
-                    logger.debug("run %s %s", state.run_id, effect.status)
             if request is None:
                 break
+            started = time.perf_counter()
             response = dataclasses.replace(await self.provider.perform(request), seq=request.seq)
+            self.observe.provider_request(state, request, response, time.perf_counter() - started)
             if response.in_doubt:
                 # It may have gone through: never resend. A callback may still prove it; else
                 # the sweeper fails the node after the grace period.
-                logger.warning("run %s: %s request left in doubt (%s)", state.run_id, request.node, response.error)
                 break
             state, version, effects = await self.advance(entry, StoredRun(state, version), response, patient=True)
         return served
+
+
+def _open_steps(state: RunState) -> tuple[int | None, int]:
+    """(the waiting step if it has not ended, the number of steps): what an event may end."""
+    waiting, steps = state.waiting, state.steps
+    seq = waiting.seq if waiting is not None and waiting.seq < len(steps) else None
+    return (seq if seq is not None and steps[seq].ended_at is None else None), len(steps)
 
 
 def service_of(request) -> Service:

@@ -25,7 +25,19 @@ import threading
 
 from engine.errors import Conflict, RunExists, StoreUnavailable, StoreUnusable
 from engine.service.db_check import ELSEWHERE, check_database, check_path, unusable
-from engine.service.store import DEFAULT_PAGE, MAX_PAGE, StoredRun
+from engine.service.sqlite_ops import (
+    KEYS_SCHEMA,
+    Reader,
+    create_run_once,
+    waiting_counts,
+)
+from engine.service.store import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    IdempotencyKey,
+    KeyedRun,
+    StoredRun,
+)
 from engine.state import RunState, iso
 
 
@@ -53,7 +65,7 @@ CREATE INDEX IF NOT EXISTS runs_status ON runs (status, id);
 CREATE INDEX IF NOT EXISTS runs_waiting ON runs (waiting_for, updated_at) WHERE waiting_for IS NOT NULL;
 """
 _INDEX_CALL = "CREATE INDEX IF NOT EXISTS runs_call ON runs (call_uuid) WHERE call_uuid IS NOT NULL"
-SCHEMA_VERSION = 2  # 2: call_uuid (inbound hangups find their run)
+SCHEMA_VERSION = 3  # 2: call_uuid (inbound hangups find their run); 3: idempotency_keys
 
 
 class _SQLite:
@@ -81,6 +93,7 @@ class _SQLite:
         if version == 1:
             self.db.execute("ALTER TABLE runs ADD COLUMN call_uuid TEXT")
         self.db.execute(_INDEX_CALL)
+        self.db.executescript(KEYS_SCHEMA)  # 3 (from 1 or 2: a new table, nothing to move)
         self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @staticmethod
@@ -98,6 +111,15 @@ class _SQLite:
         except sqlite3.IntegrityError:
             raise RunExists(state.run_id) from None
         return 1
+
+    def create_run_once(self, state: RunState, key: IdempotencyKey) -> KeyedRun:
+        return create_run_once(self.db, self.create_run, state, key)
+
+    def ping(self) -> None:
+        self.db.execute("SELECT 1").fetchone()
+
+    def waiting_counts(self, in_doubt_before: float) -> dict[str, int]:
+        return waiting_counts(self.db, in_doubt_before)
 
     def load(self, run_id: str) -> StoredRun | None:
         row = self.db.execute("SELECT state, version FROM runs WHERE run_id = ?", (run_id,)).fetchone()
@@ -267,6 +289,7 @@ class SQLiteStore:
             self._thread = _StoreThread(path, sync)
             self._db = self._thread.db
         self._closed = False
+        self._reader = Reader(path) if path != ":memory:" and not inline else None
 
     def _call(self, fn, *args):
         if self._closed:
@@ -284,6 +307,22 @@ class SQLiteStore:
 
     async def create_run(self, state: RunState) -> int:
         return await self._call(self._db.create_run, state)
+
+    async def create_run_once(self, state: RunState, key: IdempotencyKey) -> KeyedRun:
+        return await self._call(self._db.create_run_once, state, key)
+
+    async def ping(self) -> None:
+        await self._call(self._db.ping)
+
+    async def waiting_counts(self, in_doubt_before: float) -> dict[str, int]:
+        if self._reader is None:  # in memory (no second connection sees it), or inline
+            return await self._call(self._db.waiting_counts, in_doubt_before)
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        try:
+            return await asyncio.to_thread(self._reader.waiting_counts, in_doubt_before)
+        except sqlite3.Error:  # a second connection cannot read (locked, say): the store thread may
+            return await self._call(self._db.waiting_counts, in_doubt_before)
 
     async def load(self, run_id: str) -> StoredRun | None:
         return await self._call(self._db.load, run_id)
@@ -311,6 +350,8 @@ class SQLiteStore:
         if self._closed:
             return
         self._closed = True
+        if self._reader is not None:
+            self._reader.close()
         if self._inline:
             self._db.close()
         else:

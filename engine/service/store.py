@@ -17,6 +17,17 @@ The interface (`Store`) is async and small:
 * `list_runs(flow_id, status, limit, cursor)` pages run summaries newest first;
 * `find_by_call(call_uuid, flow_id)`: the run controlling a call (an incoming call's hangup
   comes to the application's hangup URL, which cannot name the run);
+* `create_run_once(state, key)`: `create_run` under an idempotency key (`IdempotencyKey`:
+  the trigger's scope, the client's key, a fingerprint of its body), the key and the run
+  written in one transaction with the key unique per scope: of two requests with one key,
+  concurrent or not, one creates the run and the other gets the winner's `KeyedRun`
+  (`created` False, with the winner's fingerprint for the caller to compare). A key older
+  than `key.expires_before` counts as absent and is replaced; each keyed create also purges
+  a bounded batch of expired keys (the table stays as large as a day of keyed triggers);
+* `ping()` returns once the database answered a trivial query (`GET /ready`);
+* `waiting_counts(in_doubt_before)`: how many runs wait, by `waiting_for`, and under
+  `in_doubt` how many wait for the response to a request recorded before that time
+  (`GET /metrics`' gauges: global, whichever process is scraped);
 * `in_doubt(older_than)` is the pending work: runs waiting for the response to an API
   request that was recorded before `older_than` (the request may or may not have been
   sent; the shell decides what to do, never by sending it again).
@@ -41,6 +52,13 @@ PostgreSQL, several `serve` processes (the next step, same interface):
   request older than the grace is over wherever it was sent; for shorter graces add
   `lease_owner`/`lease_until` columns written with the request and skip unexpired leases
   (`FOR UPDATE SKIP LOCKED` when claiming them);
+* `create_run_once`: a table `idempotency_keys (scope, key, fingerprint, run_id,
+  created_at, PRIMARY KEY (scope, key))`; in one transaction `INSERT ... ON CONFLICT (scope,
+  key) DO UPDATE ... WHERE idempotency_keys.created_at < expires_before RETURNING run_id`
+  (a fresh or an expired key: insert the run too), else select the holder's run and
+  fingerprint; the primary key is what makes two processes' concurrent uses of one key
+  start one run; purge `DELETE ... WHERE ctid IN (SELECT ctid ... WHERE created_at < $1
+  LIMIT 100)`;
 * asyncpg instead of the thread: the Protocol is already async.
 """
 
@@ -64,10 +82,35 @@ class StoredRun:
     version: int
 
 
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """A trigger's Idempotency-Key: `scope` (account and flow), the client's `key`, the
+    `fingerprint` of the request body, when it was first used (`created_at`) and the time
+    before which a stored key has expired (`expires_before`)."""
+
+    scope: str
+    key: str
+    fingerprint: str
+    created_at: float
+    expires_before: float
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedRun:
+    """What `create_run_once` did: the run holding the key, whether this call created it,
+    and the fingerprint of the body the key was first used with."""
+
+    run_id: str
+    created: bool
+    fingerprint: str
+
+
 class Store(Protocol):
     """What the service needs from a run store (see the module docstring for each call)."""
 
     async def create_run(self, state: RunState) -> int: ...
+
+    async def create_run_once(self, state: RunState, key: IdempotencyKey) -> KeyedRun: ...
 
     async def load(self, run_id: str) -> StoredRun | None: ...
 
@@ -81,6 +124,10 @@ class Store(Protocol):
     async def stale(self, older_than: float, limit: int = 100) -> list[str]: ...
 
     async def find_by_call(self, call_uuid: str, flow_id: str | None = None) -> str | None: ...
+
+    async def ping(self) -> None: ...
+
+    async def waiting_counts(self, in_doubt_before: float) -> dict[str, int]: ...
 
     async def close(self) -> None: ...
 
