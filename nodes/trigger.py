@@ -63,8 +63,10 @@ class TriggerNode(NodeType):
         return [k for k in required if isinstance(k, str)] if isinstance(required, list) else []
 
     def missing_payload(self, config: dict, payload: dict) -> list[str]:
+        """Required keys the run request leaves out or empty (null or "" supply nothing) and
+        the file's static payload has no value for."""
         static = self._static(config)
-        return [k for k in self._required(config) if payload.get(k) is None and static.get(k) is None]
+        return [k for k in self._required(config) if _absent(payload.get(k)) and _absent(static.get(k))]
 
     def payload_keys(self, config: dict) -> set[str]:
         return {str(k) for k in self._static(config)} | set(self._required(config))
@@ -87,3 +89,7 @@ class TriggerNode(NodeType):
         fields += [{"name": key, "default": None, "required": True, "editable": True}
                    for key in required if key not in static]
         return fields
+
+
+def _absent(value) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())

@@ -229,13 +229,15 @@ def test_trigger_400_body_not_an_object_of_scalars(tmp_path, body):
     go(main())
 
 
-def test_trigger_422_names_the_missing_keys(tmp_path):
+def test_trigger_400_names_the_missing_or_empty_keys(tmp_path):
     async def main():
         async with serving(tmp_path) as (service, client):
             r = await trigger(client, {"to": TO})
-            assert r.status_code == 422 and "customer" in r.json()["error"] and "to," not in r.json()["error"]
+            assert r.status_code == 400 and "customer" in r.json()["error"] and "to," not in r.json()["error"]
             r = await client.post(f"/v1/account/{AUTH_ID}/phlo/{FLOW}/", headers=basic())  # empty body = {}
-            assert r.status_code == 422 and "to" in r.json()["error"] and "customer" in r.json()["error"]
+            assert r.status_code == 400 and "to" in r.json()["error"] and "customer" in r.json()["error"]
+            r = await trigger(client, {"to": "", "customer": "  "})  # empty values supply nothing
+            assert r.status_code == 400 and "to" in r.json()["error"] and "customer" in r.json()["error"]
             assert await runs(service) == []
 
     go(main())

@@ -145,6 +145,9 @@ def test_a_run_through_the_official_sdk(sandbox, serve):
     wrong.phlo_base_uri = f"{serve}/v1"
     with pytest.raises(plivo_exceptions.AuthenticationError):
         wrong.phlo.get(FLOW)
+    # a missing or empty required key: the SDK's ValidationError, carrying our text (issue 14.2)
+    with pytest.raises(plivo_exceptions.ValidationError, match="customer"):
+        client.phlo.get(FLOW).run(to=ANSWERS, customer="")
 
 
 def test_a_run_through_plain_httpx_and_the_runs_api(sandbox, serve):
@@ -161,7 +164,7 @@ def test_trigger_errors_create_no_run(serve):
     url = f"{serve}/v1/account/{AUTH_ID}/phlo/{FLOW}/"
     assert httpx.post(url, json={"to": ANSWERS, "customer": "c"}, auth=(AUTH_ID, "wrong")).status_code == 401
     assert httpx.post(f"{serve}/v1/account/{AUTH_ID}/phlo/nope/", json={}, auth=AUTH).status_code == 404
-    assert httpx.post(url, json={"to": ANSWERS}, auth=AUTH).status_code == 422
+    assert httpx.post(url, json={"to": ANSWERS}, auth=AUTH).status_code == 400
     assert httpx.post(url, content=b"[]", auth=AUTH).status_code == 400
     assert httpx.post(url, content=b"x" * 70_000, auth=AUTH).status_code == 413
     after = httpx.get(f"{serve}/v1/runs", params={"limit": 500}, auth=AUTH).json()["runs"]

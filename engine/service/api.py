@@ -47,7 +47,8 @@ async def run_flow(request: HttpRequest):
         return error(e.status, e.message)
     missing = entry.flow.missing_payload(payload)
     if missing:
-        return error(422, f"the run request must supply {', '.join(missing)} "
+        # 400, as PHLO answers a missing parameter: the official SDK raises ValidationError with the text.
+        return error(400, f"the run request must supply {', '.join(missing)} "
                           f"(required by {entry.flow.trigger})")
     try:
         key = idempotency_key(request, flow_id, payload, service.clock())
