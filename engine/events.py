@@ -137,6 +137,9 @@ class Response:
     error: str | None = None
     in_doubt: bool = False  # the request may or may not have reached the far end (crash)
     seq: int | None = None  # the step whose Request this answers (None: whichever waits)
+    # Every attempt when the provider refused the request before processing it (429, 503)
+    # and it was sent again: ({"status": 429, "retry_in": 1.0}, ..., {"status": 201}).
+    attempts: tuple = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,6 +137,8 @@ class Executor:
         if waiting is None or waiting.reason is not WaitReason.RESPONSE \
                 or (event.seq is not None and event.seq != waiting.seq):
             return False  # a response nobody waits for (late, or replayed after a crash): nothing to do
+        if event.attempts and state.requests:  # the record shows each attempt of a refused request
+            state.requests[-1]["attempts"] = [dict(a) for a in event.attempts]
         self._resume(state, waiting, event, effects)
         return True
 
@@ -159,11 +161,15 @@ class Executor:
         if resumes_request:
             # The call's own callback beat the API response here (or the response was lost in a
             # crash): the callback proves the request was accepted.
-            self._resume(state, state.waiting, Response(status=201, body={"message": "call fired"}), effects)
+            proven = {"message": "call fired", "request_uuid": event.params.get("RequestUUID")
+                      or event.params.get("ALegRequestUUID") or event.params.get("CallUUID") or "unknown"}
+            self._resume(state, state.waiting, Response(status=201, body=proven), effects)
             call = state.call
         if kind == CallbackKind.RING:
             if call and call.seq == event.seq:
                 call.ringing = True
+                if call.legs == 1 and not call.uuid:  # one leg: its CallUUID, for looking the call up
+                    call.uuid = event.params.get("CallUUID") or None
             return True
         if kind == CallbackKind.HANGUP:
             self._on_hangup(state, event, effects)

@@ -122,6 +122,10 @@ class CallOut(NodeType):
                 detail = event.body.get("error") if isinstance(event.body, dict) else event.body
                 return Next("failed", base, error=f"Call API answered {event.status}: {detail}")
             body = event.body if isinstance(event.body, dict) else {}
+            if not body.get("request_uuid"):
+                # Not Plivo's "call fired": some other server (a wrong PLIVO_API_URL?) said 2xx.
+                return Next("failed", base, error=f"Call API answered {event.status} without a request_uuid: "
+                                                  f"no call was placed (is {_origin(ctx)} the provider's API?)")
             base["request_uuid"] = body.get("request_uuid")
             base["status"] = "queued"
             return AwaitCall(base, legs=len(request["to"].split("<")))
@@ -138,7 +142,15 @@ class CallOut(NodeType):
             return Next("busy", outputs)
         if status in NO_ANSWER:
             return Next("no_answer", outputs)
+        if status == "completed" and p.get("AnswerTime"):  # answered, but the answer callback never came
+            return Next("failed", outputs, error=f"the call was answered but its answer callback never reached "
+                                                 f"the service; it ended: {p.get('HangupCause')}")
         return Next("failed", outputs, error=f"call ended before answer: {status} ({p.get('HangupCause')})")
+
+
+def _origin(ctx: Context) -> str:
+    url = ctx.state.requests[-1].get("url", "") if ctx.state.requests else ""
+    return "/".join(url.split("/")[:3]) or "the configured URL"
 
 
 def _int(value) -> int:

@@ -29,5 +29,8 @@ class SendSms(NodeType):
         if not 200 <= event.status < 300:
             return Next("failed", {"message_uuid": None},
                         error=f"Message API answered {event.status}: {body.get('error', event.body)}")
-        uuids = body.get("message_uuid") or [None]
+        uuids = body.get("message_uuid")
+        if not uuids:  # not Plivo's "message(s) queued": some other server (a wrong PLIVO_API_URL?) said 2xx
+            return Next("failed", {"message_uuid": None},
+                        error=f"Message API answered {event.status} without a message_uuid: no message was sent")
         return Next("sent", {"message_uuid": uuids[0] if isinstance(uuids, list) else uuids})

@@ -346,7 +346,7 @@ def test_api_errors_as_plivo_answers_them(sdk, monkeypatch, sandbox, receiver):
 
     not_found = httpx.get(f"{sandbox}/v1/Account/{AUTH_ID}/Nothing/")
     assert not_found.status_code == 404 and set(not_found.json()) == {"api_id", "error"}
-    not_allowed = httpx.get(f"{sandbox}/v1/Account/{AUTH_ID}/Call/", auth=(AUTH_ID, AUTH_TOKEN))
+    not_allowed = httpx.get(f"{sandbox}/v1/Account/{AUTH_ID}/Message/", auth=(AUTH_ID, AUTH_TOKEN))
     assert not_allowed.status_code == 405 and set(not_allowed.json()) == {"api_id", "error"}
 
     # None of these placed a call.

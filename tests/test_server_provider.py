@@ -22,6 +22,7 @@ from engine.service.provider import (
     Provider,
     ProviderConfig,
 )
+from engine.service.retry import RetryPolicy
 
 AUTH_ID, TOKEN = "MAPROVIDERTESTACCT01", "s3cret-token"
 
@@ -305,7 +306,8 @@ def test_connect_timeout_is_a_definite_failure():
                 c.connect(("127.0.0.1", port))
             fillers.append(c)
         url = f"http://127.0.0.1:{port}"
-        provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url), allow_private_http=True)
+        # it never left: safe to send again (once here), then a plain failure listing both attempts
+        provider = Provider(ProviderConfig(AUTH_ID, TOKEN, url, retry=RetryPolicy(retries=1)), allow_private_http=True)
         t0 = time.monotonic()
         r = await provider.perform(call(url, timeout=0.3))
         elapsed = time.monotonic() - t0
@@ -313,6 +315,8 @@ def test_connect_timeout_is_a_definite_failure():
         for c in [*fillers, srv]:
             c.close()
         assert r.error and not r.in_doubt and "timeout" in r.error.lower()
+        assert len(r.attempts) == 2 and all("timeout" in a["error"].lower() for a in r.attempts)
+        assert 0.25 <= r.attempts[0]["retry_in"] <= 0.5  # the first backoff: half fixed, half jitter
         assert elapsed < 2
 
     go(main())

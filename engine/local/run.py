@@ -31,6 +31,7 @@ from engine.local.sandbox import Delay, SandboxCore, SimulatedCall, inbound_call
 from engine.local.scenario import Scenario
 from engine.node import RunEnvironment
 from engine.plivoxml import parse as parse_xml
+from engine.service.retry import REFUSED, RetryPolicy
 from engine.state import RunState
 
 if TYPE_CHECKING:
@@ -137,12 +138,7 @@ class LocalRun:
 
     def _perform(self, req: Request) -> Response:
         if req.provider:
-            if req.url.endswith("/Call/"):
-                status, body, calls = self.sandbox.create_call(req.json)
-                self._calls.extend(calls)
-            else:
-                status, body = self.sandbox.create_message(req.json)
-            return Response(status=status, headers={"content-type": "application/json"}, body=body)
+            return self._provider_request(req)
         mock = self.scenario.http.get(req.node)
         if mock is not None:
             if mock.error:
@@ -153,6 +149,28 @@ class LocalRun:
                                   f"{{status: 200, json: {{...}}}}}} in the scenario or test case), or let "
                                   "`callflow run --http live` make the request; tests never use the network")
         return self._http_request(req)
+
+    def _provider_request(self, req: Request) -> Response:
+        """The Call or Message API of the embedded sandbox. The scenario's `api:` refusals are
+        sent again as `callflow serve` does (engine/service/retry.py), in simulated time: no
+        sleeping, and the backoff without its jitter, so that a run's record is reproducible."""
+        api = "Call" if req.url.endswith("/Call/") else "Message"
+        attempts: list[dict] = []
+        policy = RetryPolicy()
+        while (refusal := self.sandbox.refusal(api)) is not None:
+            body = {"api_id": str(uuid.uuid4()), "error": "too many requests" if refusal.status == 429
+                    else "service unavailable"}
+            wait = max(refusal.retry_after or 0.0, min(policy.cap, policy.base * 2 ** len(attempts)))
+            if refusal.status not in REFUSED or len(attempts) >= policy.retries:
+                return Response(status=refusal.status, body=body, attempts=_with_final(attempts, refusal.status))
+            attempts.append({"status": refusal.status, "retry_in": round(wait, 3)})
+        if api == "Call":
+            status, body, calls = self.sandbox.create_call(req.json)
+            self._calls.extend(calls)
+        else:
+            status, body = self.sandbox.create_message(req.json)
+        return Response(status=status, headers={"content-type": "application/json"}, body=body,
+                        attempts=_with_final(attempts, status))
 
     def _http_request(self, req: Request) -> Response:
         import httpx  # only runs that reach an unmocked http_request pay for importing it
@@ -248,3 +266,7 @@ def run_record(state: RunState, runner: LocalRun) -> dict:
     record["sandbox"] = {"calls": [c.log for c in runner.sandbox.calls], "messages": runner.sandbox.messages}
     return record
 
+
+def _with_final(attempts: list[dict], status: int) -> tuple:
+    """Every attempt when there was more than one (as `Response.attempts`), else none."""
+    return (*attempts, {"status": status}) if attempts else ()

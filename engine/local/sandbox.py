@@ -13,12 +13,14 @@ import base64
 import binascii
 import hmac
 import re
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generator
 
 from engine.errors import HttpError, PlivoXMLError
-from engine.local.scenario import Behaviour, Scenario
+from engine.local.scenario import Behaviour, Refusal, Scenario
 from engine.plivoxml import Element, parse
 
 DESTINATION = re.compile(r"^(\+?[0-9]{7,15}|sips?:[^\s<>]+@[^\s<>]+)$")
@@ -62,11 +64,21 @@ class SimulatedCall:
     destination: str
     behaviour: Behaviour
     request_uuid: str
-    call_uuid: str = field(default_factory=new_id)
+    call_uuid: str = ""  # "": the request_uuid, as Plivo's API shows it for a call it placed
     log: dict = field(default_factory=dict)
     direction: str = "outbound"  # "inbound": a caller dialling the app's number
+    clock: Callable[[], float] = time.time
+    # What the Call API's lookups show (engine/local/sandbox_lookups.py): queued -> ringing ->
+    # in-progress -> ended, with the times of each step and how it ended.
+    phase: str = "queued"
+    created_at: float = 0.0
+    answered_at: float | None = None
+    ended_at: float | None = None
+    duration: int = 0
 
     def __post_init__(self) -> None:
+        self.call_uuid = self.call_uuid or self.request_uuid
+        self.created_at = self.created_at or self.clock()
         self.log = {"call_uuid": self.call_uuid, "request_uuid": self.request_uuid, "to": self.destination,
                     "direction": self.direction,
                     "from": self.request.get("from"), "result": self.behaviour.result, "request": self.request,
@@ -99,12 +111,17 @@ class SimulatedCall:
             return None
         method = (method or self.request.get(f"{url_key[:-4]}_method") or "POST").upper()
         cb = Callback(kind, url, method, params)
-        self.log["callbacks"].append({"kind": kind, "url": url, "method": method, "params": params})
+        entry = {"kind": kind, "url": url, "method": method, "params": params}
+        self.log["callbacks"].append(entry)
+        if kind in self.behaviour.drop:  # lost on the way: the app never sees it
+            entry["dropped"] = True
+            return None
         return cb
 
     # -- the call ------------------------------------------------------------------------------------------
     def run(self) -> Generator[Delay | Callback, str | None, None]:
         b = self.behaviour
+        self.phase = "ringing"
         ring = self._callback("ring", "ring_url", self._params("ringing", "Ring"))
         if ring:
             yield ring
@@ -118,9 +135,10 @@ class SimulatedCall:
         params = self._params("in-progress", "StartApp")
         if b.result == "machine" and detection in ("true", "1"):
             params["Machine"] = "true"
-        self.log["status"] = "in-progress"
+        self.log["status"] = self.phase = "in-progress"
+        self.answered_at = self.clock()
         answer = self._callback("answer", "answer_url", params)
-        reply = yield answer
+        reply = (yield answer) if answer else None
         elapsed = 0.0
         digits = list(b.digits)
         documents = 0
@@ -199,6 +217,7 @@ class SimulatedCall:
         params = self._params(status, "Hangup")
         params.update(HangupCause=cause, Duration=str(seconds), BillDuration=str(seconds))
         self.log["status"], self.log["hangup_cause"] = status, cause
+        self.phase, self.ended_at, self.duration = "ended", self.clock(), seconds
         cb = self._callback("hangup", "hangup_url", params)
         if cb:
             yield cb
@@ -225,6 +244,20 @@ class SandboxCore:
         self.auth_token = auth_token
         self.calls: list[SimulatedCall] = []
         self.messages: list[dict] = []
+        self._refusals = {api: list(entries) for api, entries in self.scenario.api.items()}
+
+    def refusal(self, api: str) -> Refusal | None:
+        """The scenario's next refusal of a request to `api` ("Call" or "Message"), if any:
+        the sandbox answers it with that status before looking at the request."""
+        pending = self._refusals.get(api)
+        return pending.pop(0) if pending else None
+
+    def find_call(self, uuid_: str) -> SimulatedCall | None:
+        """The call with this CallUUID or RequestUUID (the newest, should both match)."""
+        for call in reversed(self.calls):
+            if uuid_ in (call.call_uuid, call.request_uuid):
+                return call
+        return None
 
     def authorized(self, account: str, authorization: str | None) -> bool:
         if not authorization or not authorization.startswith("Basic "):

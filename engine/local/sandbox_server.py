@@ -6,7 +6,10 @@ sending its callbacks to the app (the callback policy is described there).
 
 Routes:
   ``POST /v1/Account/{auth_id}/Call/`` and ``.../Message/`` (trailing slash optional): Basic
-  auth, JSON or form-encoded body (at most 64 KiB), answered exactly as `SandboxCore` does.
+  auth, JSON or form-encoded body (at most 64 KiB), answered exactly as `SandboxCore` does
+  (after the scenario's `api:` refusals, 429/503 with Retry-After, if any).
+  ``GET /v1/Account/{auth_id}/Call/`` and ``.../Call/{uuid}/`` (``?status=live|queued``):
+  the Call API's lookups of live, queued and ended calls (engine/local/sandbox_lookups.py).
   ``GET /sandbox/calls`` every call's log (API request, callbacks sent with the app's HTTP
   status, XML received) and every message; ``DELETE /sandbox/calls`` clears both.
   ``GET /sandbox/health``. Anything else: JSON ``{"api_id", "error"}`` 404/405.
@@ -41,6 +44,7 @@ from engine.errors import HttpError
 from engine.jsontext import loads_json_strict
 from engine.local.call_driver import CallDriver, callback_client
 from engine.local.sandbox import SandboxCore
+from engine.local.sandbox_lookups import list_calls, lookup_call
 from engine.service.http import base_url, bind, error, read_body
 from engine.service.limits import server_config
 
@@ -92,11 +96,29 @@ async def _api_params(request: Request, core: SandboxCore) -> dict:
     return _parse_body(request.headers.get("content-type", ""), raw)
 
 
+def _refused(core: SandboxCore, api: str) -> Response | None:
+    """The scenario's `api:` refusals: the first requests answered 429/503... (with Retry-After)."""
+    refusal = core.refusal(api)
+    if refusal is None:
+        return None
+    headers = {"Retry-After": f"{refusal.retry_after:g}"} if refusal.retry_after is not None else None
+    return error(refusal.status, "too many requests" if refusal.status == 429 else "service unavailable", headers)
+
+
 async def call_api(request: Request) -> Response:
-    """POST .../Call/: place simulated calls; their callbacks start once the 201 has gone out."""
+    """POST .../Call/: place simulated calls; their callbacks start once the 201 has gone out.
+    GET .../Call/: the Call API's list lookups (engine/local/sandbox_lookups.py)."""
     core: SandboxCore = request.app.state.core
     try:
-        status, body, calls = core.create_call(await _api_params(request, core))
+        if request.method == "GET":
+            await _api_params(request, core)
+            status, body = list_calls(core, dict(request.query_params))
+            return JSONResponse(body, status_code=status)
+        params = await _api_params(request, core)
+        refused = _refused(core, "Call")
+        if refused is not None:
+            return refused
+        status, body, calls = core.create_call(params)
     except HttpError as e:  # from _api_params: create_call answers its own errors
         return error(e.status, e.message)
     background = BackgroundTask(request.app.state.driver.start, calls) if calls else None
@@ -107,9 +129,24 @@ async def message_api(request: Request) -> Response:
     """POST .../Message/: record a simulated message."""
     core: SandboxCore = request.app.state.core
     try:
-        status, body = core.create_message(await _api_params(request, core))
+        params = await _api_params(request, core)
     except HttpError as e:
         return error(e.status, e.message)
+    refused = _refused(core, "Message")
+    if refused is not None:
+        return refused
+    status, body = core.create_message(params)
+    return JSONResponse(body, status_code=status)
+
+
+async def call_lookup(request: Request) -> Response:
+    """GET .../Call/{call_uuid}/ (?status=live|queued): one call, as Plivo's lookups show it."""
+    core: SandboxCore = request.app.state.core
+    try:
+        await _api_params(request, core)
+    except HttpError as e:
+        return error(e.status, e.message)
+    status, body = lookup_call(core, request.path_params["call_uuid"], request.query_params.get("status"))
     return JSONResponse(body, status_code=status)
 
 
@@ -154,9 +191,11 @@ async def lifespan(app: Starlette):
 
 def _routes() -> list[Route]:
     routes = []
-    for name, endpoint in (("Call", call_api), ("Message", message_api)):
-        routes.append(Route(f"/v1/Account/{{auth_id}}/{name}/", endpoint, methods=["POST"]))
-        routes.append(Route(f"/v1/Account/{{auth_id}}/{name}", endpoint, methods=["POST"]))
+    for name, endpoint, methods in (("Call", call_api, ["POST", "GET"]), ("Message", message_api, ["POST"])):
+        routes.append(Route(f"/v1/Account/{{auth_id}}/{name}/", endpoint, methods=methods))
+        routes.append(Route(f"/v1/Account/{{auth_id}}/{name}", endpoint, methods=methods))
+    routes.append(Route("/v1/Account/{auth_id}/Call/{call_uuid}/", call_lookup, methods=["GET"]))
+    routes.append(Route("/v1/Account/{auth_id}/Call/{call_uuid}", call_lookup, methods=["GET"]))
     routes += [
         Route("/sandbox/calls", calls_log, methods=["GET", "DELETE"]),
         Route("/sandbox/health", health, methods=["GET"]),

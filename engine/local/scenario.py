@@ -13,9 +13,12 @@ from engine.load.yaml_reader import load_text
 from engine.scalar_fields import phone_problem
 
 RESULTS = ("answered", "busy", "no_answer", "failed", "machine")
-_BEHAVIOUR_KEYS = ("result", "digits", "answer_after", "hangup_after", "sms")
+_BEHAVIOUR_KEYS = ("result", "digits", "answer_after", "hangup_after", "sms", "drop")
 SMS_RESULTS = ("sent", "failed")
 HTTP_MOCK_KEYS = ("status", "json", "body", "headers", "error")
+DROPPABLE = ("ring", "answer", "hangup", "action", "redirect")  # callbacks a behaviour may lose
+APIS = ("Call", "Message")
+_TOP_KEYS = ("default", "destinations", "http", "api")
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,16 @@ class Behaviour:
     answer_after: float = 0.0  # seconds of ringing before the result
     hangup_after: float | None = None  # the callee hangs up this long after answering
     sms: str = "sent"  # "failed": the Message API refuses messages to this destination
+    drop: tuple[str, ...] = ()  # callbacks never delivered (lost on the way), e.g. ("hangup",)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One API request the sandbox refuses before processing it: `status` (429, 503...) and
+    the `Retry-After` seconds it sends, if any."""
+
+    status: int = 503
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,7 @@ class Scenario:
     default: Behaviour = Behaviour()
     destinations: dict = field(default_factory=dict)  # destination -> Behaviour
     http: dict = field(default_factory=dict)  # node name -> HttpMock
+    api: dict = field(default_factory=dict)  # "Call" | "Message" -> (Refusal, ...): the first requests refused
 
     def behaviour_for(self, destination: str) -> Behaviour:
         return self.destinations.get(destination, self.default)
@@ -75,9 +89,9 @@ def parse_scenario(text: str | bytes, path: str = "<scenario>") -> Scenario:
         doc.diag((), codes.WRONG_TYPE, "a scenario is a mapping with default, destinations and http")
         raise FlowInvalid(doc.diagnostics)
     for key in data:
-        if key not in ("default", "destinations", "http"):
-            doc.diag((key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected default, destinations, http)"
-                     + did_you_mean(str(key), ("default", "destinations", "http")), key=True)
+        if key not in _TOP_KEYS:
+            doc.diag((key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected {', '.join(_TOP_KEYS)})"
+                     + did_you_mean(str(key), _TOP_KEYS), key=True)
     default = parse_behaviour(doc, ("default",), data.get("default", "answered"))
     destinations = {}
     raw = data.get("destinations") or {}
@@ -96,9 +110,49 @@ def parse_scenario(text: str | bytes, path: str = "<scenario>") -> Scenario:
         raw_http = {}
     for node, spec in raw_http.items():
         mocks[node] = parse_http_mock(doc, ("http", node), spec)
+    api = parse_api(doc, data.get("api"))
     if doc.diagnostics:
         raise FlowInvalid(doc.diagnostics)
-    return Scenario(default=default, destinations=destinations, http=mocks)
+    return Scenario(default=default, destinations=destinations, http=mocks, api=api)
+
+
+def parse_api(doc, raw) -> dict:
+    """`api: {Call: [429, 503, {status: 429, retry_after: 2}]}`: the first requests to each API
+    are answered with these statuses (then as usual)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        doc.diag(("api",), codes.WRONG_TYPE, "api maps Call or Message to a list of refusals, e.g. {Call: [429, 503]}")
+        return {}
+    api = {}
+    for name, entries in raw.items():
+        if name not in APIS:
+            doc.diag(("api", name), codes.UNKNOWN_KEY, f"unknown API {name!r} (expected {', '.join(APIS)})"
+                     + did_you_mean(str(name), APIS), key=True)
+            continue
+        if not isinstance(entries, list):
+            doc.diag(("api", name), codes.WRONG_TYPE, "a list of refusals: status codes or {status, retry_after}")
+            continue
+        api[name] = tuple(_refusal(doc, ("api", name, i), entry) for i, entry in enumerate(entries))
+    return api
+
+
+def _refusal(doc, path, entry) -> Refusal:
+    spec = entry if isinstance(entry, dict) else {"status": entry}
+    for key in spec:
+        if key not in ("status", "retry_after"):
+            doc.diag(path + (key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected status, retry_after)"
+                     + did_you_mean(str(key), ("status", "retry_after")), key=True)
+    status = spec.get("status", 503)
+    where = path if not isinstance(entry, dict) else path + ("status",)
+    if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+        doc.diag(where, codes.WRONG_TYPE, f"{status!r} is not an HTTP error status (400-599)")
+        status = 503
+    wait = spec.get("retry_after")
+    if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0):
+        doc.diag(path + ("retry_after",), codes.WRONG_TYPE, "retry_after is a number of seconds")
+        wait = None
+    return Refusal(status=status, retry_after=wait)
 
 
 def parse_behaviour(doc, path, spec) -> Behaviour:
@@ -129,6 +183,12 @@ def parse_behaviour(doc, path, spec) -> Behaviour:
     if sms not in SMS_RESULTS:
         doc.diag(path + ("sms",), codes.INVALID_CHOICE, f"{sms!r} is not one of: {', '.join(SMS_RESULTS)}")
         sms = "sent"
+    drop = spec.get("drop") or []
+    if isinstance(drop, str):
+        drop = [drop]
+    if not isinstance(drop, list) or any(d not in DROPPABLE for d in drop):
+        doc.diag(path + ("drop",), codes.INVALID_CHOICE, f"drop lists callbacks to lose: {', '.join(DROPPABLE)}")
+        drop = []
     timing = {}
     for key in ("answer_after", "hangup_after"):
         value = spec.get(key)
@@ -137,7 +197,7 @@ def parse_behaviour(doc, path, spec) -> Behaviour:
             value = None
         timing[key] = value
     return Behaviour(result=result, digits=digits, answer_after=float(timing["answer_after"] or 0),
-                     hangup_after=timing["hangup_after"], sms=sms)
+                     hangup_after=timing["hangup_after"], sms=sms, drop=tuple(drop))
 
 
 def parse_http_mock(doc, path, spec) -> HttpMock:

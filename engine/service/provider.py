@@ -15,6 +15,12 @@ A provider request that may have reached the far end without us seeing the answe
 timeout, a dropped connection after the request was written) comes back as
 `Response(in_doubt=True)`: the shell must not send it again. A request that certainly never
 left (connection refused, DNS failure, connect timeout) is a plain error.
+
+Provider requests the API refused before processing them (429, 503, or no connection at
+all) are sent again by the policy of `engine.service.retry` (Retry-After, capped backoff with
+jitter, bounded attempts and time); the `Response` lists every attempt (`attempts`) when
+there was more than one. `Provider.lookup` reads the Call API (live, queued and ended calls)
+for the sweeper's reconciliation (engine/service/reconcile.py).
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import functools
 import json
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -36,6 +44,7 @@ from yarl import URL
 
 from engine.errors import InDoubt, NotSent, ResponseTooLarge
 from engine.events import Request, Response
+from engine.service.retry import REFUSED, RetryPolicy, retry_after
 from engine.service.sessions import (
     client_session,
     is_ip_literal,
@@ -53,11 +62,14 @@ class ProviderConfig:
     auth_id: str
     auth_token: str
     api_url: str = DEFAULT_API_URL
+    retry: RetryPolicy = field(default_factory=RetryPolicy)  # refused requests (429, 503, no connection)
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "ProviderConfig":
+        """PLIVO_AUTH_ID, PLIVO_AUTH_TOKEN, PLIVO_API_URL and the retry policy; ValueError when wrong."""
         return cls(auth_id=environ.get("PLIVO_AUTH_ID", ""), auth_token=environ.get("PLIVO_AUTH_TOKEN", ""),
-                   api_url=(environ.get("PLIVO_API_URL") or DEFAULT_API_URL).rstrip("/"))
+                   api_url=(environ.get("PLIVO_API_URL") or DEFAULT_API_URL).rstrip("/"),
+                   retry=RetryPolicy.from_env(environ))
 
     def __repr__(self) -> str:  # never show the token
         return f"ProviderConfig(auth_id={self.auth_id!r}, api_url={self.api_url!r}, auth_token=***)"
@@ -109,6 +121,14 @@ def _timeouts(seconds: float) -> aiohttp.ClientTimeout:
     written, raises SocketTimeoutError. No `total`: aiohttp raises a bare TimeoutError when
     it expires, whatever the phase, which would hide whether the request left."""
     return aiohttp.ClientTimeout(total=None, connect=seconds, sock_read=seconds)
+
+
+def _attempted(answer: Response, attempts: list[dict]) -> Response:
+    """The final answer, with every attempt listed when there was more than one."""
+    if not attempts:
+        return answer
+    final = {"status": answer.status} if answer.status else {"error": answer.error}
+    return dataclasses.replace(answer, attempts=(*attempts, final))
 
 
 def _host(url: str) -> str:
@@ -179,15 +199,47 @@ class Provider:
             method, url, headers, body = self._encode(req)
         except ValueError as e:
             return Response(error=str(e))
-        try:
-            status, resp_headers, data = await self._api_request(method, url, headers, body, req.timeout)
-        except NotSent as e:
-            return Response(error=str(e))
-        except InDoubt as e:
-            return Response(error=str(e), in_doubt=True)
-        except ResponseTooLarge as e:
-            return Response(status=e.status, error=str(e))
-        return Response(status=status, headers=resp_headers, body=_decode(resp_headers, data, None))
+        return await self._send_with_retries(method, url, headers, body, req.timeout)
+
+    async def _send_with_retries(self, method: str, url: URL, headers, body: bytes, timeout: float) -> Response:
+        """One provider request, sent again while the API refuses it before processing it
+        (429, 503, no connection), within the retry policy; `attempts` lists every attempt
+        when there was more than one."""
+        policy = self.config.retry
+        started = time.monotonic()
+        attempts: list[dict] = []
+        while True:
+            try:
+                status, resp_headers, data = await self._api_request(method, url, headers, body, timeout)
+            except NotSent as e:
+                answer, status, wait_at_least = Response(error=str(e)), 0, 0.0
+            except InDoubt as e:
+                return _attempted(Response(error=str(e), in_doubt=True), attempts)
+            except ResponseTooLarge as e:
+                return _attempted(Response(status=e.status, error=str(e)), attempts)
+            else:
+                answer = Response(status=status, headers=resp_headers, body=_decode(resp_headers, data, None))
+                if status not in REFUSED:
+                    return _attempted(answer, attempts)
+                wait_at_least = retry_after(resp_headers, time.time()) or 0.0
+            wait = max(wait_at_least, policy.backoff(len(attempts) + 1))
+            if len(attempts) >= policy.retries or time.monotonic() - started + wait > policy.total_seconds:
+                return _attempted(answer, attempts)  # the last refusal is the answer
+            attempts.append({"status": status, "retry_in": round(wait, 3)} if status
+                            else {"error": answer.error, "retry_in": round(wait, 3)})
+            await asyncio.sleep(wait)
+
+    async def lookup(self, path: str, params: dict | None = None, timeout: float = 10.0) -> tuple[int, object]:
+        """GET `{api}/v1/Account/{auth_id}/{path}` with `params` (the Call API's lookups of
+        live, queued and ended calls): `(status, decoded body)`, one attempt. Raises
+        `ProviderError` when no answer came."""
+        if not (self.config.auth_id and self.config.auth_token):
+            raise NotSent("no provider credentials")
+        target = URL(f"{self._api_origin}/v1/Account/{self.config.auth_id}/{path.lstrip('/')}")
+        if params:
+            target = target.with_query(params)
+        status, resp_headers, data = await self._api_request("GET", target, CIMultiDict(), b"", timeout)
+        return status, _decode(resp_headers, data, None)
 
     def _encode(self, req: Request) -> tuple[str, URL, CIMultiDict, bytes]:
         """`req.encode()` for the provider's API: the request line and the headers checked

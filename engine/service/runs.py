@@ -124,6 +124,10 @@ class Service:
         self.locks = RunLocks()
         self.tasks: set[asyncio.Task] = set()  # triggered runs' effects, going on after the answer
         self.observe = Observer()  # metrics (GET /metrics) and log lines
+        # Reconciliation (engine/service/reconcile.py), this process's memory only: when to look
+        # a run's call up again after a failed lookup, and since when the provider knows no call.
+        self.reconcile_after: dict[str, float] = {}
+        self.missing_since: dict[str, float] = {}
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Let the effects in flight finish and their results be saved (at shutdown)."""

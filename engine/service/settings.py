@@ -6,6 +6,11 @@
   CALLFLOW_IN_DOUBT_SECONDS                grace for a request left in doubt (default 60)
   CALLFLOW_RUN_TIMEOUT                     longest wait for a provider callback (default 15,000)
   CALLFLOW_PROVIDER_CONNECTIONS            the provider API's connection pool (default 16)
+  CALLFLOW_PROVIDER_RETRIES                resends of a request the API refused (429, 503, no
+                                           connection) (default 4; engine/service/retry.py)
+  CALLFLOW_PROVIDER_RETRY_SECONDS          all attempts of one request within this (default 30)
+  CALLFLOW_RECONCILE_SECONDS               a call silent this long is looked up at the provider
+                                           (default 60; 0: never; engine/service/reconcile.py)
   CALLFLOW_HTTP_ALLOW_PRIVATE              http_request nodes may reach non-public hosts
   PLIVO_AUTH_ID / PLIVO_AUTH_TOKEN / PLIVO_API_URL   the provider (`ProviderConfig`)
 """
@@ -23,6 +28,7 @@ DEFAULT_IN_DOUBT_SECONDS = 60.0
 # A run waiting longer than this for a callback gives up: Plivo's longest call (time_limit
 # 14,400 s) plus ringing and slack, so a real call is never cut short.
 DEFAULT_RUN_TIMEOUT = 15_000.0
+DEFAULT_RECONCILE_SECONDS = 60.0
 
 
 @dataclass
@@ -38,6 +44,7 @@ class Settings:
     generated_credentials: bool = False
     provider_connections: int = DEFAULT_CONNECTIONS  # CALLFLOW_PROVIDER_CONNECTIONS: provider API pool
     allow_private_http: bool = False  # CALLFLOW_HTTP_ALLOW_PRIVATE: http_request may reach non-public hosts
+    reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS  # CALLFLOW_RECONCILE_SECONDS (0: off)
 
     def __repr__(self) -> str:  # never show tokens
         return (f"Settings(auth_id={self.auth_id!r}, public_url={self.public_url!r}, "
@@ -81,5 +88,6 @@ def settings_from_env(public_url: str, environ=os.environ) -> Settings:
                     public_url=(environ.get("CALLFLOW_PUBLIC_URL") or public_url).rstrip("/"),
                     provider=ProviderConfig.from_env(environ), in_doubt_seconds=grace,
                     run_timeout_seconds=run_timeout,
+                    reconcile_seconds=_seconds(environ, "CALLFLOW_RECONCILE_SECONDS", DEFAULT_RECONCILE_SECONDS),
                     generated_credentials=generated, provider_connections=int(raw),
                     allow_private_http=environ.get("CALLFLOW_HTTP_ALLOW_PRIVATE", "").lower() in ("1", "true", "yes"))

@@ -5,6 +5,9 @@
   it was written) is *in doubt*: the request is never resent. After the grace period
   (`CALLFLOW_IN_DOUBT_SECONDS`, default 60) with no callback proving it went through, the
   sweeper feeds `Response(in_doubt=True)` and the node takes its `failed` outcome.
+* A run whose call has been silent for `CALLFLOW_RECONCILE_SECONDS` has the call looked up
+  at the provider (engine/service/reconcile.py): a call that ended unheard is delivered as
+  its hangup, so such runs finish within about a minute, not at the run timeout.
 * A run that waited longer than the run timeout (`CALLFLOW_RUN_TIMEOUT`) for a provider
   callback gets `Expired`: no run waits forever.
 
@@ -18,6 +21,7 @@ import logging
 
 from engine.errors import StoreError
 from engine.events import Expired, Response
+from engine.service.reconcile import reconcile
 from engine.service.runs import Service
 from engine.state import WaitReason
 
@@ -26,8 +30,8 @@ logger = logging.getLogger("callflow.server")  # one logger name for the whole s
 
 async def sweep(service: Service) -> int:
     """Feed `Response(in_doubt=True)` to runs whose recorded request has gone unanswered
-    for the grace period with nobody here performing it, then expire stale runs. Returns
-    how many runs moved."""
+    for the grace period with nobody here performing it, reconcile runs whose call went
+    quiet, then expire stale runs. Returns how many runs moved."""
     grace = service.settings.in_doubt_seconds
     cutoff = service.clock() - grace
     done = 0
@@ -52,6 +56,7 @@ async def sweep(service: Service) -> int:
             state, version, effects = await service.advance(entry, stored, event)
             await service.perform(entry, state, version, effects)
             done += 1
+    done += await reconcile(service)
     return done + await expire_stale(service)
 
 
@@ -79,7 +84,11 @@ async def expire_stale(service: Service) -> int:
 
 async def sweep_forever(service: Service) -> None:
     """Sweep every quarter of the shorter deadline (between 50 ms and 5 s), until cancelled."""
-    shortest = min(service.settings.in_doubt_seconds, service.settings.run_timeout_seconds)
+    settings = service.settings
+    deadlines = [settings.in_doubt_seconds, settings.run_timeout_seconds]
+    if settings.reconcile_seconds > 0:
+        deadlines.append(settings.reconcile_seconds)
+    shortest = min(deadlines)
     interval = min(max(shortest / 4, 0.05), 5.0)
     while True:
         try:
