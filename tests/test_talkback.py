@@ -15,6 +15,7 @@ import json
 import shutil
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import plivo
@@ -103,8 +104,11 @@ def record(serve_url: str, run_id: str) -> dict:
 
 
 def finished(serve_url: str, run_id: str, timeout: float = 30) -> dict:
-    return wait_for(lambda: (lambda rec: rec if rec["status"] in ("completed", "failed") else None)(
-        record(serve_url, run_id)), timeout, f"run {run_id} to finish")
+    def done():
+        rec = record(serve_url, run_id)
+        return rec if rec["status"] in ("completed", "failed") else None
+
+    return wait_for(done, timeout, f"run {run_id} to finish")
 
 
 def calls_for(sandbox_url: str, run_id: str) -> list[dict]:
@@ -142,7 +146,7 @@ def _refused_then_fired(sandbox: str, serve: str) -> None:
 class _NotPlivo(http.server.BaseHTTPRequestHandler):
     """Some web server that answers every request 200 `{}`."""
 
-    hits: list[str] = []
+    hits: ClassVar[list[str]] = []
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length") or 0))

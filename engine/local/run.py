@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from engine.events import (
     CALLBACK_KINDS,
     Callback,
+    CallbackKind,
     Finished,
     InboundCall,
     Request,
@@ -28,9 +29,11 @@ from engine.executor import Executor
 from engine.flow import Flow
 from engine.local.sandbox import Callback as SimCallback
 from engine.local.sandbox import Delay, SandboxCore, SimulatedCall, inbound_call
+from engine.local.sandbox_lookups import cdr
 from engine.local.scenario import Scenario
 from engine.node import RunEnvironment
 from engine.plivoxml import parse as parse_xml
+from engine.service.call_records import hangup_params
 from engine.service.retry import REFUSED, RetryPolicy
 from engine.state import RunState
 
@@ -116,7 +119,20 @@ class LocalRun:
             self._drive(state, self._calls.pop(0))
         while self._calls:  # legs still ringing after the run ended: let them hang up
             self._drive(state, self._calls.pop(0))
+        self._reconcile(state)
         return state
+
+    def _reconcile(self, state: RunState) -> None:
+        """Callbacks the scenario dropped (`drop:`): as `callflow serve` does for a call gone
+        quiet (engine/service/reconcile.py), the ended call's record stands for its hangup."""
+        call = state.call
+        if state.finished or state.waiting is None or call is None or call.ended or call.legs != 1:
+            return
+        outputs = state.variables.get(call.node) if isinstance(state.variables.get(call.node), dict) else {}
+        found = self.sandbox.find_call(call.uuid or str(outputs.get("request_uuid") or ""))
+        if found is not None and found.phase == "ended":
+            params = hangup_params(cdr(found, self.sandbox.auth_id), call.uuid)
+            self._deliver(state, Callback(CallbackKind.HANGUP, call.seq, params))
 
     # -- effects -----------------------------------------------------------------------------
     def _deliver(self, state: RunState, event) -> str | None:

@@ -23,7 +23,7 @@ state. A simulated call's uuid is its request_uuid, as Plivo shows the calls it 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from engine.local.sandbox import SandboxCore, SimulatedCall, new_id
 
@@ -43,7 +43,7 @@ PAGE_LIMIT = 20
 def _time(ts: float | None, micro: bool = False) -> str | None:
     if ts is None:
         return None
-    when = datetime.fromtimestamp(ts, timezone.utc)
+    when = datetime.fromtimestamp(ts, UTC)
     return when.strftime("%Y-%m-%d %H:%M:%S.%f") if micro else when.isoformat(sep=" ", timespec="seconds")
 
 

@@ -24,7 +24,7 @@ import email.utils
 import os
 import random
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 REFUSED = frozenset({429, 503})  # "not processed": safe to send again
 DEFAULT_RETRIES = 4
@@ -43,7 +43,7 @@ class RetryPolicy:
     cap: float = BACKOFF_CAP
 
     @classmethod
-    def from_env(cls, environ=os.environ) -> "RetryPolicy":
+    def from_env(cls, environ=os.environ) -> RetryPolicy:
         """CALLFLOW_PROVIDER_RETRIES and CALLFLOW_PROVIDER_RETRY_SECONDS; ValueError when wrong."""
         raw = environ.get("CALLFLOW_PROVIDER_RETRIES") or str(DEFAULT_RETRIES)
         if not raw.isdigit():
@@ -77,7 +77,7 @@ def retry_after(headers: dict[str, str], now: float) -> float | None:
         except (TypeError, ValueError, IndexError):
             return None
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
+            when = when.replace(tzinfo=UTC)
         seconds = when.timestamp() - now
         return max(seconds, 0.0)
     return seconds if 0 <= seconds < float("inf") else None
@@ -85,4 +85,4 @@ def retry_after(headers: dict[str, str], now: float) -> float | None:
 
 def http_date(timestamp: float) -> str:
     """`timestamp` as an HTTP date (RFC 9110 IMF-fixdate), for tests and the sandbox."""
-    return email.utils.format_datetime(datetime.fromtimestamp(timestamp, timezone.utc), usegmt=True)
+    return email.utils.format_datetime(datetime.fromtimestamp(timestamp, UTC), usegmt=True)
