@@ -250,6 +250,9 @@ def test_the_official_sdk_reads_the_sandboxs_lookups(sandbox, serve, monkeypatch
     assert client.queued_calls.list_ids().calls == []
     rec = finished(serve, run_id)
     assert rec["steps"][1]["outcome"] == "busy"
+    # looked up while it rang (reconciling after 1 s): live, so the run kept waiting for the real callback
+    assert rec["variables"]["Call"]["hangup_cause"] == "USER_BUSY"
+    assert "CallflowReconciled" not in rec["variables"]["Call"]["params"]
     ended = client.calls.get(uuid)
     assert ended.call_uuid == uuid and ended.hangup_cause_name == "Busy Line" and ended.answer_time is None
     assert ended.to_number == RINGS and ended.call_direction == "outbound" and ended.bill_duration == 0
