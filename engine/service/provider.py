@@ -229,7 +229,7 @@ class Provider:
                             else {"error": answer.error, "retry_in": round(wait, 3)})
             await asyncio.sleep(wait)
 
-    async def lookup(self, path: str, params: dict | None = None, timeout: float = 10.0) -> tuple[int, object]:
+    async def lookup(self, path: str, params: dict | None = None, timeout: float = 5.0) -> tuple[int, object]:
         """GET `{api}/v1/Account/{auth_id}/{path}` with `params` (the Call API's lookups of
         live, queued and ended calls): `(status, decoded body)`, one attempt. Raises
         `ProviderError` when no answer came."""

@@ -32,6 +32,7 @@ several destinations at once are left to their callbacks and the run timeout.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
@@ -47,6 +48,7 @@ logger = logging.getLogger("callflow.server")
 CALL_WAITS = (WaitReason.CALL, WaitReason.INPUT, WaitReason.HANGUP)
 MAX_LOOKUPS_PER_TICK = 20  # runs looked up per sweep: bounded traffic to the provider's API
 LIVE_MATCHES = 20  # live calls examined when matching by request_uuid (one page of Plivo's list)
+LOOKUP_SECONDS = 10.0  # all the lookups for one run; each GET within the provider's request timeout
 
 
 @dataclass
@@ -113,7 +115,9 @@ def _call_facts(state: RunState) -> tuple[str | None, str | None, str, str] | No
 
 async def reconcile(service: Service) -> int:
     """Look up the calls of runs that heard nothing from them for the grace period; returns
-    how many runs moved (an event fed)."""
+    how many runs moved (an event fed). The lookups are made without holding the run's
+    lock (a callback arriving meanwhile is answered at once); what they found is applied
+    only if the run did not move in the meantime."""
     grace = service.settings.reconcile_seconds
     if grace <= 0:
         return 0
@@ -124,30 +128,42 @@ async def reconcile(service: Service) -> int:
             break
         if service.locks.busy(run_id) or service.reconcile_after.get(run_id, 0.0) > now:
             continue
+        stored = await service.store.load(run_id)
+        if stored is None:
+            continue
+        state = stored.state
+        waiting, facts = state.waiting, _call_facts(state)
+        entry = service.flows.get(state.flow_id)
+        if waiting is None or waiting.reason not in CALL_WAITS or facts is None or entry is None \
+                or state.updated_at >= now - grace:
+            continue
+        looked += 1
+        finding = await _look_up(service, run_id, facts, now, grace)
+        if finding is None:
+            continue
         async with service.locks.hold(run_id):
-            stored = await service.store.load(run_id)
-            if stored is None:
-                continue
-            state = stored.state
-            waiting, facts = state.waiting, _call_facts(state)
-            entry = service.flows.get(state.flow_id)
-            if waiting is None or waiting.reason not in CALL_WAITS or facts is None or entry is None \
-                    or state.updated_at >= now - grace:
-                continue
-            looked += 1
-            moved += await _reconcile_run(service, entry, stored, facts, now, grace)
+            fresh = await service.store.load(run_id)
+            if fresh is not None and fresh.version == stored.version:  # nothing happened meanwhile
+                moved += await _apply(service, entry, fresh, finding, facts[0], now, grace)
     return moved
 
 
-async def _reconcile_run(service: Service, entry, stored: StoredRun, facts, now: float, grace: float) -> int:
-    state, run_id = stored.state, stored.state.run_id
-    call_uuid = facts[0]
+async def _look_up(service: Service, run_id: str, facts, now: float, grace: float) -> Finding | None:
+    """The provider's answer about the run's call, None (and a later retry) when none came."""
     try:
-        finding = await find_call(service, *facts)
-    except Unknown as e:
-        logger.warning("run %s: looking up its call failed (%s); trying again in %g s", run_id, e, grace)
-        service.reconcile_after[run_id] = now + grace
-        return 0
+        async with asyncio.timeout(LOOKUP_SECONDS):
+            return await find_call(service, *facts)
+    except (TimeoutError, Unknown) as e:
+        error = str(e) or f"no answer within {LOOKUP_SECONDS:g} s"
+    logger.warning("run %s: looking up its call failed (%s); trying again in %g s", run_id, error, grace)
+    service.reconcile_after[run_id] = now + grace
+    return None
+
+
+async def _apply(service: Service, entry, stored: StoredRun, finding: Finding, call_uuid: str | None,
+                 now: float, grace: float) -> int:
+    """What the finding means for the run: keep waiting (0), or its call's hangup fed (1)."""
+    run_id = stored.state.run_id
     if finding.state in ("queued", "live"):
         service.missing_since.pop(run_id, None)
         await _touch(service, stored, now)
@@ -165,7 +181,7 @@ async def _reconcile_run(service: Service, entry, stored: StoredRun, facts, now:
     service.reconcile_after.pop(run_id, None)
     logger.warning("run %s: no callback from its call for %g s; the provider says it %s (%s): delivering its hangup",
                    run_id, grace, "ended" if finding.state == "ended" else "is unknown", params["HangupCause"])
-    event = Callback(CallbackKind.HANGUP, state.call.seq, params)
+    event = Callback(CallbackKind.HANGUP, stored.state.call.seq, params)
     state, version, effects = await service.advance(entry, stored, event)
     await service.perform(entry, state, version, effects)
     return 1

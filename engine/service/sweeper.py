@@ -30,8 +30,8 @@ logger = logging.getLogger("callflow.server")  # one logger name for the whole s
 
 async def sweep(service: Service) -> int:
     """Feed `Response(in_doubt=True)` to runs whose recorded request has gone unanswered
-    for the grace period with nobody here performing it, reconcile runs whose call went
-    quiet, then expire stale runs. Returns how many runs moved."""
+    for the grace period with nobody here performing it, then expire stale runs. Returns
+    how many runs moved. (Reconciliation runs beside it: `sweep_forever`.)"""
     grace = service.settings.in_doubt_seconds
     cutoff = service.clock() - grace
     done = 0
@@ -56,7 +56,6 @@ async def sweep(service: Service) -> int:
             state, version, effects = await service.advance(entry, stored, event)
             await service.perform(entry, state, version, effects)
             done += 1
-    done += await reconcile(service)
     return done + await expire_stale(service)
 
 
@@ -83,20 +82,28 @@ async def expire_stale(service: Service) -> int:
 
 
 async def sweep_forever(service: Service) -> None:
-    """Sweep every quarter of the shorter deadline (between 50 ms and 5 s), until cancelled."""
+    """Sweep every quarter of the shorter deadline (between 50 ms and 5 s), until cancelled;
+    reconciliation on the same beat in a loop of its own, so that a slow provider API
+    answering its lookups never holds up the in-doubt rule and the run timeout."""
     settings = service.settings
     deadlines = [settings.in_doubt_seconds, settings.run_timeout_seconds]
     if settings.reconcile_seconds > 0:
         deadlines.append(settings.reconcile_seconds)
-    shortest = min(deadlines)
-    interval = min(max(shortest / 4, 0.05), 5.0)
+    interval = min(max(min(deadlines) / 4, 0.05), 5.0)
+    loops = [_every(interval, sweep, service, "in-doubt sweep")]
+    if settings.reconcile_seconds > 0:
+        loops.append(_every(interval, reconcile, service, "reconciliation"))
+    await asyncio.gather(*loops)
+
+
+async def _every(interval: float, job, service: Service, what: str) -> None:
     while True:
         try:
-            await sweep(service)
+            await job(service)
         except asyncio.CancelledError:
             raise
         except StoreError as e:  # the store is down (disk full...): try again next time, quietly
             logger.warning("in-doubt sweep: %s", e)
         except Exception:
-            logger.exception("in-doubt sweep failed")
+            logger.exception("%s failed", what)
         await asyncio.sleep(interval)
