@@ -208,10 +208,12 @@ def test_callbacks_missed_while_serve_was_down_are_reconciled_on_restart(workdir
     port = free_port()
     serve = start_serve(workdir, sandbox, port=port)
     run_id = trigger(serve.url, SLOW)  # answers after 3 s
-    wait_for(lambda: record(serve.url, run_id)["status"] == "waiting", what="the call to ring")
+    wait_for(lambda: (record(serve.url, run_id)["variables"].get("Call") or {}).get("request_uuid"),
+             what="the call fired")
     serve.kill9()
     # the answer callback finds nobody: the provider ends the call (ANSWER_URL_ERROR)
-    wait_for(lambda: calls_for(sandbox, run_id)[0]["status"] == "completed", timeout=15, what="the call's end")
+    wait_for(lambda: [c for c in calls_for(sandbox, run_id) if c["status"] == "completed"], timeout=15,
+             what="the call's end")
     serve = start_serve(workdir, sandbox, port=port)
     try:
         rec = finished(serve.url, run_id, timeout=20)
