@@ -326,3 +326,17 @@ def test_a_queued_or_ringing_call_keeps_the_run_waiting_and_an_ended_one_ends_it
             await server.stop()
 
     run(main())
+
+
+def test_the_scenario_schema_knows_api_and_drop():
+    import jsonschema
+
+    from engine.local.file_schemas import scenario_schema
+
+    validator = jsonschema.Draft202012Validator(scenario_schema())
+    good = {"api": {"Call": [429, {"status": 503, "retry_after": 2}], "Message": [503]},
+            "default": {"result": "busy", "drop": ["ring", "hangup"]}, "destinations": {"+12025550100": {"drop": "hangup"}}}
+    assert list(validator.iter_errors(good)) == []
+    for wrong in ({"api": {"Lookup": [429]}}, {"api": {"Call": [200]}}, {"default": {"drop": ["hangups"]}},
+                  {"api": {"Call": [{"status": 429, "body": "x"}]}}):
+        assert list(validator.iter_errors(wrong)), wrong

@@ -36,6 +36,10 @@ def _defs() -> dict:
         "answer_after": {**_SECONDS, "description": "Seconds of ringing before the result."},
         "hangup_after": {**_SECONDS, "description": "The callee hangs up this many seconds after answering."},
         "sms": {"enum": list(scenario.SMS_RESULTS), "description": "Whether the Message API accepts SMS to it."},
+        "drop": {"description": "Callbacks of its call lost on the way (the run learns the call's end from "
+                                "the provider's call record).",
+                 "anyOf": [{"enum": list(scenario.DROPPABLE)},
+                           {"type": "array", "items": {"enum": list(scenario.DROPPABLE)}}]},
     }
     mock_props = {
         "status": {"type": "integer", "minimum": 100, "maximum": 599, "description": "The HTTP status code."},
@@ -56,6 +60,11 @@ def _defs() -> dict:
         "httpMock": _object(mock_props, "A mocked response for an http_request node."),
         "httpMocks": {"type": "object", "additionalProperties": {"$ref": "#/$defs/httpMock"},
                       "description": "Mocked responses by http_request node name."},
+        "refusal": {"description": "An API request refused before processing: a status, or {status, retry_after}.",
+                    "anyOf": [{"type": "integer", "minimum": 400, "maximum": 599},
+                              _object({"status": {"type": "integer", "minimum": 400, "maximum": 599},
+                                       "retry_after": {**_SECONDS, "description": "The Retry-After header, seconds."}},
+                                      "A refusal with a Retry-After header.")]},
     }
 
 
@@ -67,7 +76,10 @@ def scenario_schema() -> dict:
         "title": "callflow scenario file",
         **_object({"default": {"$ref": "#/$defs/behaviour", "description": "How every destination behaves."},
                    "destinations": {"$ref": "#/$defs/destinations"},
-                   "http": {"$ref": "#/$defs/httpMocks"}},
+                   "http": {"$ref": "#/$defs/httpMocks"},
+                   "api": _object({name: {"type": "array", "items": {"$ref": "#/$defs/refusal"}}
+                                   for name in scenario.APIS},
+                                  "The first requests to each provider API refused (429, 503...), then as usual.")},
                   "How the sandbox's simulated callees behave, and mocked HTTP responses."),
         "$defs": _defs(),
     }
