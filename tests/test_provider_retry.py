@@ -340,3 +340,19 @@ def test_the_scenario_schema_knows_api_and_drop():
     for wrong in ({"api": {"Lookup": [429]}}, {"api": {"Call": [200]}}, {"default": {"drop": ["hangups"]}},
                   {"api": {"Call": [{"status": 429, "body": "x"}]}}):
         assert list(validator.iter_errors(wrong)), wrong
+
+
+def test_callflow_run_shows_the_refusals_in_its_trace(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import FLOWS
+
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("api:\n  Call: [429, {status: 503, retry_after: 1}]\n")
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "run", str(FLOWS / "outbound-sip-headers.yaml"),
+                          "--scenario", str(scenario), "--payload", '{"to": "+12025550100", "customer": "a"}'],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    [line] = [line for line in out.stdout.splitlines() if "Call (call_out)" in line]
+    assert line.endswith("-> answered  to +12025550100, SIP headers customer=a, sent 3 times (refused: 429, 503)")

@@ -121,6 +121,9 @@ class Tracer:
             detail += f", SIP headers {body['sip_headers']}"
         elif step.type == "send_sms" and isinstance(body, dict) and body.get("dst"):
             detail = f"to {body['dst']}"
+        refused = [str(a.get("status") or "no connection") for a in (request or {}).get("attempts", [])[:-1]]
+        if refused:  # the scenario's api: refusals, sent again as serve does
+            detail += f", sent {len(refused) + 1} times (refused: {', '.join(refused)})"
         at = (step.ended_at or step.started_at) - state.created_at  # the run's clock: simulated on the sandbox
         self._line(head + (f"  {detail}" if detail else ""), at)
         if step.error:  # in full, wrapped: it says what to do
