@@ -21,7 +21,11 @@ string = st.one_of(st.from_regex(r"'[^'\\{}\n]{0,8}'", fullmatch=True),
 number = st.from_regex(r"-?[0-9]{1,4}(\.[0-9]{1,3})?", fullmatch=True)
 segment = st.one_of(ident.map(lambda i: "." + i), st.integers(0, 99).map(lambda i: f"[{i}]"),
                     string.map(lambda s: f"[{s}]"))
-path = st.builds(lambda root, segs: root + "".join(segs), ident, st.lists(segment, max_size=4))
+# A path's root is never a Liquid word ({{ if }} is not a variable read; the simple subset leaves it to Liquid).
+WORDS = {"true", "false", "nil", "null", "empty", "blank", "and", "or", "not", "contains", "in", "with", "as",
+         "for", "if", "else"}
+root = ident.filter(lambda i: i not in WORDS)
+path = st.builds(lambda root, segs: root + "".join(segs), root, st.lists(segment, max_size=4))
 arg = st.one_of(string, number, st.sampled_from(["true", "false", "nil"]), path)
 spaces = st.sampled_from(["", " ", "  "])
 filter_ = st.builds(lambda s1, name, args, s2: f"{s1}|{s2}{name}" + (": " + ", ".join(args) if args else ""),
