@@ -233,34 +233,46 @@ def test_a_local_run_reconciles_dropped_callbacks_as_serve_does(make_flow):
 
 
 # -- reconciliation in the service, against the sandbox over real HTTP, on a clock of its own ----------
-def test_a_call_the_provider_never_heard_of_fails_after_two_lookups(tmp_path):
+@contextlib.asynccontextmanager
+async def _reconciling(tmp_path, core, now, run_id: str, request_uuid: str):
+    """A Service on the sandbox `core` with a run of the seed flow whose Call API request was
+    answered 201 with `request_uuid` and which has heard nothing since: reconciliation's input."""
     from conftest import FLOWS
 
     from engine.load.build import load_flow
-    from engine.local.sandbox import SandboxCore
     from engine.local.sandbox_server import start_sandbox
-    from engine.service.reconcile import reconcile
     from engine.service.runs import Service
     from engine.service.settings import Settings
     from engine.service.sqlite_store import SQLiteStore
 
+    server, url = await start_sandbox(core)
+    settings = Settings(auth_id="MA" + "S" * 18, auth_token="t", public_url="http://127.0.0.1:9",
+                        provider=ProviderConfig(AUTH_ID, TOKEN, url), reconcile_seconds=10)
+    flow = load_flow(FLOWS / "outbound-sip-headers.yaml")
+    service = Service({flow.id: flow}, SQLiteStore(str(tmp_path / "r.db")), Provider(settings.provider),
+                      settings, clock=lambda: now[0])
+    try:
+        entry = service.flows[flow.id]
+        state = entry.executor.new_run(run_id)
+        [request] = [e for e in entry.executor.advance(state, Trigger({"to": "+12025550100", "customer": "c"}))
+                     if isinstance(e, Request)]
+        entry.executor.advance(state, Response(status=201, body={"request_uuid": request_uuid}, seq=request.seq))
+        await service.store.create_run(state)
+        yield service
+    finally:
+        await service.provider.aclose()
+        await service.store.close()
+        await server.stop()
+
+
+def test_a_call_the_provider_never_heard_of_fails_after_two_lookups(tmp_path):
+    from engine.local.sandbox import SandboxCore
+    from engine.service.reconcile import reconcile
+
     async def main():
         core = SandboxCore(auth_id=AUTH_ID, auth_token=TOKEN)
-        server, url = await start_sandbox(core)
         now = [1_000_000.0]
-        settings = Settings(auth_id="MA" + "S" * 18, auth_token="t", public_url="http://127.0.0.1:9",
-                            provider=ProviderConfig(AUTH_ID, TOKEN, url), reconcile_seconds=10)
-        flow = load_flow(FLOWS / "outbound-sip-headers.yaml")
-        service = Service({flow.id: flow}, SQLiteStore(str(tmp_path / "r.db")), Provider(settings.provider),
-                          settings, clock=lambda: now[0])
-        try:
-            entry = service.flows[flow.id]
-            state = entry.executor.new_run("run-1")
-            [request] = [e for e in entry.executor.advance(state, Trigger({"to": "+12025550100", "customer": "c"}))
-                         if isinstance(e, Request)]
-            entry.executor.advance(state, Response(status=201, body={"request_uuid": "unknown-to-the-provider"},
-                                                   seq=request.seq))
-            await service.store.create_run(state)
+        async with _reconciling(tmp_path, core, now, "run-1", "unknown-to-the-provider") as service:
             assert await reconcile(service) == 0  # not quiet for long enough yet
             now[0] += 11
             assert await reconcile(service) == 0  # found nowhere: once is not enough (records lag)
@@ -270,44 +282,21 @@ def test_a_call_the_provider_never_heard_of_fails_after_two_lookups(tmp_path):
             done = (await service.store.load("run-1")).state
             assert done.steps[1].outcome == "failed" and "no record of this call" in done.steps[1].error
             assert core.calls == []  # looking up never places a call
-        finally:
-            await service.provider.aclose()
-            await service.store.close()
-            await server.stop()
 
     run(main())
 
 
 def test_a_queued_or_ringing_call_keeps_the_run_waiting_and_an_ended_one_ends_it(tmp_path):
-    from conftest import FLOWS
-
-    from engine.load.build import load_flow
     from engine.local.sandbox import SandboxCore, SimulatedCall
-    from engine.local.sandbox_server import start_sandbox
     from engine.service.reconcile import reconcile
-    from engine.service.runs import Service
-    from engine.service.settings import Settings
-    from engine.service.sqlite_store import SQLiteStore
 
     async def main():
         core = SandboxCore(auth_id=AUTH_ID, auth_token=TOKEN)
         sim = SimulatedCall(request={"from": "+12025551234", "to": "+12025550100"}, destination="+12025550100",
                             behaviour=Behaviour(result="busy"), request_uuid="rq-1")
         core.calls.append(sim)
-        server, url = await start_sandbox(core)
         now = [2_000_000.0]
-        settings = Settings(auth_id="MA" + "S" * 18, auth_token="t", public_url="http://127.0.0.1:9",
-                            provider=ProviderConfig(AUTH_ID, TOKEN, url), reconcile_seconds=10)
-        flow = load_flow(FLOWS / "outbound-sip-headers.yaml")
-        service = Service({flow.id: flow}, SQLiteStore(str(tmp_path / "r.db")), Provider(settings.provider),
-                          settings, clock=lambda: now[0])
-        try:
-            entry = service.flows[flow.id]
-            state = entry.executor.new_run("run-2")
-            [request] = [e for e in entry.executor.advance(state, Trigger({"to": "+12025550100", "customer": "c"}))
-                         if isinstance(e, Request)]
-            entry.executor.advance(state, Response(status=201, body={"request_uuid": "rq-1"}, seq=request.seq))
-            await service.store.create_run(state)
+        async with _reconciling(tmp_path, core, now, "run-2", "rq-1") as service:
             for phase in ("queued", "ringing"):
                 sim.phase = phase
                 now[0] += 11
@@ -320,10 +309,6 @@ def test_a_queued_or_ringing_call_keeps_the_run_waiting_and_an_ended_one_ends_it
             done = (await service.store.load("run-2")).state
             assert done.steps[1].outcome == "busy" and done.status == "completed"
             assert done.variables["Call"]["hangup_cause"] == "Busy Line"
-        finally:
-            await service.provider.aclose()
-            await service.store.close()
-            await server.stop()
 
     run(main())
 
