@@ -58,24 +58,30 @@ class WaitReason(StrEnum):
     CALL = "call"  # the answer (or hangup) callback of the call its node placed
     INPUT = "input"  # the digits/no_input callback of the document its node served
     HANGUP = "hangup"  # the path is done: the hangup callback of the call still up
+    TIMER = "timer"  # a durable timer: `Waiting.until` (epoch seconds), fired by the shell
 
 
 @dataclass(slots=True)
 class Waiting:
-    """The node the run waits on (step `seq`) and what for. JSON: {"node", "seq", "for"}."""
+    """The node the run waits on (step `seq`) and what for; `until`: when a TIMER wait is
+    due (epoch seconds). JSON: {"node", "seq", "for"} (+ "until" when set)."""
 
     node: str
     seq: int
     reason: WaitReason
+    until: float | None = None
 
     def to_json(self) -> dict:
         """The stored mapping."""
-        return {"node": self.node, "seq": self.seq, "for": self.reason.value}
+        data = {"node": self.node, "seq": self.seq, "for": self.reason.value}
+        if self.until is not None:
+            data["until"] = self.until
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> "Waiting":
         """The record from its stored mapping."""
-        return cls(data["node"], data["seq"], WaitReason(data["for"]))
+        return cls(data["node"], data["seq"], WaitReason(data["for"]), data.get("until"))
 
 
 @dataclass(slots=True)

@@ -28,14 +28,34 @@ The interface (`Store`) is async and small:
 * `waiting_counts(in_doubt_before)`: how many runs wait, by `waiting_for`, and under
   `in_doubt` how many wait for the response to a request recorded before that time
   (`GET /metrics`' gauges: global, whichever process is scraped);
-* `in_doubt(older_than)` is the pending work: runs waiting for the response to an API
-  request that was recorded before `older_than` (the request may or may not have been
-  sent; the shell decides what to do, never by sending it again).
 
-SQLite today: `SQLiteStore` in engine/service/sqlite_store.py (`open_store` picks the backend
-from a URL).
+Leases and claims (several processes, and one process after a crash):
 
-PostgreSQL, several `serve` processes (the next step, same interface):
+* a run row carries a lease (`lease_owner`, `lease_until`): the process that is working on
+  it outside a request handler (its Call request queued or in flight, a timer being
+  fired). `create_run`/`create_run_once`/`save` take `lease` (a `Lease`, or None to clear
+  it) and write it with the state, in the same statement;
+* `mark_sent(run_id, seq, owner, sent=True)`: the run's request of step `seq` is about to be
+  written to a connection (`sent_seq`), only while `owner` holds the lease; False means the
+  lease was lost and the request must not be sent. `sent=False` after a refusal (429/503:
+  not processed) puts it back to "not sent". "Recorded" (the request is in the state) and
+  "sent" (it may have left) are what tell a request to send after a crash from one in doubt;
+* `claim(kind, now=, older_than=, owner=, lease_until=, limit=)` leases to `owner`, atomically
+  (one statement; `FOR UPDATE SKIP LOCKED` on PostgreSQL), up to `limit` runs of a `Claim`
+  kind whose lease is free (none, or expired before `now`), and returns their ids;
+  exactly one process gets each;
+* `renew(owner, lease_until)` extends every unexpired lease `owner` holds (one statement per
+  tick, however many runs); `release(owner, run_ids=None)` clears them (a graceful stop hands
+  its queued work back at once; None: all of them).
+
+The columns the sweeps read are written from the state on every save: `waiting_for`,
+`waiting_seq`, `wake_at` (`Waiting.until` of a TIMER wait), `call_uuid`.
+
+SQLite: `SQLiteStore` in engine/service/sqlite_store.py (`open_store` picks the backend from
+a URL); one process per file (a lock), so at open every lease is void and released.
+PostgreSQL: `PostgresStore` in engine/service/pg_store.py (several processes).
+
+The PostgreSQL design notes:
 
 * the same table: `id bigserial` (paging order), `run_id text unique`, `version integer`,
   indexed `flow_id`, `status`, `waiting_for`, `updated_at`, and `state jsonb`;
@@ -65,6 +85,7 @@ PostgreSQL, several `serve` processes (the next step, same interface):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -105,23 +126,55 @@ class KeyedRun:
     fingerprint: str
 
 
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A process's hold on a run: `owner` (the process id, `Settings.owner`) until `until`
+    (epoch seconds)."""
+
+    owner: str
+    until: float
+
+
+class Claim(StrEnum):
+    """What `Store.claim` looks for (every kind: lease free, i.e. none or expired).
+
+    * UNSENT: waiting for the response to a request never sent (`sent_seq` is not the
+      waiting step): whoever claims it sends it (a queue a crashed or stopped process left);
+    * IN_DOUBT: waiting for the response to a request that may have been sent, since before
+      `older_than`: never resent (the in-doubt rule, reconciliation);
+    * QUIET: waiting for a call, input or hangup callback since before `older_than`
+      (reconciliation; the run timeout);
+    * TIMER: waiting on a timer due at or before `now`.
+    """
+
+    UNSENT = "unsent"
+    IN_DOUBT = "in_doubt"
+    QUIET = "quiet"
+    TIMER = "timer"
+
+
 class Store(Protocol):
     """What the service needs from a run store (see the module docstring for each call)."""
 
-    async def create_run(self, state: RunState) -> int: ...
+    async def create_run(self, state: RunState, lease: Lease | None = None) -> int: ...
 
-    async def create_run_once(self, state: RunState, key: IdempotencyKey) -> KeyedRun: ...
+    async def create_run_once(self, state: RunState, key: IdempotencyKey, lease: Lease | None = None) -> KeyedRun: ...
 
     async def load(self, run_id: str) -> StoredRun | None: ...
 
-    async def save(self, state: RunState, version: int) -> int: ...
+    async def save(self, state: RunState, version: int, lease: Lease | None = None) -> int: ...
+
+    async def mark_sent(self, run_id: str, seq: int, owner: str, sent: bool = True) -> bool: ...
+
+    async def claim(self, kind: Claim, *, now: float, older_than: float, owner: str, lease_until: float,
+                    limit: int = 100) -> list[str]: ...
+
+    async def renew(self, owner: str, lease_until: float) -> int: ...
+
+    async def release(self, owner: str, run_ids: list[str] | None = None) -> int: ...
 
     async def list_runs(self, *, flow_id: str | None = None, status: str | None = None,
                         limit: int = DEFAULT_PAGE, cursor: str | None = None) -> tuple[list[dict], str | None]: ...
-
-    async def in_doubt(self, older_than: float, limit: int = 100) -> list[str]: ...
-
-    async def stale(self, older_than: float, limit: int = 100) -> list[str]: ...
 
     async def find_by_call(self, call_uuid: str, flow_id: str | None = None) -> str | None: ...
 
