@@ -34,7 +34,9 @@ from engine.service.sqlite_store import SQLiteStore  # noqa: E402
 
 
 class InstantProvider:
-    async def perform(self, req):
+    async def perform(self, req, handing=None):
+        if handing is not None:
+            await handing(True)
         return Response(status=201, headers={"content-type": "application/json"},
                         body={"message": "call fired", "request_uuid": "req-1", "api_id": "a-1"})
 

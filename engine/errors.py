@@ -7,6 +7,7 @@
     ├── NodeFailed          a node failed at run time: its `error:` edge, else the run fails
     ├── PlivoXMLError       an XML document Plivo would refuse (also a ValueError)
     ├── HttpError           an HTTP error answer to give or that was given; .status, .message
+    │   └── QueueFull       as many unsent requests held as allowed: 429, retry later
     ├── StoreError          the run store refused an operation
     │   ├── Conflict        the run changed since it was loaded (optimistic version check)
     │   ├── RunExists       a run with this id is already stored
@@ -15,7 +16,8 @@
     └── ProviderError       a request to the provider API or a webhook did not complete
         ├── NotSent         it certainly never left (no connection could be made)
         ├── InDoubt         it may have been written, but no complete answer came back
-        └── ResponseTooLarge  the answer was over the size cap; .status
+        ├── ResponseTooLarge  the answer was over the size cap; .status
+        └── HandedBack      taken back before it was written (a stop, a lost lease): not sent
 
 Catch `CallflowError` to handle anything callflow reports; anything else is a bug.
 """
@@ -27,7 +29,7 @@ from engine.diagnostics import Diagnostic, sort_key
 __all__ = [
     "CallflowError", "FlowInvalid", "TemplateError", "ValueInvalid", "NodeFailed", "PlivoXMLError",
     "HttpError", "StoreError", "Conflict", "RunExists", "StoreUnavailable", "StoreUnusable", "ProviderError",
-    "NotSent", "InDoubt", "ResponseTooLarge",
+    "NotSent", "InDoubt", "ResponseTooLarge", "HandedBack", "QueueFull",
 ]
 
 
@@ -119,3 +121,19 @@ class ResponseTooLarge(ProviderError):
     def __init__(self, status: int, limit: int):
         super().__init__(f"response larger than {limit} bytes")
         self.status = status
+
+
+class HandedBack(ProviderError):
+    """The shell took the request back before it was written to a connection (the process
+    is stopping, or another process holds the run's lease now): not sent; whoever claims
+    the run sends it."""
+
+
+class QueueFull(HttpError):
+    """The service already holds as many unsent provider requests as it may
+    (CALLFLOW_MAX_QUEUED): a trigger is answered 429 with Retry-After instead of taking work
+    it cannot do soon."""
+
+    def __init__(self, retry_after: float):
+        super().__init__(429, f"too many runs waiting to place their calls; retry in {retry_after:g} s")
+        self.retry_after = retry_after

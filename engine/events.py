@@ -184,6 +184,15 @@ class Request:
     provider: bool = False
     seq: int = -1  # the step that made it (set by the executor); its Response carries it back
 
+    def recorded(self, node: str) -> dict:
+        """The request as the run record keeps it (`state.requests`): node, method, URL with
+        its params, JSON or form body; never the headers (they may carry a secret)."""
+        url = f"{self.url}{'&' if '?' in self.url else '?'}{urlencode(self.params)}" if self.params else self.url
+        entry = {"node": node, "method": self.method, "url": url, "json": self.json}
+        if self.form is not None:
+            entry["form"] = self.form
+        return entry
+
     def encode(self) -> EncodedRequest:
         """The request as it goes on the wire, one rule for every shell (`callflow run` sends
         it with httpx, `callflow serve` with aiohttp):

@@ -15,7 +15,6 @@ import time
 from dataclasses import replace
 from enum import Enum
 from typing import Callable
-from urllib.parse import urlencode
 
 from engine.errors import NodeFailed
 from engine.events import (
@@ -298,11 +297,7 @@ class Executor:
             return spec.next.get(action.outcome) if action.outcome else None
         if kind is Send:
             req = replace(action.request, seq=seq)  # its Response must name the step it answers
-            url = f"{req.url}{'&' if '?' in req.url else '?'}{urlencode(req.params)}" if req.params else req.url
-            entry = {"node": spec.name, "method": req.method, "url": url, "json": req.json}
-            if req.form is not None:
-                entry["form"] = req.form
-            state.requests.append(entry)
+            state.requests.append(req.recorded(spec.name))
             effects.append(req)
             self._wait(state, spec.name, seq, WaitReason.RESPONSE)
             return _Pause.WAIT

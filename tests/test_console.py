@@ -53,7 +53,7 @@ def basic(user=AUTH_ID, password=AUTH_TOKEN) -> dict:
 
 
 class NoProvider:
-    async def perform(self, request):  # pragma: no cover - these tests start no call
+    async def perform(self, request, handing=None):  # pragma: no cover - these tests start no call
         raise AssertionError("no request expected")
 
     async def aclose(self):

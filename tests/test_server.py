@@ -15,7 +15,7 @@ import httpx
 import pytest
 from conftest import FLOWS
 
-from engine.errors import HttpError
+from engine.errors import HandedBack, HttpError
 from engine.events import Request, Response
 from engine.executor import HANGUP_DOCUMENT
 from engine.load.build import check_text, load_flow
@@ -62,7 +62,9 @@ class FakeProvider:
         self.mode = mode
         self.requests: list[Request] = []
 
-    async def perform(self, req: Request) -> Response:
+    async def perform(self, req: Request, handing=None) -> Response:
+        if handing is not None and not await handing(True):  # as the real one: marked sent, then written
+            raise HandedBack("taken back")
         self.requests.append(req)
         if self.mode == "doubt":
             return Response(error="no answer within 10 s", in_doubt=True)
@@ -82,12 +84,13 @@ def basic(user=AUTH_ID, password=AUTH_TOKEN) -> dict:
 
 
 @contextlib.asynccontextmanager
-async def serving(tmp_path, provider=None, grace: float = 60.0, db: str | None = None, run_timeout: float = 15_000.0):
+async def serving(tmp_path, provider=None, grace: float = 60.0, db: str | None = None, run_timeout: float = 15_000.0,
+                  store=None):
     flows = {FLOW: load_flow(FLOWS / f"{FLOW}.yaml")}
     inbound, diags = check_text(INBOUND, "inbound.yaml")
     assert inbound is not None, diags
     flows["inbound"] = inbound
-    store = SQLiteStore(db or str(tmp_path / "runs.db"))
+    shared, store = store is not None, store or SQLiteStore(db or str(tmp_path / "runs.db"))
     settings = Settings(auth_id=AUTH_ID, auth_token=AUTH_TOKEN, public_url=PUBLIC,
                         provider=ProviderConfig(PLIVO_ID, PLIVO_TOKEN, "https://api.example.com"),
                         in_doubt_seconds=grace, run_timeout_seconds=run_timeout)
@@ -100,7 +103,8 @@ async def serving(tmp_path, provider=None, grace: float = 60.0, db: str | None =
             for task in list(service.tasks):
                 task.cancel()
             await asyncio.gather(*service.tasks, return_exceptions=True)
-            await store.close()
+            if not shared:
+                await store.close()
 
 
 async def drain(service: Service) -> None:
@@ -563,38 +567,43 @@ def test_load_folder_refuses_invalid_and_duplicate_flows(tmp_path):
 
 
 def test_two_services_on_one_store_resolve_a_race_by_version(tmp_path):
-    """Two processes (here two Services on one SQLite file) get the same answer callback at
-    once: the second save hits the version check, reloads, re-applies the callback (a
-    replay) and both answer the same document; the run holds it once."""
-    db = str(tmp_path / "shared.db")
+    """Two processes (here two Services, each with its own run locks, on one store) get the
+    same answer callback at once: the second save hits the version check, reloads,
+    re-applies the callback (a replay) and both answer the same document; the run holds it
+    once. (Across real processes on PostgreSQL: tests/test_store_pg.py.)"""
+    shared = SQLiteStore(str(tmp_path / "shared.db"))
+    conflicts = []
+    a_saved = asyncio.Event()
+
+    class SlowSaves:
+        """B's view of the store: its save waits until A saved."""
+
+        def __getattr__(self, name):
+            return getattr(shared, name)
+
+        async def save(self, state, version, lease=None):
+            await a_saved.wait()  # B loaded the same version as A, and saves after A
+            try:
+                return await shared.save(state, version, lease)
+            except Exception as e:
+                conflicts.append(type(e).__name__)
+                raise
 
     async def main():
-        async with serving(tmp_path, db=db) as (a, client_a), serving(tmp_path, db=db) as (b, client_b):
+        async with serving(tmp_path, store=shared) as (a, client_a), \
+                serving(tmp_path, store=SlowSaves()) as (b, client_b):
             run_id = await started(client_a, a)
-            a_saved = asyncio.Event()
-            real_save = b.store.save
-            conflicts = []
-
-            async def slow_save(state, version):
-                await a_saved.wait()  # B loaded the same version as A, and saves after A
-                try:
-                    return await real_save(state, version)
-                except Exception as e:
-                    conflicts.append(type(e).__name__)
-                    raise
-
-            b.store.save = slow_save
             task_b = asyncio.create_task(callback(client_b, run_id, 1, "answer", call_params()))
             await asyncio.sleep(0.05)  # B has loaded and advanced; it waits to save
             r_a = await callback(client_a, run_id, 1, "answer", call_params())
             a_saved.set()
             r_b = await task_b
-            b.store.save = real_save
             assert r_a.status_code == r_b.status_code == 200
             assert r_a.text == r_b.text and "<Speak" in r_a.text
             assert conflicts == ["Conflict"]
             state = (await a.store.load(run_id)).state
             assert len(state.documents) == 1 and state.path == ["Start", "Call", "Greet", "Done"]
+        await shared.close()
 
     go(main())
 

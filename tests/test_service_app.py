@@ -29,9 +29,11 @@ class DoubtfulProvider:
     def __init__(self):
         self.requests = []
 
-    async def perform(self, req):
+    async def perform(self, req, handing=None):
         from engine.events import Response
 
+        if handing is not None:
+            await handing(True)
         self.requests.append(req)
         return Response(error="no answer", in_doubt=True)
 

@@ -112,7 +112,7 @@ def test_a_fresh_state_round_trips():
 
 
 def test_wait_reasons_and_the_executor_sentinel_are_enums():
-    assert {r.value for r in WaitReason} == {"response", "call", "input", "hangup"}
+    assert {r.value for r in WaitReason} == {"response", "call", "input", "hangup", "timer"}
     assert WaitReason("input") is WaitReason.INPUT
     assert isinstance(executor_module._Pause.WAIT, Enum)
 

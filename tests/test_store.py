@@ -94,23 +94,6 @@ def test_list_runs_pages_newest_first_with_filters(store):
     run(main())
 
 
-def test_in_doubt_lists_runs_waiting_for_a_response_older_than_the_cutoff(store):
-    async def main():
-        response = Waiting("Call", 1, WaitReason.RESPONSE)
-        await store.create_run(state("old", t=100, waiting=response, status="waiting"))
-        await store.create_run(state("new", t=500, waiting=response, status="waiting"))
-        await store.create_run(state("call", t=100, waiting=Waiting("Call", 1, WaitReason.CALL),
-                                     status="waiting"))
-        assert await store.in_doubt(older_than=200) == ["old"]
-        assert sorted(await store.in_doubt(older_than=1000)) == ["new", "old"]
-        s = (await store.load("old")).state
-        s.waiting, s.status, s.updated_at = None, "completed", 150
-        await store.save(s, 1)
-        assert await store.in_doubt(older_than=1000) == ["new"]
-
-    run(main())
-
-
 def test_file_store_is_wal_and_survives_reopening(tmp_path):
     path = tmp_path / "sub" / "callflow.db"
 
@@ -221,3 +204,39 @@ def test_a_version_1_store_is_migrated(tmp_path):
         await s.close()
 
     run(main())
+
+
+def test_a_second_store_on_the_same_file_is_refused_until_the_first_closes(tmp_path):
+    from engine.errors import StoreUnusable
+
+    path = str(tmp_path / "runs.db")
+    first = SQLiteStore(path)
+    with pytest.raises(StoreUnusable, match="another callflow process is using this database"):
+        SQLiteStore(path)
+    run(first.close())
+    run(SQLiteStore(path).close())  # the lock went with the first
+
+
+def test_a_schema_3_run_waiting_on_a_request_counts_as_sent_after_the_upgrade(tmp_path):
+    """Nobody can tell whether a request recorded by an older callflow left: in doubt, never resent."""
+    from engine.service.store import Claim
+
+    path = str(tmp_path / "runs.db")
+    s = SQLiteStore(path)
+    run(s.create_run(state("old", status="waiting", waiting=Waiting("Call", 1, WaitReason.RESPONSE))))
+    run(s.close())
+    db = sqlite3.connect(path)
+    for column in ("waiting_seq", "sent_seq", "lease_owner", "lease_until", "wake_at"):
+        db.execute("DROP INDEX IF EXISTS runs_wake")
+        db.execute("DROP INDEX IF EXISTS runs_lease")
+        db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+    db.execute("PRAGMA user_version = 3")
+    db.commit()
+    db.close()
+    s = SQLiteStore(path)
+    try:
+        kw = dict(now=5000.0, older_than=5000.0, owner="p", lease_until=6000.0)
+        assert run(s.claim(Claim.UNSENT, **kw)) == []
+        assert run(s.claim(Claim.IN_DOUBT, **kw)) == ["old"]
+    finally:
+        run(s.close())

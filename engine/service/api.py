@@ -17,7 +17,7 @@ import uuid
 from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse
 
-from engine.errors import HttpError
+from engine.errors import HttpError, QueueFull
 from engine.events import payload_problems
 from engine.jsontext import loads_json_strict
 from engine.service.auth import authorized
@@ -54,7 +54,10 @@ async def run_flow(request: HttpRequest):
         key = idempotency_key(request, flow_id, payload, service.clock())
     except HttpError as e:
         return error(e.status, e.message)
-    keyed = await service.trigger(flow_id, payload, key)
+    try:
+        keyed = await service.trigger(flow_id, payload, key)
+    except QueueFull as e:  # nothing was stored: the client sends it again later
+        return error(429, e.message, {"Retry-After": f"{e.retry_after:.0f}"})
     if key is not None and not keyed.created:
         if keyed.fingerprint != key.fingerprint:
             return error(422, "this Idempotency-Key was already used with a different request body "

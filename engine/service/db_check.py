@@ -120,3 +120,26 @@ def _has_magic(path: str) -> bool:
             return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
     except OSError:
         return False
+
+
+def lock_exclusively(path: str):
+    """Hold `<path>.lock` (flock) for as long as the returned file stays open: SQLite serves
+    one callflow process per file, and a second one must refuse rather than share it (its
+    sweeper would take the first one's queued work for lost). The kernel drops the lock when
+    the process dies, `kill -9` included. (The lock file, not the database: SQLite's own
+    POSIX locks on the database are per process and would be released by any close.)"""
+    import fcntl  # POSIX only, like the rest of serve
+
+    lock_path = path + ".lock"
+    try:
+        handle = open(lock_path, "a+b")  # noqa: SIM115 (held open on purpose)
+    except OSError as e:
+        raise StoreUnusable(f"{path}: cannot create the lock file {lock_path} ({e.strerror}); {ELSEWHERE}") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise StoreUnusable(f"{path}: another callflow process is using this database (it holds {lock_path}); "
+                            "SQLite serves one process: stop the other one, or use PostgreSQL "
+                            "(--db postgresql://...) for several") from None
+    return handle

@@ -33,6 +33,7 @@ import functools
 import json
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -42,7 +43,7 @@ import httpx
 from multidict import CIMultiDict
 from yarl import URL
 
-from engine.errors import InDoubt, NotSent, ResponseTooLarge
+from engine.errors import HandedBack, InDoubt, NotSent, ResponseTooLarge
 from engine.events import Request, Response
 from engine.service.retry import REFUSED, RetryPolicy, retry_after
 from engine.service.sessions import (
@@ -52,6 +53,7 @@ from engine.service.sessions import (
 )
 
 DEFAULT_API_URL = "https://api.plivo.com"
+Handing = Callable[[bool], Awaitable[bool]]  # `Provider.perform`'s hook: (sent?) -> go on?
 MAX_RESPONSE_BYTES = 1024 * 1024
 DEFAULT_CONNECTIONS = 16  # provider API connections; CALLFLOW_PROVIDER_CONNECTIONS
 WEB_CONNECTIONS = 32  # http_request nodes, all hosts together
@@ -186,9 +188,14 @@ class Provider:
     def _for_provider(self, req: Request) -> bool:
         return req.provider and req.url.startswith(self._api_prefix)
 
-    async def perform(self, req: Request) -> Response:
+    async def perform(self, req: Request, handing: Handing | None = None) -> Response:
+        """Send `req`; the answer as a Response. `handing(True)` is awaited once a connection
+        slot is ours, right before the request is written: False takes it back (HandedBack
+        is raised, nothing was sent); `handing(False)` after a refusal (429, 503, no
+        connection: not processed) before waiting to resend. Recorded, queued and sent stay
+        apart that way (engine/service/runs.py)."""
         if not req.provider:
-            return await self._perform_web(req)
+            return await self._perform_web(req, handing)
         if not self._for_provider(req):
             return Response(error=f"refusing to send provider credentials to {_host(req.url)}: "
                                   f"not the configured API ({self.config.api_url})")
@@ -199,9 +206,10 @@ class Provider:
             method, url, headers, body = self._encode(req)
         except ValueError as e:
             return Response(error=str(e))
-        return await self._send_with_retries(method, url, headers, body, req.timeout)
+        return await self._send_with_retries(method, url, headers, body, req.timeout, handing)
 
-    async def _send_with_retries(self, method: str, url: URL, headers, body: bytes, timeout: float) -> Response:
+    async def _send_with_retries(self, method: str, url: URL, headers, body: bytes, timeout: float,
+                                 handing: Handing | None = None) -> Response:
         """One provider request, sent again while the API refuses it before processing it
         (429, 503, no connection), within the retry policy; `attempts` lists every attempt
         when there was more than one."""
@@ -210,7 +218,7 @@ class Provider:
         attempts: list[dict] = []
         while True:
             try:
-                status, resp_headers, data = await self._api_request(method, url, headers, body, timeout)
+                status, resp_headers, data = await self._api_request(method, url, headers, body, timeout, handing)
             except NotSent as e:
                 answer, status, wait_at_least = Response(error=str(e)), 0, 0.0
             except InDoubt as e:
@@ -227,6 +235,8 @@ class Provider:
                 return _attempted(answer, attempts)  # the last refusal is the answer
             attempts.append({"status": status, "retry_in": round(wait, 3)} if status
                             else {"error": answer.error, "retry_in": round(wait, 3)})
+            if handing is not None:
+                await handing(False)  # not processed: a crash while we wait leaves it to send, not in doubt
             await asyncio.sleep(wait)
 
     async def lookup(self, path: str, params: dict | None = None, timeout: float = 5.0) -> tuple[int, object]:
@@ -262,14 +272,16 @@ class Provider:
         # origin + path: whatever the path holds ("//other.host/..."), the host is the configured one
         return method, URL(self._api_origin + target, encoded=True), headers, body or b""
 
-    async def _api_request(self, method: str, url: URL, headers, body: bytes,
-                           timeout: float) -> tuple[int, dict[str, str], bytes]:
+    async def _api_request(self, method: str, url: URL, headers, body: bytes, timeout: float,
+                           handing: Handing | None = None) -> tuple[int, dict[str, str], bytes]:
         session = self._api
         if session is None:  # accept-encoding: the API's answers are small, take them as they are
             session = self._api = client_session(self._limits[0], ssl_context=self._ssl, headers=self._api_headers,
                                                  skip_auto_headers=("Accept-Encoding",))
         timeout = max(timeout, 0.001)
         async with self._api_slots:
+            if handing is not None and not await handing(True):
+                raise HandedBack("taken back before it was sent")
             try:
                 async with asyncio.timeout(2 * timeout):
                     async with session.request(method, url, data=body, headers=headers, timeout=_timeouts(timeout),
@@ -293,7 +305,7 @@ class Provider:
             except (aiohttp.ClientError, OSError) as e:
                 raise InDoubt(f"{type(e).__name__}: {e}") from None
 
-    async def _perform_web(self, req: Request) -> Response:
+    async def _perform_web(self, req: Request, handing: Handing | None = None) -> Response:
         timeout = max(req.timeout, 0.001)
         session = self._web
         if session is None:
@@ -306,6 +318,8 @@ class Provider:
                 return Response(error=f"refusing {url.host}: not a public address "
                                       "(CALLFLOW_HTTP_ALLOW_PRIVATE=1 allows private and loopback hosts)")
             async with self._web_slots:
+                if handing is not None and not await handing(True):
+                    raise HandedBack("taken back before it was sent")
                 async with asyncio.timeout(timeout):  # the whole exchange, as in `callflow run`
                     async with session.request(method, url, data=body, headers=headers, allow_redirects=False) as r:
                         try:

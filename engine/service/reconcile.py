@@ -40,7 +40,7 @@ from engine.errors import Conflict, ProviderError
 from engine.events import Callback, CallbackKind
 from engine.service.call_records import hangup_params
 from engine.service.runs import Service
-from engine.service.store import StoredRun
+from engine.service.store import Claim, StoredRun
 from engine.state import RunState, WaitReason
 
 logger = logging.getLogger("callflow.server")
@@ -123,29 +123,39 @@ async def reconcile(service: Service) -> int:
         return 0
     now = service.clock()
     moved = looked = 0
-    for run_id in await service.store.stale(now - grace):
-        if looked >= MAX_LOOKUPS_PER_TICK:
-            break
-        if service.locks.busy(run_id) or service.reconcile_after.get(run_id, 0.0) > now:
-            continue
-        stored = await service.store.load(run_id)
-        if stored is None:
-            continue
-        state = stored.state
-        waiting, facts = state.waiting, _call_facts(state)
-        entry = service.flows.get(state.flow_id)
-        if waiting is None or waiting.reason not in CALL_WAITS or facts is None or entry is None \
-                or state.updated_at >= now - grace:
-            continue
-        looked += 1
-        finding = await _look_up(service, run_id, facts, now, grace)
-        if finding is None:
-            continue
-        async with service.locks.hold(run_id):
-            fresh = await service.store.load(run_id)
-            if fresh is not None and fresh.version == stored.version:  # nothing happened meanwhile
-                moved += await _apply(service, entry, fresh, finding, facts[0], now, grace)
+    run_ids = await service.claim(Claim.QUIET, now - grace, limit=MAX_LOOKUPS_PER_TICK * 5)
+    try:
+        for run_id in run_ids:
+            if looked >= MAX_LOOKUPS_PER_TICK:
+                break
+            if service.reconcile_after.get(run_id, 0.0) > now:
+                continue
+            tried, applied = await _reconcile_one(service, run_id, now, grace)
+            looked, moved = looked + tried, moved + applied
+    finally:
+        await service.release(run_ids)
     return moved
+
+
+async def _reconcile_one(service: Service, run_id: str, now: float, grace: float) -> tuple[int, int]:
+    """(looked up?, moved?) for one claimed run."""
+    stored = await service.store.load(run_id)
+    if stored is None:
+        return 0, 0
+    state = stored.state
+    waiting, facts = state.waiting, _call_facts(state)
+    entry = service.flows.get(state.flow_id)
+    if waiting is None or waiting.reason not in CALL_WAITS or facts is None or entry is None \
+            or state.updated_at >= now - grace:
+        return 0, 0
+    finding = await _look_up(service, run_id, facts, now, grace)
+    if finding is None:
+        return 1, 0
+    async with service.locks.hold(run_id):
+        fresh = await service.store.load(run_id)
+        if fresh is not None and fresh.version == stored.version:  # nothing happened meanwhile
+            return 1, await _apply(service, entry, fresh, finding, facts[0], now, grace)
+    return 1, 0
 
 
 async def _look_up(service: Service, run_id: str, facts, now: float, grace: float) -> Finding | None:

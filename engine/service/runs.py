@@ -8,12 +8,18 @@ point leaves the store with the truth; no run lives in process memory between re
 (an asyncio lock per run serialises handlers inside one process, the store's version
 check across processes).
 
-No API request is sent twice for one node execution. A run found waiting for the response
-to a recorded request that nobody in this process is performing (the process died with the
-request in flight, or the request timed out after it was written) is *in doubt*: it is not
-resent; a callback of the call it placed proves it went through (the executor treats it
-so); if none comes within the grace period the sweeper (engine/service/sweeper.py) fails
-the node.
+No API request is sent twice for one node execution, and none recorded is lost. A request
+goes through three states: *recorded* (in the saved state, the run leased to this process:
+`Lease`), *sent* (`store.mark_sent`, awaited right before it is written to a connection),
+answered (its Response saved, the lease cleared). A recorded request nobody sent (this
+process died or stopped with it queued) is sent by whichever process claims the run once
+the lease is free (`send_unsent`; rebuilt by `engine.resend`). A sent request whose answer
+never came is *in doubt*: never resent; a callback of the call it placed proves it went
+through (the executor treats it so); else the sweeper (engine/service/sweeper.py) fails the
+node after the grace period. Triggers are refused (429, `QueueFull`) while this process
+holds `CALLFLOW_MAX_QUEUED` requests unanswered; at a stop (`drain`) what is still queued
+is handed back (leases released: another process sends it at once), what is in flight
+finishes.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import Conflict, StoreError
+from engine.errors import Conflict, HandedBack, QueueFull, StoreError
 from engine.events import (
     XML_KINDS,
     Callback,
@@ -42,9 +48,17 @@ from engine.events import (
 from engine.executor import HANGUP_DOCUMENT, Effects, Executor
 from engine.flow import Flow
 from engine.node import RunEnvironment
+from engine.resend import pending_request
 from engine.service.observe import Observer, ended_steps
 from engine.service.settings import Settings
-from engine.service.store import IdempotencyKey, KeyedRun, Store, StoredRun
+from engine.service.store import (
+    Claim,
+    IdempotencyKey,
+    KeyedRun,
+    Lease,
+    Store,
+    StoredRun,
+)
 from engine.service.store_faults import save_patiently
 from engine.state import RunState, iso
 
@@ -96,6 +110,10 @@ class RunLocks:
     def busy(self, run_id: str) -> bool:
         return run_id in self._locks
 
+    def held(self) -> list[str]:
+        """The run ids something here works on (keys like "inbound:..." are not runs)."""
+        return [k for k in self._locks if ":" not in k]
+
     @contextlib.asynccontextmanager
     async def hold(self, run_id: str):
         await self.acquire(run_id)
@@ -128,11 +146,38 @@ class Service:
         # a run's call up again after a failed lookup, and since when the provider knows no call.
         self.reconcile_after: dict[str, float] = {}
         self.missing_since: dict[str, float] = {}
+        self.owner = settings.owner  # the name on this process's leases
+        self.unanswered = 0  # provider/webhook requests recorded here and not answered yet
+        self.stopping = False  # set by `drain`: nothing more is handed to a connection
+
+    def lease(self) -> Lease:
+        """This process's hold on a run it is about to work on outside a request handler."""
+        return Lease(self.owner, self.clock() + self.settings.lease_seconds)
 
     async def drain(self, timeout: float = 10.0) -> None:
-        """Let the effects in flight finish and their results be saved (at shutdown)."""
+        """At a stop: requests still queued are handed back (their leases released, so any
+        process sends them at once), those in flight finish and their results are saved."""
+        self.stopping = True
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=timeout)
+        with contextlib.suppress(StoreError):
+            await self.store.release(self.owner)
+
+    async def claim(self, kind: Claim, older_than: float = 0.0, limit: int = 100) -> list[str]:
+        """Lease up to `limit` runs of `kind` to this process (`Store.claim`)."""
+        now = self.clock()
+        return await self.store.claim(kind, now=now, older_than=older_than, owner=self.owner,
+                                      lease_until=now + self.settings.lease_seconds, limit=limit)
+
+    async def release(self, run_ids: list[str]) -> None:
+        """Let go of what a job claimed (a run it moved was saved without a lease already)."""
+        if run_ids:
+            await self.store.release(self.owner, run_ids)
+
+    async def let_go(self, run_id: str) -> None:
+        """Release this process's lease on `run_id` (its work here is over, unfinished)."""
+        with contextlib.suppress(StoreError):
+            await self.store.release(self.owner, [run_id])
 
     # -- entry points ----------------------------------------------------------------------------
     async def trigger(self, flow_id: str, payload: dict, key: IdempotencyKey | None = None) -> KeyedRun:
@@ -140,16 +185,19 @@ class Service:
         request) go on in the background: the caller gets the run id at once. Under an
         idempotency `key` already used (within its lifetime) nothing starts: the answer is
         the run that holds the key (`created` False; the caller compares the fingerprint)."""
+        if self.unanswered >= self.settings.max_queued or self.stopping:
+            raise QueueFull(1.0)
         entry = self.flows[flow_id]
         run_id = str(uuid.uuid4())
         state = entry.executor.new_run(run_id)
         effects = entry.executor.advance(state, Trigger(payload))
+        lease = self.lease() if _requests(effects) else None
         await self.locks.acquire(run_id)
         try:
             if key is None:
-                version, keyed = await self.store.create_run(state), KeyedRun(run_id, True, "")
+                version, keyed = await self.store.create_run(state, lease), KeyedRun(run_id, True, "")
             else:
-                keyed, version = await self.store.create_run_once(state, key), 1
+                keyed, version = await self.store.create_run_once(state, key, lease), 1
         except BaseException:
             self.locks.release(run_id)
             raise
@@ -169,14 +217,34 @@ class Service:
     async def _continue(self, entry: LoadedFlow, state: RunState, version: int, effects: list) -> None:
         try:
             await self.perform(entry, state, version, effects)
-        except StoreError as e:  # waited out as long as we could: the run stays in doubt, not lost
+        except StoreError as e:  # waited out as long as we could: its lease runs out, the sweeper takes it
             logger.warning("%s", e, extra={"event": "run.store_unavailable", "run_id": state.run_id,
                                            "flow": state.flow_id})
         except Exception:
             logger.exception("performing effects failed",
                              extra={"event": "run.error", "run_id": state.run_id, "flow": state.flow_id})
+            await self.let_go(state.run_id)
         finally:
             self.locks.release(state.run_id)
+
+    async def send_unsent(self, run_id: str) -> None:
+        """Send the request a run recorded and nobody sent (`Claim.UNSENT`: this process
+        holds its lease), and go on with the run; a request that cannot be rebuilt exactly
+        as recorded is marked sent instead (in doubt: never sent in another form)."""
+        try:
+            async with self.locks.hold(run_id):
+                stored = await self.store.load(run_id)
+                entry = self.flows.get(stored.state.flow_id) if stored is not None else None
+                if entry is None or stored.state.waiting is None:
+                    return
+                request = pending_request(entry.executor, stored.state)
+                if request is None:
+                    logger.warning("run %s: its unsent request cannot be rebuilt as recorded: in doubt", run_id)
+                    await self.store.mark_sent(run_id, stored.state.waiting.seq, self.owner)
+                    return
+                await self.perform(entry, stored.state, stored.version, [request])
+        finally:
+            await self.let_go(run_id)
 
     async def inbound(self, flow_id: str, params: dict) -> str:
         """An incoming call's answer request: start a run (once per call); return the XML."""
@@ -196,7 +264,7 @@ class Service:
             state = entry.executor.new_run(run_id)
             effects = entry.executor.advance(state, InboundCall(params))
             async with self.locks.hold(run_id):
-                version = await self.store.create_run(state)
+                version = await self.store.create_run(state, self.lease() if _requests(effects) else None)
                 self.observe.run_started(state, effects)
                 served = await self.perform(entry, state, version, effects)
         return served or HANGUP_DOCUMENT
@@ -248,9 +316,10 @@ class Service:
             effects = entry.executor.advance(state, event)
             if not effects.changed:
                 return state, version, effects
+            lease = self.lease() if _requests(effects) else None  # we perform them next
             try:
-                version = await (save_patiently(self.store, state, version) if patient
-                                 else self.store.save(state, version))
+                version = await (save_patiently(self.store, state, version, lease) if patient
+                                 else self.store.save(state, version, lease))
             except Conflict:
                 fresh = await self.store.load(state.run_id)
                 if fresh is None:
@@ -275,14 +344,40 @@ class Service:
             if request is None:
                 break
             started = time.perf_counter()
-            response = dataclasses.replace(await self.provider.perform(request), seq=request.seq)
+            response = await self._send(state.run_id, request)
+            if response is None:  # handed back unsent (a stop, a lost lease): whoever claims the run sends it
+                break
             self.observe.provider_request(state, request, response, time.perf_counter() - started)
             if response.in_doubt:
                 # It may have gone through: never resend. A callback may still prove it; else
-                # the sweeper fails the node after the grace period.
+                # the sweeper fails the node after the grace period (once the lease is free).
+                await self.let_go(state.run_id)
                 break
             state, version, effects = await self.advance(entry, StoredRun(state, version), response, patient=True)
         return served
+
+
+    async def _send(self, run_id: str, request: Request) -> Response | None:
+        """`request` through the provider, marked sent right before it is written; None when
+        it was handed back instead (this process is stopping, or lost the run's lease)."""
+        seq = request.seq
+
+        async def handing(sent: bool) -> bool:
+            if sent and self.stopping:
+                return False
+            return await self.store.mark_sent(run_id, seq, self.owner, sent)
+
+        self.unanswered += 1
+        try:
+            return dataclasses.replace(await self.provider.perform(request, handing), seq=seq)
+        except HandedBack:
+            return None
+        finally:
+            self.unanswered -= 1
+
+
+def _requests(effects) -> bool:
+    return any(isinstance(e, Request) for e in effects)
 
 
 def _open_steps(state: RunState) -> tuple[int | None, int]:

@@ -12,6 +12,10 @@
   CALLFLOW_RECONCILE_SECONDS               a call silent this long is looked up at the provider
                                            (default 60; 0: never; engine/service/reconcile.py)
   CALLFLOW_HTTP_ALLOW_PRIVATE              http_request nodes may reach non-public hosts
+  CALLFLOW_LEASE_SECONDS                   a process's hold on the runs it works on; another
+                                           process takes them over this long after it died (30)
+  CALLFLOW_MAX_QUEUED                      unsent provider requests a process holds before
+                                           triggers get 429 + Retry-After (default 1,000)
   PLIVO_AUTH_ID / PLIVO_AUTH_TOKEN / PLIVO_API_URL   the provider (`ProviderConfig`)
 """
 
@@ -19,8 +23,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.service.provider import DEFAULT_CONNECTIONS, ProviderConfig
 
@@ -29,6 +34,14 @@ DEFAULT_IN_DOUBT_SECONDS = 60.0
 # 14,400 s) plus ringing and slack, so a real call is never cut short.
 DEFAULT_RUN_TIMEOUT = 15_000.0
 DEFAULT_RECONCILE_SECONDS = 60.0
+DEFAULT_LEASE_SECONDS = 30.0
+DEFAULT_MAX_QUEUED = 1000
+
+
+def process_owner() -> str:
+    """This process's name on the leases it holds: host, pid and a random part (a pid is
+    reused after a restart; the lease of the dead process must not look like ours)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @dataclass
@@ -45,6 +58,9 @@ class Settings:
     provider_connections: int = DEFAULT_CONNECTIONS  # CALLFLOW_PROVIDER_CONNECTIONS: provider API pool
     allow_private_http: bool = False  # CALLFLOW_HTTP_ALLOW_PRIVATE: http_request may reach non-public hosts
     reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS  # CALLFLOW_RECONCILE_SECONDS (0: off)
+    lease_seconds: float = DEFAULT_LEASE_SECONDS  # CALLFLOW_LEASE_SECONDS
+    max_queued: int = DEFAULT_MAX_QUEUED  # CALLFLOW_MAX_QUEUED
+    owner: str = field(default_factory=process_owner)
 
     def __repr__(self) -> str:  # never show tokens
         return (f"Settings(auth_id={self.auth_id!r}, public_url={self.public_url!r}, "
@@ -69,6 +85,13 @@ def _seconds(environ, name: str, default: float) -> float:
     return value
 
 
+def _count(environ, name: str, default: int) -> int:
+    raw = environ.get(name) or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name}: {raw!r} is not a positive whole number")
+    return int(raw)
+
+
 def settings_from_env(public_url: str, environ=os.environ) -> Settings:
     """The settings from `environ`; `public_url` unless CALLFLOW_PUBLIC_URL says otherwise.
     Raises ValueError for a setting that does not parse."""
@@ -81,13 +104,15 @@ def settings_from_env(public_url: str, environ=os.environ) -> Settings:
         generated = True
     grace = _seconds(environ, "CALLFLOW_IN_DOUBT_SECONDS", DEFAULT_IN_DOUBT_SECONDS)
     run_timeout = _seconds(environ, "CALLFLOW_RUN_TIMEOUT", DEFAULT_RUN_TIMEOUT)
-    raw = environ.get("CALLFLOW_PROVIDER_CONNECTIONS") or str(DEFAULT_CONNECTIONS)
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"CALLFLOW_PROVIDER_CONNECTIONS: {raw!r} is not a positive whole number")
+    lease = _seconds(environ, "CALLFLOW_LEASE_SECONDS", DEFAULT_LEASE_SECONDS)
+    if lease < 1:
+        raise ValueError("CALLFLOW_LEASE_SECONDS must be at least 1")
     return Settings(auth_id=auth_id, auth_token=auth_token,
                     public_url=(environ.get("CALLFLOW_PUBLIC_URL") or public_url).rstrip("/"),
                     provider=ProviderConfig.from_env(environ), in_doubt_seconds=grace,
                     run_timeout_seconds=run_timeout,
                     reconcile_seconds=_seconds(environ, "CALLFLOW_RECONCILE_SECONDS", DEFAULT_RECONCILE_SECONDS),
-                    generated_credentials=generated, provider_connections=int(raw),
+                    generated_credentials=generated,
+                    provider_connections=_count(environ, "CALLFLOW_PROVIDER_CONNECTIONS", DEFAULT_CONNECTIONS),
+                    lease_seconds=lease, max_queued=_count(environ, "CALLFLOW_MAX_QUEUED", DEFAULT_MAX_QUEUED),
                     allow_private_http=environ.get("CALLFLOW_HTTP_ALLOW_PRIVATE", "").lower() in ("1", "true", "yes"))

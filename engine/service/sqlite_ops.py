@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-from engine.service.store import IdempotencyKey, KeyedRun
+from engine.service.store import Claim, IdempotencyKey, KeyedRun
 from engine.state import RunState
 
 # Idempotency keys of the trigger API: one row per (scope, key), written in the transaction
@@ -81,3 +81,78 @@ class Reader:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+# -- leases and claims (`Store.claim` and friends, engine/service/store.py) ----------------------
+# Version 4 of the schema: the columns the claims read, written from the state on every save.
+LEASE_COLUMNS = (("waiting_seq", "INTEGER"), ("sent_seq", "INTEGER"), ("lease_owner", "TEXT"),
+                 ("lease_until", "REAL"), ("wake_at", "REAL"))
+LEASE_INDEXES = """
+CREATE INDEX IF NOT EXISTS runs_wake ON runs (wake_at) WHERE wake_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS runs_lease ON runs (lease_owner) WHERE lease_owner IS NOT NULL;
+"""
+_FREE = "(lease_until IS NULL OR lease_until < :now)"
+CLAIMS = {  # Claim kind -> (which rows, in what order); every kind also needs a free lease
+    Claim.UNSENT: ("waiting_for = 'response' AND waiting_seq IS NOT NULL AND sent_seq IS NOT waiting_seq",
+                   "updated_at"),
+    Claim.IN_DOUBT: ("waiting_for = 'response' AND (waiting_seq IS NULL OR sent_seq IS waiting_seq)"
+                     " AND updated_at < :older_than", "updated_at"),
+    Claim.QUIET: ("waiting_for IN ('call', 'input', 'hangup') AND updated_at < :older_than", "updated_at"),
+    Claim.TIMER: ("waiting_for = 'timer' AND wake_at <= :now", "wake_at"),
+}
+
+
+def add_lease_columns(db: sqlite3.Connection) -> None:
+    """Schema 3 -> 4. A run stored before waits on a request nobody can tell sent or not:
+    it counts as sent (in doubt: never resent)."""
+    have = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+    for name, kind in LEASE_COLUMNS:
+        if name not in have:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+    if "waiting_seq" not in have:
+        db.execute("UPDATE runs SET waiting_seq = json_extract(state, '$.waiting.seq'),"
+                   " sent_seq = json_extract(state, '$.waiting.seq') WHERE waiting_for IS NOT NULL")
+    db.executescript(LEASE_INDEXES)
+
+
+def claim(db: sqlite3.Connection, kind: Claim, now: float, older_than: float, owner: str, lease_until: float,
+          limit: int) -> list[str]:
+    """`Store.claim`: one UPDATE ... RETURNING (one writer: nobody else can take the same rows)."""
+    where, order = CLAIMS[kind]
+    rows = db.execute(
+        f"UPDATE runs SET lease_owner = :owner, lease_until = :until WHERE id IN (SELECT id FROM runs WHERE {where}"
+        f" AND {_FREE} ORDER BY {order} LIMIT :limit) RETURNING run_id",
+        {"now": now, "older_than": older_than, "owner": owner, "until": lease_until, "limit": limit}).fetchall()
+    return [r[0] for r in rows]
+
+
+def mark_sent(db: sqlite3.Connection, run_id: str, seq: int, owner: str, sent: bool) -> bool:
+    cur = db.execute("UPDATE runs SET sent_seq = ? WHERE run_id = ? AND lease_owner = ?",
+                     (seq if sent else None, run_id, owner))
+    return cur.rowcount == 1
+
+
+def renew(db: sqlite3.Connection, owner: str, lease_until: float, run_ids: list[str]) -> int:
+    return _by_ids(db, "UPDATE runs SET lease_until = ? WHERE lease_owner = ?", (lease_until, owner), run_ids)
+
+
+def _by_ids(db: sqlite3.Connection, sql: str, args: tuple, run_ids: list[str]) -> int:
+    """`sql ... AND run_id IN (run_ids)`, 500 ids per statement (SQLite's variable limit)."""
+    done = 0
+    for start in range(0, len(run_ids), 500):
+        part = run_ids[start:start + 500]
+        done += db.execute(f"{sql} AND run_id IN ({','.join('?' * len(part))})", (*args, *part)).rowcount
+    return done
+
+
+def release(db: sqlite3.Connection, owner: str | None, run_ids: list[str] | None) -> int:
+    """Clear `owner`'s leases (those of `run_ids`, or all); `owner` None: everybody's (at open:
+    the file lock proves no other process holds any)."""
+    if owner is None:
+        return db.execute("UPDATE runs SET lease_owner = NULL, lease_until = NULL"
+                          " WHERE lease_owner IS NOT NULL").rowcount
+    if run_ids is None:
+        return db.execute("UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?",
+                          (owner,)).rowcount
+    return _by_ids(db, "UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?", (owner,),
+                   run_ids)

@@ -24,21 +24,31 @@ import sqlite3
 import threading
 
 from engine.errors import Conflict, RunExists, StoreUnavailable, StoreUnusable
-from engine.service.db_check import ELSEWHERE, check_database, check_path, unusable
+from engine.service import sqlite_ops
+from engine.service.db_check import (
+    ELSEWHERE,
+    check_database,
+    check_path,
+    lock_exclusively,
+    unusable,
+)
 from engine.service.sqlite_ops import (
     KEYS_SCHEMA,
     Reader,
+    add_lease_columns,
     create_run_once,
     waiting_counts,
 )
 from engine.service.store import (
     DEFAULT_PAGE,
     MAX_PAGE,
+    Claim,
     IdempotencyKey,
     KeyedRun,
+    Lease,
     StoredRun,
 )
-from engine.state import RunState, iso
+from engine.state import RunState, WaitReason, iso
 
 
 def _summary(row) -> dict:
@@ -65,7 +75,7 @@ CREATE INDEX IF NOT EXISTS runs_status ON runs (status, id);
 CREATE INDEX IF NOT EXISTS runs_waiting ON runs (waiting_for, updated_at) WHERE waiting_for IS NOT NULL;
 """
 _INDEX_CALL = "CREATE INDEX IF NOT EXISTS runs_call ON runs (call_uuid) WHERE call_uuid IS NOT NULL"
-SCHEMA_VERSION = 3  # 2: call_uuid (inbound hangups find their run); 3: idempotency_keys
+SCHEMA_VERSION = 4  # 2: call_uuid (inbound hangups find their run); 3: idempotency_keys; 4: leases
 
 
 class _SQLite:
@@ -73,13 +83,19 @@ class _SQLite:
 
     def __init__(self, path: str, sync: str = "NORMAL"):
         self.path = path
+        self.lock = None
         if path != ":memory:":
             check_path(path)  # engine/service/db_check.py: one line naming the path, not a traceback
+            self.lock = lock_exclusively(path)
         try:
             self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._open(path, sync)
-        except sqlite3.Error as e:
-            raise unusable(path, e) from None
+        except BaseException as e:
+            if self.lock is not None:
+                self.lock.close()
+            if isinstance(e, sqlite3.Error):
+                raise unusable(path, e) from None
+            raise
 
     def _open(self, path: str, sync: str) -> None:
         self.db.execute("PRAGMA busy_timeout = 10000")
@@ -94,26 +110,33 @@ class _SQLite:
             self.db.execute("ALTER TABLE runs ADD COLUMN call_uuid TEXT")
         self.db.execute(_INDEX_CALL)
         self.db.executescript(KEYS_SCHEMA)  # 3 (from 1 or 2: a new table, nothing to move)
+        add_lease_columns(self.db)  # 4
         self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        # One process per file (the lock, `FileLock`): a lease left by an earlier process is void.
+        sqlite_ops.release(self.db, None, None)
 
     @staticmethod
-    def _columns(state: RunState) -> tuple:
-        waiting = state.waiting.reason.value if state.waiting else None
+    def _columns(state: RunState, lease: Lease | None) -> tuple:
+        waiting = state.waiting
         call_uuid = state.call.uuid if state.call else None
-        return (state.flow_id, state.status, state.error, state.created_at, state.updated_at, waiting,
-                state.to_json(), call_uuid or None)
+        wake_at = waiting.until if waiting is not None and waiting.reason is WaitReason.TIMER else None
+        return (state.flow_id, state.status, state.error, state.created_at, state.updated_at,
+                waiting.reason.value if waiting else None, state.to_json(), call_uuid or None,
+                waiting.seq if waiting else None, wake_at, lease.owner if lease else None,
+                lease.until if lease else None)
 
-    def create_run(self, state: RunState) -> int:
+    def create_run(self, state: RunState, lease: Lease | None = None) -> int:
         try:
             self.db.execute(
                 "INSERT INTO runs (run_id, flow_id, status, error, created_at, updated_at, waiting_for, state,"
-                " call_uuid, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)", (state.run_id, *self._columns(state)))
+                " call_uuid, waiting_seq, wake_at, lease_owner, lease_until, version)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)", (state.run_id, *self._columns(state, lease)))
         except sqlite3.IntegrityError:
             raise RunExists(state.run_id) from None
         return 1
 
-    def create_run_once(self, state: RunState, key: IdempotencyKey) -> KeyedRun:
-        return create_run_once(self.db, self.create_run, state, key)
+    def create_run_once(self, state: RunState, key: IdempotencyKey, lease: Lease | None) -> KeyedRun:
+        return create_run_once(self.db, lambda s: self.create_run(s, lease), state, key)
 
     def ping(self) -> None:
         self.db.execute("SELECT 1").fetchone()
@@ -127,12 +150,12 @@ class _SQLite:
             return None
         return StoredRun(RunState.from_json(row[0]), row[1])
 
-    def save(self, state: RunState, version: int) -> int:
-        flow_id, status, error, _created, updated, waiting, text, call_uuid = self._columns(state)
+    def save(self, state: RunState, version: int, lease: Lease | None) -> int:
+        _flow, status, error, _created, updated, *rest = self._columns(state, lease)
         cur = self.db.execute(
             "UPDATE runs SET status = ?, error = ?, updated_at = ?, waiting_for = ?, state = ?, call_uuid = ?,"
-            " version = version + 1 WHERE run_id = ? AND version = ?",
-            (status, error, updated, waiting, text, call_uuid, state.run_id, version))
+            " waiting_seq = ?, wake_at = ?, lease_owner = ?, lease_until = ?, version = version + 1"
+            " WHERE run_id = ? AND version = ?", (status, error, updated, *rest, state.run_id, version))
         if cur.rowcount != 1:
             raise Conflict(state.run_id)
         return version + 1
@@ -165,21 +188,10 @@ class _SQLite:
         row = self.db.execute(sql + " ORDER BY id DESC LIMIT 1", args).fetchone()
         return row[0] if row else None
 
-    def in_doubt(self, older_than: float, limit: int) -> list[str]:
-        rows = self.db.execute(
-            "SELECT run_id FROM runs WHERE waiting_for = 'response' AND updated_at < ? ORDER BY updated_at LIMIT ?",
-            (older_than, limit)).fetchall()
-        return [r[0] for r in rows]
-
-    def stale(self, older_than: float, limit: int) -> list[str]:
-        """Runs waiting for a callback (not a response) since before `older_than`."""
-        rows = self.db.execute(
-            "SELECT run_id FROM runs WHERE waiting_for IS NOT NULL AND waiting_for != 'response' AND updated_at < ?"
-            " ORDER BY updated_at LIMIT ?", (older_than, limit)).fetchall()
-        return [r[0] for r in rows]
-
     def close(self) -> None:
         self.db.close()
+        if self.lock is not None:
+            self.lock.close()
 
 
 class _StoreThread(threading.Thread):
@@ -305,11 +317,11 @@ class SQLiteStore:
         self._thread.queue.put((fn, args, fut))
         return fut
 
-    async def create_run(self, state: RunState) -> int:
-        return await self._call(self._db.create_run, state)
+    async def create_run(self, state: RunState, lease: Lease | None = None) -> int:
+        return await self._call(self._db.create_run, state, lease)
 
-    async def create_run_once(self, state: RunState, key: IdempotencyKey) -> KeyedRun:
-        return await self._call(self._db.create_run_once, state, key)
+    async def create_run_once(self, state: RunState, key: IdempotencyKey, lease: Lease | None = None) -> KeyedRun:
+        return await self._call(self._db.create_run_once, state, key, lease)
 
     async def ping(self) -> None:
         await self._call(self._db.ping)
@@ -327,8 +339,21 @@ class SQLiteStore:
     async def load(self, run_id: str) -> StoredRun | None:
         return await self._call(self._db.load, run_id)
 
-    async def save(self, state: RunState, version: int) -> int:
-        return await self._call(self._db.save, state, version)
+    async def save(self, state: RunState, version: int, lease: Lease | None = None) -> int:
+        return await self._call(self._db.save, state, version, lease)
+
+    async def mark_sent(self, run_id: str, seq: int, owner: str, sent: bool = True) -> bool:
+        return await self._call(sqlite_ops.mark_sent, self._db.db, run_id, seq, owner, sent)
+
+    async def claim(self, kind: Claim, *, now: float, older_than: float, owner: str, lease_until: float,
+                    limit: int = 100) -> list[str]:
+        return await self._call(sqlite_ops.claim, self._db.db, kind, now, older_than, owner, lease_until, limit)
+
+    async def renew(self, owner: str, lease_until: float, run_ids: list[str]) -> int:
+        return await self._call(sqlite_ops.renew, self._db.db, owner, lease_until, run_ids)
+
+    async def release(self, owner: str, run_ids: list[str] | None = None) -> int:
+        return await self._call(sqlite_ops.release, self._db.db, owner, run_ids)
 
     async def list_runs(self, *, flow_id: str | None = None, status: str | None = None,
                         limit: int = DEFAULT_PAGE, cursor: str | None = None) -> tuple[list[dict], str | None]:
@@ -336,12 +361,6 @@ class SQLiteStore:
         if cursor is not None and not str(cursor).isdigit():
             raise ValueError("cursor: not a cursor this service handed out")
         return await self._call(self._db.list_runs, flow_id, status, limit, cursor)
-
-    async def in_doubt(self, older_than: float, limit: int = 100) -> list[str]:
-        return await self._call(self._db.in_doubt, older_than, limit)
-
-    async def stale(self, older_than: float, limit: int = 100) -> list[str]:
-        return await self._call(self._db.stale, older_than, limit)
 
     async def find_by_call(self, call_uuid: str, flow_id: str | None = None) -> str | None:
         return await self._call(self._db.find_by_call, call_uuid, flow_id)

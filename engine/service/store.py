@@ -44,9 +44,10 @@ Leases and claims (several processes, and one process after a crash):
   (one statement; `FOR UPDATE SKIP LOCKED` on PostgreSQL), up to `limit` runs of a `Claim`
   kind whose lease is free (none, or expired before `now`), and returns their ids;
   exactly one process gets each;
-* `renew(owner, lease_until)` extends every unexpired lease `owner` holds (one statement per
-  tick, however many runs); `release(owner, run_ids=None)` clears them (a graceful stop hands
-  its queued work back at once; None: all of them).
+* `renew(owner, lease_until, run_ids)` extends the leases `owner` still holds on `run_ids`
+  (the runs it is working on now: a run it let go of, say after a store failure, expires and
+  is taken over); `release(owner, run_ids=None)` clears them (a graceful stop hands its
+  queued work back at once; None: all of them).
 
 The columns the sweeps read are written from the state on every save: `waiting_for`,
 `waiting_seq`, `wake_at` (`Waiting.until` of a TIMER wait), `call_uuid`.
@@ -169,7 +170,7 @@ class Store(Protocol):
     async def claim(self, kind: Claim, *, now: float, older_than: float, owner: str, lease_until: float,
                     limit: int = 100) -> list[str]: ...
 
-    async def renew(self, owner: str, lease_until: float) -> int: ...
+    async def renew(self, owner: str, lease_until: float, run_ids: list[str]) -> int: ...
 
     async def release(self, owner: str, run_ids: list[str] | None = None) -> int: ...
 

@@ -22,13 +22,13 @@ logger = logging.getLogger("callflow.server")
 PATIENCE = 300.0  # seconds: a disk filled by a runaway log is usually freed within minutes
 
 
-async def save_patiently(store, state: RunState, version: int, patience: float = PATIENCE) -> int:
-    """`store.save(state, version)`, retried while it raises StoreUnavailable (the same state:
+async def save_patiently(store, state: RunState, version: int, lease=None, patience: float = PATIENCE) -> int:
+    """`store.save(state, version, lease)`, retried while it raises StoreUnavailable (the same state:
     the event is applied once); raises the last StoreUnavailable after `patience` seconds."""
     deadline, delay, warned = time.monotonic() + patience, 0.05, False
     while True:
         try:
-            return await store.save(state, version)
+            return await store.save(state, version, lease)
         except StoreUnavailable as e:
             if time.monotonic() + delay > deadline:
                 raise

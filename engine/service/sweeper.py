@@ -1,15 +1,20 @@
-"""The sweeper: what the service does for runs that nobody's request moves on.
+"""The sweeper: what the service does for runs that nobody's request moves on. Each job
+claims its runs first (`Store.claim`: leased to this process, so that of several processes
+exactly one acts on each; a dead process's leases are taken over once they expire):
 
-* A run waiting for the response to a recorded API request that nobody in this process is
-  performing (the process died with the request in flight, or the request timed out after
-  it was written) is *in doubt*: the request is never resent. After the grace period
+* a request recorded and never sent (its process died or stopped with it queued): sent now
+  (`Service.send_unsent`), by whichever process claims it;
+* a request sent whose answer never came (the process died with it in flight, or it timed
+  out after it was written) is *in doubt*: never resent. After the grace period
   (`CALLFLOW_IN_DOUBT_SECONDS`, default 60) with no callback proving it went through, the
-  sweeper feeds `Response(in_doubt=True)` and the node takes its `failed` outcome.
-* A run whose call has been silent for `CALLFLOW_RECONCILE_SECONDS` has the call looked up
+  sweeper feeds `Response(in_doubt=True)` and the node takes its `failed` outcome;
+* a run whose call has been silent for `CALLFLOW_RECONCILE_SECONDS` has the call looked up
   at the provider (engine/service/reconcile.py): a call that ended unheard is delivered as
-  its hangup, so such runs finish within about a minute, not at the run timeout.
-* A run that waited longer than the run timeout (`CALLFLOW_RUN_TIMEOUT`) for a provider
-  callback gets `Expired`: no run waits forever.
+  its hangup, so such runs finish within about a minute, not at the run timeout;
+* a run that waited longer than the run timeout (`CALLFLOW_RUN_TIMEOUT`) for a provider
+  callback gets `Expired`: no run waits forever;
+* the leases of the runs this process works on are renewed every third of
+  `CALLFLOW_LEASE_SECONDS`.
 
 `sweep_forever` runs from the app's lifespan (engine/service/app.py).
 """
@@ -23,21 +28,36 @@ from engine.errors import StoreError
 from engine.events import Expired, Response
 from engine.service.reconcile import reconcile
 from engine.service.runs import Service
+from engine.service.store import Claim
 from engine.state import WaitReason
 
 logger = logging.getLogger("callflow.server")  # one logger name for the whole service
 
 
+async def send_unsent(service: Service) -> int:
+    """Claim the runs whose recorded request nobody sent and send them, side by side (each
+    waits for a connection like any other request; the trigger's queue bound counts them)."""
+    room = service.settings.max_queued - service.unanswered
+    if room <= 0 or service.stopping:
+        return 0
+    run_ids = await service.claim(Claim.UNSENT, limit=min(room, 100))
+    loop = asyncio.get_running_loop()
+    for run_id in run_ids:
+        task = loop.create_task(service.send_unsent(run_id))
+        service.tasks.add(task)
+        task.add_done_callback(service.tasks.discard)
+    return len(run_ids)
+
+
 async def sweep(service: Service) -> int:
-    """Feed `Response(in_doubt=True)` to runs whose recorded request has gone unanswered
-    for the grace period with nobody here performing it, then expire stale runs. Returns
-    how many runs moved. (Reconciliation runs beside it: `sweep_forever`.)"""
+    """Send what was never sent, feed `Response(in_doubt=True)` to runs whose sent request
+    has gone unanswered for the grace period, then expire stale runs. Returns how many runs
+    moved. (Reconciliation runs beside it: `sweep_forever`.)"""
+    done = await send_unsent(service)
     grace = service.settings.in_doubt_seconds
     cutoff = service.clock() - grace
-    done = 0
-    for run_id in await service.store.in_doubt(cutoff):
-        if service.locks.busy(run_id):
-            continue  # being worked on in this process (e.g. its request is in flight)
+    run_ids = await service.claim(Claim.IN_DOUBT, cutoff)
+    for run_id in run_ids:
         async with service.locks.hold(run_id):
             stored = await service.store.load(run_id)
             if stored is None:
@@ -56,7 +76,10 @@ async def sweep(service: Service) -> int:
             state, version, effects = await service.advance(entry, stored, event)
             await service.perform(entry, state, version, effects)
             done += 1
+    await service.release(run_ids)
     return done + await expire_stale(service)
+
+
 
 
 async def expire_stale(service: Service) -> int:
@@ -64,9 +87,8 @@ async def expire_stale(service: Service) -> int:
     limit = service.settings.run_timeout_seconds
     cutoff = service.clock() - limit
     done = 0
-    for run_id in await service.store.stale(cutoff):
-        if service.locks.busy(run_id):
-            continue
+    run_ids = await service.claim(Claim.QUIET, cutoff)
+    for run_id in run_ids:
         async with service.locks.hold(run_id):
             stored = await service.store.load(run_id)
             if stored is None or stored.state.updated_at >= cutoff:
@@ -78,6 +100,7 @@ async def expire_stale(service: Service) -> int:
             state, version, effects = await service.advance(entry, stored, Expired(limit))
             await service.perform(entry, state, version, effects)
             done += 1
+    await service.release(run_ids)
     return done
 
 
@@ -89,11 +112,20 @@ async def sweep_forever(service: Service) -> None:
     deadlines = [settings.in_doubt_seconds, settings.run_timeout_seconds]
     if settings.reconcile_seconds > 0:
         deadlines.append(settings.reconcile_seconds)
-    interval = min(max(min(deadlines) / 4, 0.05), 5.0)
-    loops = [_every(interval, sweep, service, "in-doubt sweep")]
+    interval = min(max(min(deadlines) / 4, 0.05), 1.0)  # a stopped process's queue is sent within 1 s
+    loops = [_every(interval, sweep, service, "in-doubt sweep"),
+             _every(settings.lease_seconds / 3, renew, service, "lease renewal")]
     if settings.reconcile_seconds > 0:
         loops.append(_every(interval, reconcile, service, "reconciliation"))
     await asyncio.gather(*loops)
+
+
+async def renew(service: Service) -> int:
+    """Extend the leases of the runs this process is working on (those it holds a lock for)."""
+    run_ids = service.locks.held()
+    if not run_ids:
+        return 0
+    return await service.store.renew(service.owner, service.clock() + service.settings.lease_seconds, run_ids)
 
 
 async def _every(interval: float, job, service: Service, what: str) -> None:
@@ -103,7 +135,7 @@ async def _every(interval: float, job, service: Service, what: str) -> None:
         except asyncio.CancelledError:
             raise
         except StoreError as e:  # the store is down (disk full...): try again next time, quietly
-            logger.warning("in-doubt sweep: %s", e)
+            logger.warning("%s: %s", what, e)
         except Exception:
             logger.exception("%s failed", what)
         await asyncio.sleep(interval)

@@ -1,0 +1,140 @@
+"""The `Store` contract (engine/service/store.py) that every backend keeps: leases, claims,
+the sent mark. Each test runs on every backend the `store_url` fixture lists."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from engine.service.store import Claim, Lease, open_store
+from engine.state import RunState, Waiting, WaitReason
+
+BACKENDS = ["sqlite"]
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request, tmp_path):
+    return f"sqlite:///{tmp_path}/runs.db"
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def waiting(run_id: str, reason: WaitReason, seq: int = 1, t: float = 1000.0, until: float | None = None) -> RunState:
+    return RunState(run_id=run_id, flow_id="f", status="waiting", created_at=t, updated_at=t,
+                    waiting=Waiting("N", seq, reason, until))
+
+
+async def claim(store, kind, now=2000.0, older_than=1500.0, owner="p1", lease_until=2030.0, limit=100):
+    return sorted(await store.claim(kind, now=now, older_than=older_than, owner=owner, lease_until=lease_until,
+                                    limit=limit))
+
+
+def test_each_claim_kind_finds_its_runs_and_only_them(store_url):
+    async def main():
+        store = open_store(store_url)
+        try:
+            await store.create_run(waiting("unsent", WaitReason.RESPONSE))
+            await store.create_run(waiting("sent-old", WaitReason.RESPONSE))
+            assert await store.mark_sent("sent-old", 1, "nobody") is False  # no lease held: not marked
+            await store.save(waiting("sent-old", WaitReason.RESPONSE), 1, Lease("p0", 1001.0))
+            assert await store.mark_sent("sent-old", 1, "p0") is True
+            await store.create_run(waiting("sent-new", WaitReason.RESPONSE, t=1900.0), Lease("p0", 1001.0))
+            assert await store.mark_sent("sent-new", 1, "p0")
+            await store.create_run(waiting("quiet", WaitReason.CALL))
+            await store.create_run(waiting("talking", WaitReason.INPUT, t=1900.0))
+            await store.create_run(waiting("due", WaitReason.TIMER, until=1999.0))
+            await store.create_run(waiting("later", WaitReason.TIMER, until=2001.0))
+            await store.create_run(RunState(run_id="done", flow_id="f", status="completed"))
+            assert await claim(store, Claim.UNSENT) == ["unsent"]
+            assert await claim(store, Claim.IN_DOUBT, owner="p2") == ["sent-old"]
+            assert await claim(store, Claim.QUIET) == ["quiet"]
+            assert await claim(store, Claim.TIMER) == ["due"]
+            assert await claim(store, Claim.TIMER, now=2001.0) == ["later"]  # "due" is leased already
+        finally:
+            await store.close()
+
+    run(main())
+
+
+def test_a_claimed_run_is_nobody_elses_until_its_lease_expires_or_is_released(store_url):
+    async def main():
+        store = open_store(store_url)
+        try:
+            await store.create_run(waiting("r", WaitReason.TIMER, until=1000.0))
+            assert await claim(store, Claim.TIMER, owner="p1", lease_until=2030.0) == ["r"]
+            assert await claim(store, Claim.TIMER, owner="p2", now=2029.0, lease_until=2060.0) == []
+            assert await store.renew("p1", 2100.0, ["r", "other"]) == 1
+            assert await claim(store, Claim.TIMER, owner="p2", now=2050.0, lease_until=2080.0) == []
+            # p1 died: its lease runs out and p2 takes the run over.
+            assert await claim(store, Claim.TIMER, owner="p2", now=2101.0, lease_until=2130.0) == ["r"]
+            assert await store.renew("p1", 2200.0, ["r"]) == 0  # p1 holds nothing any more
+            assert await store.release("p2") == 1
+            assert await claim(store, Claim.TIMER, owner="p3", now=2102.0) == ["r"]
+        finally:
+            await store.close()
+
+    run(main())
+
+
+def test_a_save_writes_or_clears_the_lease_and_the_columns_the_claims_read(store_url):
+    async def main():
+        store = open_store(store_url)
+        try:
+            state = waiting("r", WaitReason.RESPONSE, seq=1)
+            await store.create_run(state, Lease("p1", 5000.0))
+            assert await claim(store, Claim.UNSENT, owner="p2") == []  # leased: p1 is sending it
+            assert await store.mark_sent("r", 1, "p1")
+            assert await store.mark_sent("r", 1, "p1", sent=False)  # refused by the API: not sent after all
+            state.waiting = Waiting("N2", 3, WaitReason.RESPONSE)
+            state.updated_at = 1100.0
+            assert await store.save(state, 1) == 2  # no lease: cleared
+            # The request of step 3 was recorded, never sent: the next process sends it.
+            assert await claim(store, Claim.UNSENT, owner="p2") == ["r"]
+            assert await store.mark_sent("r", 3, "p1") is False  # p1 lost it
+            assert await store.mark_sent("r", 3, "p2")
+            assert await store.release("p2", ["r"]) == 1
+            assert await claim(store, Claim.UNSENT, owner="p3") == []  # sent: in doubt now, not unsent
+            assert await claim(store, Claim.IN_DOUBT, owner="p3") == ["r"]
+            state.waiting = Waiting("Wait", 4, WaitReason.TIMER, until=1500.0)
+            await store.save(state, 2)
+            assert await claim(store, Claim.TIMER, now=1499.0, owner="p4") == []
+            assert await claim(store, Claim.TIMER, now=1500.0, owner="p4") == ["r"]
+            assert (await store.load("r")).state.waiting.until == 1500.0
+        finally:
+            await store.close()
+
+    run(main())
+
+
+def test_claims_take_at_most_limit_oldest_first(store_url):
+    async def main():
+        store = open_store(store_url)
+        try:
+            for i in range(5):
+                await store.create_run(waiting(f"t{i}", WaitReason.TIMER, until=1000.0 + i))
+            assert await store.claim(Claim.TIMER, now=2000.0, older_than=0, owner="p", lease_until=3000.0,
+                                     limit=2) in (["t0", "t1"], ["t1", "t0"])
+            assert await claim(store, Claim.TIMER, owner="q") == ["t2", "t3", "t4"]
+        finally:
+            await store.close()
+
+    run(main())
+
+
+def test_concurrent_claims_share_the_runs_out_without_overlap(store_url):
+    async def main():
+        store = open_store(store_url)
+        try:
+            for i in range(200):
+                await store.create_run(waiting(f"t{i}", WaitReason.TIMER, until=1000.0))
+            got = await asyncio.gather(*(store.claim(Claim.TIMER, now=2000.0, older_than=0, owner=f"p{i}",
+                                                     lease_until=3000.0, limit=30) for i in range(10)))
+            flat = [r for g in got for r in g]
+            assert len(flat) == len(set(flat)) == 200
+        finally:
+            await store.close()
+
+    run(main())
