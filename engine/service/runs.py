@@ -147,8 +147,9 @@ class Service:
         self.reconcile_after: dict[str, float] = {}
         self.missing_since: dict[str, float] = {}
         self.owner = settings.owner  # the name on this process's leases
-        self.unanswered = 0  # provider/webhook requests recorded here and not answered yet
+        self.unanswered = 0  # runs whose requests this process performs in the background
         self.stopping = False  # set by `drain`: nothing more is handed to a connection
+        self.handed_back = 0  # requests taken back unsent
 
     def lease(self) -> Lease:
         """This process's hold on a run it is about to work on outside a request handler."""
@@ -162,6 +163,9 @@ class Service:
             await asyncio.wait(list(self.tasks), timeout=timeout)
         with contextlib.suppress(StoreError):
             await self.store.release(self.owner)
+        if self.handed_back:
+            logger.warning("stopping: %d queued request(s) handed back unsent (any process sends them)",
+                           self.handed_back, extra={"event": "service.handed_back", "count": self.handed_back})
 
     async def claim(self, kind: Claim, older_than: float = 0.0, limit: int = 100) -> list[str]:
         """Lease up to `limit` runs of `kind` to this process (`Store.claim`)."""
@@ -192,6 +196,7 @@ class Service:
         state = entry.executor.new_run(run_id)
         effects = entry.executor.advance(state, Trigger(payload))
         lease = self.lease() if _requests(effects) else None
+        self.unanswered += 1  # its place in the queue, taken before any await (the check above is racy otherwise)
         await self.locks.acquire(run_id)
         try:
             if key is None:
@@ -199,9 +204,11 @@ class Service:
             else:
                 keyed, version = await self.store.create_run_once(state, key, lease), 1
         except BaseException:
+            self.unanswered -= 1
             self.locks.release(run_id)
             raise
         if not keyed.created or not any(isinstance(e, Request) for e in effects):
+            self.unanswered -= 1
             self.locks.release(run_id)
             if keyed.created:
                 self.observe.run_started(state, effects, payload)
@@ -209,10 +216,22 @@ class Service:
                 self.observe.trigger_replayed(flow_id, keyed.run_id, keyed.fingerprint == key.fingerprint)
             return keyed
         self.observe.run_started(state, effects, payload)
-        task = asyncio.get_running_loop().create_task(self._continue(entry, state, version, effects))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.background(self._continue(entry, state, version, effects), counted=True)
         return keyed
+
+    def background(self, work, counted: bool = False) -> None:
+        """Run `work` (a run's requests, performed after the answer) as a task counted in
+        `unanswered` (`counted`: already), awaited by `drain`."""
+        if not counted:
+            self.unanswered += 1
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+
+        def done(task) -> None:
+            self.unanswered -= 1
+            self.tasks.discard(task)
+
+        task.add_done_callback(done)
 
     async def _continue(self, entry: LoadedFlow, state: RunState, version: int, effects: list) -> None:
         try:
@@ -367,13 +386,11 @@ class Service:
                 return False
             return await self.store.mark_sent(run_id, seq, self.owner, sent)
 
-        self.unanswered += 1
         try:
             return dataclasses.replace(await self.provider.perform(request, handing), seq=seq)
         except HandedBack:
+            self.handed_back += 1
             return None
-        finally:
-            self.unanswered -= 1
 
 
 def _requests(effects) -> bool:

@@ -41,11 +41,8 @@ async def send_unsent(service: Service) -> int:
     if room <= 0 or service.stopping:
         return 0
     run_ids = await service.claim(Claim.UNSENT, limit=min(room, 100))
-    loop = asyncio.get_running_loop()
     for run_id in run_ids:
-        task = loop.create_task(service.send_unsent(run_id))
-        service.tasks.add(task)
-        task.add_done_callback(service.tasks.discard)
+        service.background(service.send_unsent(run_id))
     return len(run_ids)
 
 
