@@ -1,0 +1,77 @@
+"""Durable timers in `callflow serve`: fire the `wait` nodes (outside a call) that are due.
+
+A run waiting on a timer is only a row: `waiting_for = 'timer'` and `wake_at` (its
+`Waiting.until`), written with every save; nothing of it stays in memory, so runs waiting
+for days cost the process nothing until they are due, and a restart loses none. One tick,
+`fire_timers`, claims the due runs (`store.claim(Claim.TIMER)`: each leased to this process
+alone), then per run, under its lock: load, check that it still waits on that timer and is
+due, `advance(TimerFired(seq))`, perform the effects (the run goes on: a call, an SMS...).
+The save that records the fired timer clears the lease.
+
+Exactly once: the lease keeps other processes off a claimed run, and should a lease expire
+while its holder still works (a stall longer than `LEASE_SECONDS`), the store's version
+check lets one save win; the other re-applies `TimerFired` to the newer state, where it
+changes nothing (the run no longer waits on that step).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from engine.errors import StoreError
+from engine.events import TimerFired
+from engine.service.store import Claim
+from engine.state import WaitReason
+
+logger = logging.getLogger("callflow.server")  # one logger name for the whole service
+
+LEASE_SECONDS = 30.0  # a claimed timer is this process's for so long (the save clears it sooner)
+BATCH = 100  # timers claimed per tick; the next tick takes the rest
+
+
+async def fire_timers(service, limit: int = BATCH) -> int:
+    """Fire the timers due now (at most `limit`); returns how many runs moved on."""
+    now = service.clock()
+    owner = _owner(service)
+    due = await service.store.claim(Claim.TIMER, now=now, older_than=now, owner=owner,
+                                    lease_until=now + LEASE_SECONDS, limit=limit)
+    fired = 0
+    for run_id in due:
+        try:
+            moved = await _fire(service, run_id)
+        except StoreError:
+            raise  # the store is down: the lease runs out and a later tick tries again
+        except Exception:  # one run's trouble must not hold up the others' timers
+            logger.exception("firing a timer failed", extra={"event": "run.error", "run_id": run_id})
+            continue
+        if moved:
+            fired += 1
+        else:  # nothing to fire after all: hand the run back rather than hold it for the lease
+            await service.store.release(owner, [run_id])
+    return fired
+
+
+async def _fire(service, run_id: str) -> bool:
+    async with service.locks.hold(run_id):
+        stored = await service.store.load(run_id)
+        if stored is None:
+            return False
+        state = stored.state
+        waiting = state.waiting
+        if waiting is None or waiting.reason is not WaitReason.TIMER or (waiting.until or 0) > service.clock():
+            return False  # fired already (another process, an earlier tick), or not due yet
+        entry = service.flows.get(state.flow_id)
+        if entry is None:
+            return False
+        state, version, effects = await service.advance(entry, stored, TimerFired(waiting.seq))
+        if not effects.changed:
+            return False
+        logger.info("run %s: timer of node %s fired", run_id, waiting.node,
+                    extra={"event": "run.timer_fired", "run_id": run_id, "flow": state.flow_id})
+        await service.perform(entry, state, version, effects)
+        return True
+
+
+def _owner(service) -> str:
+    """This process's lease owner id (`service.owner`; "local" for a Service without one)."""
+    return getattr(service, "owner", None) or "local"
