@@ -16,6 +16,7 @@ changes nothing (the run no longer waits on that step).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from engine.errors import StoreError
@@ -30,25 +31,29 @@ BATCH = 100  # timers claimed per tick; the next tick takes the rest
 
 
 async def fire_timers(service, limit: int = BATCH) -> int:
-    """Fire the timers due now (at most `limit`); returns how many runs moved on."""
+    """Fire the timers due now (at most `limit`); returns how many runs moved on. The runs
+    fire concurrently: their loads and saves share the store's commits."""
     now = service.clock()
     owner = _owner(service)
     due = await service.store.claim(Claim.TIMER, now=now, older_than=now, owner=owner,
                                     lease_until=now + LEASE_SECONDS, limit=limit)
-    fired = 0
-    for run_id in due:
-        try:
-            moved = await _fire(service, run_id)
-        except StoreError:
-            raise  # the store is down: the lease runs out and a later tick tries again
-        except Exception:  # one run's trouble must not hold up the others' timers
-            logger.exception("firing a timer failed", extra={"event": "run.error", "run_id": run_id})
-            continue
-        if moved:
-            fired += 1
-        else:  # nothing to fire after all: hand the run back rather than hold it for the lease
-            await service.store.release(owner, [run_id])
-    return fired
+    if not due:
+        return 0
+    moved = await asyncio.gather(*(_fire_claimed(service, owner, run_id) for run_id in due))
+    return sum(moved)
+
+
+async def _fire_claimed(service, owner: str, run_id: str) -> bool:
+    try:
+        moved = await _fire(service, run_id)
+    except StoreError:
+        raise  # the store is down: the lease runs out and a later tick tries again
+    except Exception:  # one run's trouble must not hold up the others' timers
+        logger.exception("firing a timer failed", extra={"event": "run.error", "run_id": run_id})
+        return False
+    if not moved:  # nothing to fire after all: hand the run back rather than hold it for the lease
+        await service.store.release(owner, [run_id])
+    return moved
 
 
 async def _fire(service, run_id: str) -> bool:
