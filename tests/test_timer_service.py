@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 
 from test_server import FakeProvider, go
 
@@ -17,9 +18,10 @@ from engine.load.build import check_text
 from engine.service.provider import ProviderConfig
 from engine.service.runs import Service
 from engine.service.settings import Settings
+from engine.service.sqlite_ops import _FREE, CLAIMS
 from engine.service.sqlite_store import SQLiteStore
 from engine.service.store import Claim
-from engine.service.timers import LEASE_SECONDS, fire_timers
+from engine.service.timers import fire_timers
 from engine.state import WaitReason
 
 REMINDER = """\
@@ -82,7 +84,7 @@ async def waiting(svc: Service, count: int = 1) -> list[str]:
 async def claim(store, clock: Clock, owner: str = "x", limit: int = 100) -> list[str]:
     """What another process would claim now: the due timers with a free lease."""
     return await store.claim(Claim.TIMER, now=clock.now, older_than=clock.now, owner=owner,
-                             lease_until=clock.now + LEASE_SECONDS, limit=limit)
+                             lease_until=clock.now + 30, limit=limit)
 
 
 async def state_of(store, run_id):
@@ -190,3 +192,18 @@ def test_one_tick_fires_at_most_a_batch_and_the_next_tick_the_rest(tmp_path):
             assert len(provider.requests) == 7
 
     go(main())
+
+
+def test_the_timer_claim_finds_due_runs_by_the_wake_index(tmp_path):
+    """Due timers are found through runs_wake, not by walking every waiting run."""
+    async def create():
+        async with on_store(tmp_path) as (store, clock, provider):
+            await waiting(service(store, clock), 1)
+
+    go(create())
+    where, order = CLAIMS[Claim.TIMER]
+    db = sqlite3.connect(tmp_path / "runs.db")
+    plan = db.execute(f"EXPLAIN QUERY PLAN SELECT id FROM runs WHERE {where} AND {_FREE} ORDER BY {order} LIMIT 100",
+                      {"now": 0.0}).fetchall()
+    db.close()
+    assert [row[-1] for row in plan] == ["SEARCH runs USING INDEX runs_wake (wake_at<?)"]

@@ -8,10 +8,11 @@ alone), then per run, under its lock: load, check that it still waits on that ti
 due, `advance(TimerFired(seq))`, perform the effects (the run goes on: a call, an SMS...).
 The save that records the fired timer clears the lease.
 
-Exactly once: the lease keeps other processes off a claimed run, and should a lease expire
-while its holder still works (a stall longer than `LEASE_SECONDS`), the store's version
-check lets one save win; the other re-applies `TimerFired` to the newer state, where it
-changes nothing (the run no longer waits on that step).
+Exactly once: the lease keeps other processes off a claimed run (the sweeper renews the
+leases of runs this process holds a lock for), and should a lease expire while its holder
+still works (a stall longer than `CALLFLOW_LEASE_SECONDS`), the store's version check lets
+one save win; the other re-applies `TimerFired` to the newer state, where it changes
+nothing (the run no longer waits on that step).
 """
 
 from __future__ import annotations
@@ -21,29 +22,26 @@ import logging
 
 from engine.errors import StoreError
 from engine.events import TimerFired
+from engine.service.runs import Service
 from engine.service.store import Claim
 from engine.state import WaitReason
 
 logger = logging.getLogger("callflow.server")  # one logger name for the whole service
 
-LEASE_SECONDS = 30.0  # a claimed timer is this process's for so long (the save clears it sooner)
 BATCH = 100  # timers claimed per tick; the next tick takes the rest
 
 
-async def fire_timers(service, limit: int = BATCH) -> int:
+async def fire_timers(service: Service, limit: int = BATCH) -> int:
     """Fire the timers due now (at most `limit`); returns how many runs moved on. The runs
     fire concurrently: their loads and saves share the store's commits."""
-    now = service.clock()
-    owner = _owner(service)
-    due = await service.store.claim(Claim.TIMER, now=now, older_than=now, owner=owner,
-                                    lease_until=now + LEASE_SECONDS, limit=limit)
+    due = await service.claim(Claim.TIMER, service.clock(), limit)  # leased for CALLFLOW_LEASE_SECONDS
     if not due:
         return 0
-    moved = await asyncio.gather(*(_fire_claimed(service, owner, run_id) for run_id in due))
+    moved = await asyncio.gather(*(_fire_claimed(service, run_id) for run_id in due))
     return sum(moved)
 
 
-async def _fire_claimed(service, owner: str, run_id: str) -> bool:
+async def _fire_claimed(service: Service, run_id: str) -> bool:
     try:
         moved = await _fire(service, run_id)
     except StoreError:
@@ -52,11 +50,11 @@ async def _fire_claimed(service, owner: str, run_id: str) -> bool:
         logger.exception("firing a timer failed", extra={"event": "run.error", "run_id": run_id})
         return False
     if not moved:  # nothing to fire after all: hand the run back rather than hold it for the lease
-        await service.store.release(owner, [run_id])
+        await service.release([run_id])
     return moved
 
 
-async def _fire(service, run_id: str) -> bool:
+async def _fire(service: Service, run_id: str) -> bool:
     async with service.locks.hold(run_id):
         stored = await service.store.load(run_id)
         if stored is None:
@@ -76,7 +74,3 @@ async def _fire(service, run_id: str) -> bool:
         await service.perform(entry, state, version, effects)
         return True
 
-
-def _owner(service) -> str:
-    """This process's lease owner id (`service.owner`; "local" for a Service without one)."""
-    return getattr(service, "owner", None) or "local"
