@@ -41,6 +41,13 @@ nodes:
     type: call_out
     from: "+12025551234"
     to: "{{ Start.http.params.to }}"
+    next: {answered: Greet}
+  Greet:
+    type: speak
+    text: "This is your call back."
+    next: Done
+  Done:
+    type: hangup
 """
 SETTINGS = Settings(auth_id="MATIMERSACCOUNT00001", auth_token="t", public_url="https://flows.example.com",
                     provider=ProviderConfig("MAPROVIDERACCOUNT001", "p", "https://api.example.com"))
