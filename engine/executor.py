@@ -189,8 +189,11 @@ class Executor(CallEvents):
                 return
             state.sprint[name] = visits
             spec = nodes[name]
-            if spec.node_type.needs_call == "required" and not (
-                    state.call and state.call.up and state.pending_xml is not None):
+            needs_call = spec.node_type.needs_call
+            if needs_call == "optional" and state.pending_xml is not None and state.call and state.call.ended:
+                self._complete(state, effects)  # hung up while its document was being built: nothing left to say
+                return
+            if needs_call == "required" and not (state.call and state.call.up and state.pending_xml is not None):
                 if state.call and state.call.ended:
                     self._complete(state, effects)  # the callee hung up: nothing left to say
                 else:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import FLOWS, flow_text
 
 from engine.cli import main
-from engine.events import Callback, Expired, TimerFired, Trigger
+from engine.events import Callback, Expired, Response, TimerFired, Trigger
 from engine.executor import MAX_STEPS, Executor
 from engine.load.build import check_text
 from engine.local.run import LocalRun
@@ -171,6 +171,30 @@ def test_a_wait_during_a_call_renders_wait_and_over_an_hour_fails_the_node(make_
     assert state.waiting is None and all(s.ended_at is not None for s in state.steps)
     failed = LocalRun(flow).run({"hold": 7200})
     assert failed.status == "failed" and "seconds: during a call must be at most 3600, got 7200" in failed.error
+
+
+def test_a_wait_reached_after_the_callee_hung_up_mid_document_ends_the_run(make_flow):
+    body = """
+    Start: {type: trigger, next: {http: Call}}
+    Call:
+      type: call_out
+      from: "+12025551234"
+      to: "+12025550100"
+      next: {answered: Fetch}
+    Fetch: {type: http_request, url: "https://example.com/x", next: {success: Hold}}
+    Hold: {type: wait, seconds: 5, next: Bye}
+    Bye: {type: speak, text: Bye}
+    """
+    executor = Executor(make_flow(body), clock=Clock())
+    state = executor.new_run("r1")
+    [call] = executor.advance(state, Trigger({}))
+    executor.advance(state, Response(status=201, body={"request_uuid": "q"}, seq=call.seq))
+    [fetch] = executor.advance(state, Callback("answer", call.seq, {"CallUUID": "c"}))
+    executor.advance(state, Callback("hangup", call.seq, {"CallUUID": "c", "CallStatus": "completed"}))
+    executor.advance(state, Response(status=200, body={}, seq=fetch.seq))
+    # the caller is gone: no timer, no document for nobody
+    assert state.status == "completed" and state.path == ["Start", "Call", "Fetch"]
+    assert state.waiting is None and state.documents == []
 
 
 # -- the local shell --------------------------------------------------------------------------
