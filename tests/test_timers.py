@@ -176,11 +176,7 @@ def test_a_wait_during_a_call_renders_wait_and_over_an_hour_fails_the_node(make_
 def test_a_wait_reached_after_the_callee_hung_up_mid_document_ends_the_run(make_flow):
     body = """
     Start: {type: trigger, next: {http: Call}}
-    Call:
-      type: call_out
-      from: "+12025551234"
-      to: "+12025550100"
-      next: {answered: Fetch}
+    Call: {type: call_out, from: "+12025551234", to: "+12025550100", next: {answered: Fetch}}
     Fetch: {type: http_request, url: "https://example.com/x", next: {success: Hold}}
     Hold: {type: wait, seconds: 5, next: Bye}
     Bye: {type: speak, text: Bye}
