@@ -38,6 +38,7 @@ _HOMES = {
     "Response": "engine.events",
     "Callback": "engine.events",
     "Expired": "engine.events",
+    "TimerFired": "engine.events",
     "Request": "engine.events",
     "ServeDocument": "engine.events",
     "Finished": "engine.events",
@@ -68,6 +69,7 @@ __all__ = [  # the public names; tests/test_public_api.py pins them
     "RunState",
     "Scenario",
     "ServeDocument",
+    "TimerFired",
     "Trigger",
     "check_file",
     "check_text",
@@ -87,6 +89,7 @@ if TYPE_CHECKING:
         Request,
         Response,
         ServeDocument,
+        TimerFired,
         Trigger,
     )
     from engine.executor import Executor

@@ -100,7 +100,7 @@ NEXT_TO_TRIGGER = _define("next-to-trigger", "error", "an edge back to the trigg
 UNREACHABLE_NODE = _define("unreachable-node", "warning", "no path from the trigger reaches the node")
 NEEDS_CALL = _define("needs-call", "error", "an in-call node reachable with no call up")
 CALL_ALREADY_UP = _define("call-already-up", "error", "a node that places a call reachable while one is up")
-LOOP_WITHOUT_WAIT = _define("loop-without-wait", "warning", "a loop with no node that waits for a call or a caller")
+LOOP_WITHOUT_WAIT = _define("loop-without-wait", "warning", "a loop with no node that waits for a call, a caller or a timer")
 
 # -- templates ---------------------------------------------------------------------------------
 TEMPLATE_SYNTAX = _define("template-syntax", "error", "a Liquid syntax error")

@@ -8,9 +8,10 @@ flow-test harness) performs each effect and feeds the result back in as an event
     # being handled with the ServeDocument's XML; Finished says the run is over.
 
 Events: `Trigger` (a run request), `InboundCall` (an incoming call), `Response` (the result
-of a `Request`), `Callback` (a provider callback), `Expired` (the shell's deadline).
+of a `Request`), `Callback` (a provider callback), `Expired` (the shell's deadline),
+`TimerFired` (a durable timer is due).
 Effects: `Request` (make this HTTP request), `ServeDocument` (answer the callback with
-this XML), `Finished` (the run completed or failed).
+this XML), `Finished` (the run completed or failed); `advance` returns them as `Effects`.
 """
 
 from __future__ import annotations
@@ -160,8 +161,17 @@ class Expired:
     seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    """The durable timer the run set at step `seq` may be due (the shell's clock says so).
+    It moves the run only if the run still waits on that timer and the executor's clock has
+    reached `Waiting.until`: firing twice, late or for another step changes nothing."""
+
+    seq: int
+
+
 StartEvent = Trigger | InboundCall  # the events that start a run
-Event = Trigger | InboundCall | Response | Callback | Expired
+Event = Trigger | InboundCall | Response | Callback | Expired | TimerFired
 
 
 # -- effects -----------------------------------------------------------------------------
@@ -266,3 +276,14 @@ class Finished:
 
 
 Effect = Request | ServeDocument | Finished
+
+
+class Effects(list):
+    """The effects of one event, in order (what `Executor.advance` returns); `changed` is
+    False when the event left the run state as it was (the shell need not store it again)."""
+
+    __slots__ = ("changed",)
+
+    def __init__(self):
+        super().__init__()
+        self.changed = True

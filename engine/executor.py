@@ -16,11 +16,13 @@ from dataclasses import replace
 from enum import Enum
 from typing import Callable
 
+from engine.call_events import HANGUP_DOCUMENT, CallEvents
 from engine.errors import NodeFailed
 from engine.events import (
     XML_KINDS,
     Callback,
     CallbackKind,
+    Effects,
     Event,
     Expired,
     Finished,
@@ -28,6 +30,7 @@ from engine.events import (
     Response,
     ServeDocument,
     StartEvent,
+    TimerFired,
     Trigger,
 )
 from engine.flow import Flow
@@ -42,6 +45,7 @@ from engine.node import (
     NodeSpec,
     RunEnvironment,
     Send,
+    SetTimer,
 )
 from engine.plivoxml import MAX_BYTES as MAX_DOCUMENT_BYTES
 from engine.plivoxml import element, render_fragment
@@ -49,7 +53,6 @@ from engine.state import Call, RunState, Step, Waiting, WaitReason
 
 MAX_STEPS = 1000  # per run, as Twilio Studio
 MAX_REPEAT = 10  # visits of one node between two outside events (a loop that spins)
-HANGUP_DOCUMENT = "<Response><Hangup/></Response>"
 
 
 class _Pause(Enum):
@@ -58,18 +61,7 @@ class _Pause(Enum):
     WAIT = "wait"
 
 
-class Effects(list):
-    """The effects of one event, in order; `changed` is False when the event left the run
-    state as it was."""
-
-    __slots__ = ("changed",)
-
-    def __init__(self):
-        super().__init__()
-        self.changed = True
-
-
-class Executor:
+class Executor(CallEvents):
     """Runs one flow: `advance(state, event)` for each event of each of its runs.
 
     `env` says where callbacks and the provider API are; `clock` gives the time steps are
@@ -111,6 +103,8 @@ class Executor:
             effects.changed = self._on_callback(state, event, effects)
         elif isinstance(event, Expired):
             effects.changed = self._on_expired(state, event, effects)
+        elif isinstance(event, TimerFired):
+            effects.changed = self._on_timer(state, event, effects)
         else:
             raise TypeError(f"not an event: {event!r}")
         if effects.changed:
@@ -141,83 +135,18 @@ class Executor:
         self._resume(state, waiting, event, effects)
         return True
 
-    def _on_callback(self, state: RunState, event: Callback, effects: list) -> bool:
-        """Apply a callback; False when it changed nothing (a replay, a repeated ring or
-        hangup, a callback for a step that no longer waits)."""
-        replay = self._replay(state, event)
-        if replay is not None:
-            effects.append(ServeDocument(replay))
-            return False
-        kind = event.kind
-        call = state.call
-        resumes_request = state.waits_for(WaitReason.RESPONSE, event.seq) and kind in _CALL_KINDS
-        if not resumes_request:
-            if kind == CallbackKind.RING and not (call and call.seq == event.seq and not call.ringing):
-                return False
-            if kind == CallbackKind.HANGUP and (not call or call.seq != event.seq or call.ended):
-                return False  # a repeated or stale hangup: processed once already
-        state.sprint = {}
-        if resumes_request:
-            # The call's own callback beat the API response here (or the response was lost in a
-            # crash): the callback proves the request was accepted.
-            proven = {"message": "call fired", "request_uuid": event.params.get("RequestUUID")
-                      or event.params.get("ALegRequestUUID") or event.params.get("CallUUID") or "unknown"}
-            self._resume(state, state.waiting, Response(status=201, body=proven), effects)
-            call = state.call
-        if kind == CallbackKind.RING:
-            if call and call.seq == event.seq:
-                call.ringing = True
-                if call.legs == 1 and not call.uuid:  # one leg: its CallUUID, for looking the call up
-                    call.uuid = event.params.get("CallUUID") or None
-            return True
-        if kind == CallbackKind.HANGUP:
-            self._on_hangup(state, event, effects)
-            return True
-        if kind == CallbackKind.ANSWER and state.waits_for(WaitReason.CALL, event.seq):
-            call.up, call.uuid = True, event.params.get("CallUUID")
-            state.pending_xml, state.answering = [], f"{event.seq}:{kind}"
-            self._resume(state, state.waiting, event, effects)
-            return True
-        if kind in _INPUT_KINDS and state.waits_for(WaitReason.INPUT, event.seq):
-            state.pending_xml, state.answering = [], f"{event.seq}:{kind}"
-            self._resume(state, state.waiting, event, effects)
-            return True
-        if kind in XML_KINDS:
-            # Another leg of a multi-destination call answered after the first, or a stale URL.
-            effects.append(ServeDocument(HANGUP_DOCUMENT))
-        return resumes_request
-
-    def _on_hangup(self, state: RunState, event: Callback, effects: list) -> None:
-        call = state.call
-        if not call or call.seq != event.seq or call.ended:
-            return  # a repeated or stale hangup: processed once already
-        if not call.up:
-            call.legs -= 1
-            if call.legs > 0:
-                return
-            call.ended = True
-            if state.waits_for(WaitReason.CALL, event.seq):
-                self._resume(state, state.waiting, event, effects)
-            return
-        call.up = False
-        call.ended = True
-        outputs = state.variables.get(call.node)
-        if isinstance(outputs, dict):
-            outputs.update(_hangup_outputs(event.params))
+    def _on_timer(self, state: RunState, event: TimerFired, effects: list) -> bool:
         waiting = state.waiting
-        reason = waiting.reason if waiting is not None else None
-        if reason is WaitReason.HANGUP:
-            self._complete(state, effects)
-        elif reason is WaitReason.INPUT:
-            step = state.steps[waiting.seq]
-            step.ended_at, step.error = self.clock(), "the call ended while waiting for input"
-            state.waiting = None
-            self._complete(state, effects)
+        if not state.waits_for(WaitReason.TIMER, event.seq) or (waiting.until or 0) > self.clock():
+            return False  # another step's timer, one fired already, or not due yet
+        state.sprint = {}  # time paced the run: a loop through a timer does not spin
+        self._resume(state, waiting, event, effects)
+        return True
 
     def _on_expired(self, state: RunState, event: Expired, effects: list) -> bool:
         waiting = state.waiting
-        if waiting is None or waiting.reason is WaitReason.RESPONSE:
-            return False  # requests have their own timeouts and the in-doubt rule
+        if waiting is None or waiting.reason in (WaitReason.RESPONSE, WaitReason.TIMER):
+            return False  # requests have their own timeouts and the in-doubt rule; timers are due when due
         step = state.steps[waiting.seq]
         if step.ended_at is None:
             step.ended_at = self.clock()
@@ -260,8 +189,11 @@ class Executor:
                 return
             state.sprint[name] = visits
             spec = nodes[name]
-            if spec.node_type.needs_call == "required" and not (
-                    state.call and state.call.up and state.pending_xml is not None):
+            needs_call = spec.node_type.needs_call
+            if needs_call == "optional" and state.pending_xml is not None and state.call and state.call.ended:
+                self._complete(state, effects)  # hung up while its document was being built: nothing left to say
+                return
+            if needs_call == "required" and not (state.call and state.call.up and state.pending_xml is not None):
                 if state.call and state.call.ended:
                     self._complete(state, effects)  # the callee hung up: nothing left to say
                 else:
@@ -317,10 +249,13 @@ class Executor:
             state.pending_xml.append(render_fragment(action.element))
             step.ended_at = self.clock()
             return None
+        if kind is SetTimer:
+            self._wait(state, spec.name, seq, WaitReason.TIMER, until=self.clock() + action.seconds)
+            return _Pause.WAIT
         raise TypeError(f"{spec.type}.run returned {action!r}, not an action")
 
-    def _wait(self, state: RunState, node: str, seq: int, reason: WaitReason) -> None:
-        state.waiting = Waiting(node, seq, reason)
+    def _wait(self, state: RunState, node: str, seq: int, reason: WaitReason, until: float | None = None) -> None:
+        state.waiting = Waiting(node, seq, reason, until)
         state.status = "waiting"
 
     def _path_end(self, state: RunState, effects: list) -> None:
@@ -348,10 +283,6 @@ class Executor:
         state.pending_xml = state.answering = None
         effects.append(ServeDocument(xml))
 
-    def _replay(self, state: RunState, event: Callback) -> str | None:
-        index = state.served.get(f"{event.seq}:{event.kind}")
-        return None if index is None else state.documents[index]
-
     def _fail_node(self, state: RunState, spec: NodeSpec, seq: int, message: str, effects: list) -> str | None:
         step = state.steps[seq]
         step.ended_at, step.error = self.clock(), message
@@ -371,16 +302,3 @@ class Executor:
     def _complete(self, state: RunState, effects: list) -> None:
         state.status, state.waiting = "completed", None
         effects.append(Finished("completed"))
-
-
-_CALL_KINDS = frozenset({CallbackKind.RING, CallbackKind.ANSWER, CallbackKind.HANGUP})  # of a placed call
-_INPUT_KINDS = frozenset({CallbackKind.DIGITS, CallbackKind.NO_INPUT})  # of a served GetDigits
-
-
-def _hangup_outputs(params: dict) -> dict:
-    out = {"status": params.get("CallStatus", "completed"), "hangup_cause": params.get("HangupCause", "")}
-    try:
-        out["duration"] = int(params.get("Duration", 0))
-    except ValueError:
-        out["duration"] = 0
-    return out

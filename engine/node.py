@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
 
 from engine.errors import NodeFailed, ValueInvalid
-from engine.events import Callback, Request, Response, StartEvent
+from engine.events import Callback, Request, Response, StartEvent, TimerFired
 from engine.fields import Field
 from engine.plivoxml import Element
 
@@ -81,7 +81,15 @@ class AwaitCall:
     legs: int = 1
 
 
-Action = Next | AddVerb | Listen | EndCall | Send | AwaitCall
+@dataclass(frozen=True, slots=True)
+class SetTimer:
+    """Outside a call: wait `seconds` on a durable timer (the executor sets it due at its
+    clock + seconds); the shell fires it with `TimerFired` and the node's `resume` decides."""
+
+    seconds: float
+
+
+Action = Next | AddVerb | Listen | EndCall | Send | AwaitCall | SetTimer
 
 
 class Context:
@@ -222,12 +230,21 @@ class NodeType:
     def check(self, config: dict, path: tuple, report) -> None:
         """Extra static checks beyond the field types (regexes, header names...)."""
 
+    def check_during_call(self, config: dict, path: tuple, report) -> None:
+        """Extra static checks for a node that validation finds reachable with a call up
+        (a call-optional node whose limits differ during a call)."""
+
+    def waits_with(self, call_up: bool) -> bool:
+        """Does the node wait for the outside world when reached with (or without) a call up?
+        (`waits`, unless the node's mode depends on the call: a timer outside a call.)"""
+        return self.waits
+
     def run(self, ctx: Context) -> Action:
         """Run the node: return what the executor does next (raise NodeFailed on failure)."""
         raise NotImplementedError
 
-    def resume(self, ctx: Context, event: Response | Callback) -> Action:
-        """The node waited (Send, AwaitCall, Listen) and `event` came: what next."""
+    def resume(self, ctx: Context, event: Response | Callback | TimerFired) -> Action:
+        """The node waited (Send, AwaitCall, Listen, SetTimer) and `event` came: what next."""
         raise NodeFailed(f"{self.name} node does not wait for events")
 
     # -- entry nodes: where runs start ----------------------------------------------------------

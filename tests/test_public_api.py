@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = [
     "CallflowError", "Callback", "Diagnostic", "Executor", "Expired", "Finished", "Flow", "FlowInvalid",
     "InboundCall", "LocalRun", "NodeType", "Request", "Response", "RunEnvironment", "RunState", "Scenario",
-    "ServeDocument", "Trigger", "check_file", "check_text", "load_flow", "load_scenario", "register",
+    "ServeDocument", "TimerFired", "Trigger", "check_file", "check_text", "load_flow", "load_scenario", "register",
 ]
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import networkx as nx
 
 from engine import codes
-from engine.fields import did_you_mean
+from engine.fields import Reporter, did_you_mean
 from engine.load.document import Document
 from engine.load.graphs import IndexedGraph, RunsBefore
 from engine.load.references import (
@@ -52,6 +52,7 @@ class FlowChecks:
         self.trigger = trigger
         self.names = names
         self.reachable: set[str] = set()
+        self.call_states: dict[str, set[bool]] = {}  # node -> call up? as runs can enter it
         self._fast: IndexedGraph | None = None
 
     def at(self, path: tuple, index: int | None, code: codes.Code, message: str) -> None:
@@ -119,6 +120,11 @@ class FlowChecks:
                         bad.setdefault((target, after), []).append(f"{name}.{outcome}")
                 if (target, after) not in seen:
                     todo.append((target, after))
+        for name, up in seen:
+            self.call_states.setdefault(name, set()).add(up)
+        report = Reporter(self.doc.diag, self.at)
+        for name in sorted(n for n, up in seen if up and n in specs):
+            specs[name].node_type.check_during_call(specs[name].config, ("nodes", name), report)
         for (name, up), via in bad.items():
             spec = specs[name]
             shown = ", ".join(sorted(set(via))[:5]) + (", ..." if len(set(via)) > 5 else "")
@@ -133,8 +139,7 @@ class FlowChecks:
 
     def check_loops(self) -> None:
         g = self.fast_graph()
-        spinning = [name in self.reachable and name in self.specs and not self.specs[name].node_type.waits
-                    for name in g.names]
+        spinning = [name in self.reachable and name in self.specs and not self._waits(name) for name in g.names]
         _, comps = g.components(spinning)
         for component in comps:
             if len(component) == 1:
@@ -150,9 +155,15 @@ class FlowChecks:
                 shown = ", ".join(ordered[:8]) + (", ..." if len(ordered) > 8 else "")
                 what = f"nodes {shown} form a loop"
             self.doc.diag(("nodes", first), codes.LOOP_WITHOUT_WAIT,
-                          f"{what} with no node that waits for a call or a caller (call_out, get_input) "
-                          "on the way; a run stops after 10 visits of one node",
+                          f"{what} with no node that waits for a call, a caller or a timer (call_out, get_input, "
+                          "wait outside a call) on the way; a run stops after 10 visits of one node",
                           key=True)
+
+    def _waits(self, name: str) -> bool:
+        """Does the node wait for the outside world however a run enters it (with or
+        without a call up)?"""
+        node_type = self.specs[name].node_type
+        return all(node_type.waits_with(up) for up in self.call_states.get(name) or (False,))
 
     def fast_graph(self) -> IndexedGraph:
         if self._fast is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlsplit
 
@@ -23,6 +23,7 @@ from engine.events import (
     Request,
     Response,
     ServeDocument,
+    TimerFired,
     Trigger,
 )
 from engine.executor import Executor
@@ -35,7 +36,7 @@ from engine.node import RunEnvironment
 from engine.plivoxml import parse as parse_xml
 from engine.service.call_records import hangup_params
 from engine.service.retry import REFUSED, RetryPolicy
-from engine.state import RunState
+from engine.state import RunState, WaitReason
 
 if TYPE_CHECKING:
     import httpx
@@ -64,6 +65,16 @@ def decode_body(response: "httpx.Response") -> object:
         except ValueError:
             pass
     return response.text
+
+
+@dataclass(frozen=True)
+class TimerDue:
+    """What `on_progress` sees when the simulated clock reaches a durable timer: the node,
+    its step, and the seconds since the run started (the trace's clock)."""
+
+    node: str
+    seq: int
+    elapsed: float
 
 
 class LocalRun:
@@ -115,12 +126,26 @@ class LocalRun:
         return self._finish(state)
 
     def _finish(self, state: RunState) -> RunState:
-        while self._calls and not state.finished:
-            self._drive(state, self._calls.pop(0))
+        while not state.finished:
+            if self._calls:
+                self._drive(state, self._calls.pop(0))
+            elif not self._fire_timer(state):
+                break
         while self._calls:  # legs still ringing after the run ended: let them hang up
             self._drive(state, self._calls.pop(0))
         self._reconcile(state)
         return state
+
+    def _fire_timer(self, state: RunState) -> bool:
+        """A run waiting on a durable timer: jump the simulated clock to when it is due and
+        fire it (no sleeping: a 30-day wait takes no time). False if the run waits on none."""
+        waiting = state.waiting
+        if waiting is None or waiting.reason is not WaitReason.TIMER:
+            return False
+        self.simulated = max(self.simulated, (waiting.until or 0.0) - self.started)
+        self.on_progress(state, TimerDue(waiting.node, waiting.seq, self.simulated))
+        self._deliver(state, TimerFired(waiting.seq))
+        return True
 
     def _reconcile(self, state: RunState) -> None:
         """Callbacks the scenario dropped (`drop:`): as `callflow serve` does for a call gone

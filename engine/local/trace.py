@@ -16,7 +16,7 @@ import textwrap
 from typing import Callable
 
 from engine.events import Response
-from engine.local.run import SANDBOX_ENV
+from engine.local.run import SANDBOX_ENV, TimerDue
 from engine.local.sandbox import Callback as SimCallback
 from engine.plivoxml import parse as parse_xml
 from engine.state import RunState
@@ -84,6 +84,10 @@ class Tracer:
     def __call__(self, state: RunState, item) -> None:
         if isinstance(item, SimCallback):
             return self._callback(item)
+        if isinstance(item, TimerDue):
+            if self.verbose:
+                self.write(f"    <- timer of {item.node} due at {item.elapsed:.1f}s (simulated clock: no real wait)")
+            return
         if isinstance(item, Response):
             if self.verbose:
                 body = json.dumps(item.body)[:300] if item.body is not None else ""
@@ -93,7 +97,9 @@ class Tracer:
             step = state.steps[self.steps]
             if step.ended_at is None and state.waiting and state.waiting.seq == self.steps:
                 if self.verbose and self.open_step != self.steps:
-                    self.write(f"  {step.node} ({step.type}) ... waiting for {state.waiting.reason}")
+                    until = state.waiting.until
+                    due = f" (due at {until - state.created_at:.1f}s)" if until is not None else ""
+                    self.write(f"  {step.node} ({step.type}) ... waiting for {state.waiting.reason}{due}")
                     self.open_step = self.steps
                     self._new_requests(state)  # a node waits right after its request
                 break
@@ -114,7 +120,7 @@ class Tracer:
         if self.verbose:
             self.write(f"  {head}{error}")
             return
-        detail = _step_detail(step, state.variables.get(step.node))
+        detail = _step_detail(step, state.variables.get(step.node)) or _timer_detail(step)
         request = next((r for r in reversed(state.requests) if r["node"] == step.node), None)
         body = request.get("json") if request else None
         if step.type == "call_out" and isinstance(body, dict) and body.get("sip_headers"):
@@ -168,3 +174,22 @@ def _step_detail(step, outputs) -> str:
     if kind == "http_request" and outputs.get("status_code"):  # 0: no response at all
         return f"HTTP {outputs['status_code']}"
     return ""
+
+
+def _timer_detail(step) -> str:
+    """`waited 1 d 2 h on a timer` for a wait outside a call (in a call it takes no time)."""
+    if step.type != "wait" or step.ended_at is None or step.ended_at <= step.started_at:
+        return ""
+    return f"waited {duration(step.ended_at - step.started_at)} on a timer"
+
+
+def duration(seconds: float) -> str:
+    """`90061` -> `1 d 1 h 1 min 1 s`; under a minute `12.5 s`."""
+    if seconds < 60:
+        return f"{seconds:g} s"
+    parts, rest = [], round(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if rest >= size:
+            parts.append(f"{rest // size} {unit}")
+            rest %= size
+    return " ".join(parts)
