@@ -1,18 +1,13 @@
 """Durable timers in a real `callflow serve` (with a real `callflow sandbox`): a run waits on
 a timer, serve is killed with SIGKILL before it is due, a new serve on the same database
 fires it, and exactly one call is placed.
-
-It needs the sweeper to fire timers (`fire_timers` in engine/service/sweeper.py's loops);
-until that line is there it is skipped, saying so.
 """
 
 from __future__ import annotations
 
-import inspect
 from datetime import datetime
 
 import httpx
-import pytest
 from processes import wait_for
 from test_server_e2e import (  # noqa: F401  (sandbox, workdir: the module's fixtures, shared)
     ANSWERS,
@@ -27,12 +22,8 @@ from test_server_e2e import (  # noqa: F401  (sandbox, workdir: the module's fix
 )
 from test_timer_service import REMINDER
 
-from engine.service import sweeper
-
 TIMER_FLOW = REMINDER.replace("seconds: 3600", "seconds: 2")  # the flow of tests/test_timer_service.py
 
-pytestmark = pytest.mark.skipif("fire_timers" not in inspect.getsource(sweeper),
-                                reason="the sweeper does not fire timers yet (engine/service/sweeper.py)")
 
 
 def _seconds(iso: str) -> float:

@@ -43,6 +43,7 @@ from engine.events import (
     Request,
     Response,
     ServeDocument,
+    TimerFired,
     Trigger,
 )
 from engine.executor import HANGUP_DOCUMENT, Effects, Executor
@@ -68,7 +69,7 @@ EMPTY_DOCUMENT = "<Response></Response>"
 REJECT_DOCUMENT = '<Response><Hangup reason="rejected"/></Response>'
 SAVE_RETRIES = 10
 _EVENT_NAMES = {Callback: "callback", Response: "response", Expired: "expired", Trigger: "trigger",
-                InboundCall: "inbound"}
+                InboundCall: "inbound", TimerFired: "timer"}
 
 
 @dataclass

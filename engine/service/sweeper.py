@@ -13,6 +13,7 @@ exactly one acts on each; a dead process's leases are taken over once they expir
   its hangup, so such runs finish within about a minute, not at the run timeout;
 * a run that waited longer than the run timeout (`CALLFLOW_RUN_TIMEOUT`) for a provider
   callback gets `Expired`: no run waits forever;
+* a run waiting on a durable timer that is due is resumed (engine/service/timers.py);
 * the leases of the runs this process works on are renewed every third of
   `CALLFLOW_LEASE_SECONDS`.
 
@@ -29,6 +30,7 @@ from engine.events import Expired, Response
 from engine.service.reconcile import reconcile
 from engine.service.runs import Service
 from engine.service.store import Claim
+from engine.service.timers import fire_timers
 from engine.state import WaitReason
 
 logger = logging.getLogger("callflow.server")  # one logger name for the whole service
@@ -111,6 +113,7 @@ async def sweep_forever(service: Service) -> None:
         deadlines.append(settings.reconcile_seconds)
     interval = min(max(min(deadlines) / 4, 0.05), 1.0)  # a stopped process's queue is sent within 1 s
     loops = [_every(interval, sweep, service, "in-doubt sweep"),
+             _every(interval, fire_timers, service, "timers"),  # its own loop: a slow provider never delays it
              _every(settings.lease_seconds / 3, renew, service, "lease renewal")]
     if settings.reconcile_seconds > 0:
         loops.append(_every(interval, reconcile, service, "reconciliation"))
