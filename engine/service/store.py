@@ -68,11 +68,6 @@ The PostgreSQL design notes:
   open while it performs HTTP effects;
 * the in-process per-run asyncio lock stays as a cheap local serialiser; the version check
   is what makes it correct across processes;
-* `in_doubt` must not pick up a request another live process is still performing: with
-  the grace period longer than the longest request timeout (default 60 s vs 10 s) any
-  request older than the grace is over wherever it was sent; for shorter graces add
-  `lease_owner`/`lease_until` columns written with the request and skip unexpired leases
-  (`FOR UPDATE SKIP LOCKED` when claiming them);
 * `create_run_once`: a table `idempotency_keys (scope, key, fingerprint, run_id,
   created_at, PRIMARY KEY (scope, key))`; in one transaction `INSERT ... ON CONFLICT (scope,
   key) DO UPDATE ... WHERE idempotency_keys.created_at < expires_before RETURNING run_id`
