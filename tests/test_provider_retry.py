@@ -309,6 +309,10 @@ def test_a_queued_or_ringing_call_keeps_the_run_waiting_and_an_ended_one_ends_it
             done = (await service.store.load("run-2")).state
             assert done.steps[1].outcome == "busy" and done.status == "completed"
             assert done.variables["Call"]["hangup_cause"] == "Busy Line"
+            text = service.observe.metrics.render(None).decode()
+            for found, times in (("queued", 1), ("live", 1), ("ended", 1)):
+                assert f'callflow_reconciliations_total{{found="{found}"}} {times}.0' in text
+            assert 'callflow_runs_claimed_total{kind="quiet"} 3.0' in text
 
     run(main())
 

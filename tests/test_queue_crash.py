@@ -105,6 +105,8 @@ def test_a_full_queue_answers_429_with_retry_after_and_loses_nothing(workdir, sa
         with httpx.Client(auth=(AUTH_ID, AUTH_TOKEN)) as client:  # a refused trigger left no run
             listed = client.get(f"{url}/v1/runs", params={"limit": 100}).json()
         assert sorted(r["run_id"] for r in listed["runs"]) == sorted(accepted)
+        metrics = httpx.get(f"{url}/metrics", auth=(AUTH_ID, AUTH_TOKEN)).text
+        assert f'callflow_triggers_refused_total{{flow="{FLOW}"}} {len(refused)}.0' in metrics
     finally:
         p.stop()
         slow.close()

@@ -6,8 +6,10 @@ Two kinds of figures:
 
 * kept by this process (counters and histograms, reset when it restarts; with several
   processes each exposes its own and Prometheus sums them): runs started and finished by
-  flow and status, triggers replayed under an Idempotency-Key, the time one event takes (executor step + save) and one callback takes
-  (received -> answered), provider requests by outcome and their latency;
+  flow and status, triggers replayed under an Idempotency-Key or refused (429), the time one
+  event takes (executor step + save) and one callback takes (received -> answered), provider
+  requests by outcome and their latency, retries, runs claimed by kind, reconciliation
+  lookups by finding, requests handed back at a stop;
 * read from the store at scrape time (gauges, the same whichever process is scraped:
   aggregate them with max, not sum): runs waiting by what they wait for, and requests in
   doubt (waiting for a response recorded longer ago than any request may take).
@@ -24,7 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 # Seconds. The service answers a callback in ~1 ms; a provider request takes 10 ms to seconds.
 HANDLING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 PROVIDER_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0)
-WAIT_REASONS = ("response", "call", "input", "hangup")
+WAIT_REASONS = ("response", "call", "input", "hangup", "timer")
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -50,6 +52,17 @@ class Metrics:
                                  "or not_sent, in_doubt.", ["target", "outcome"], registry=r)
         self._errors = Counter("callflow_provider_request_errors", "Requests that failed, by target and status "
                                "(HTTP status >= 400, not_sent, in_doubt).", ["target", "status"], registry=r)
+        self._retries = Counter("callflow_provider_retries", "Requests sent again after the API refused them "
+                                "(429, 503, no connection), by target.", ["target"], registry=r)
+        self._claims = Counter("callflow_runs_claimed", "Runs this process leased for work outside a request, by "
+                               "kind (unsent, in_doubt, quiet, timer).", ["kind"], registry=r)
+        self._reconciled = Counter("callflow_reconciliations", "Calls looked up at the provider for a run gone "
+                                   "quiet, by what was found (queued, live, ended, missing, unknown).", ["found"],
+                                   registry=r)
+        self._handed_back = Counter("callflow_requests_handed_back", "Requests taken back unsent (a stop, a "
+                                    "lost lease): another process, or the next start, sends them.", registry=r)
+        self._refused = Counter("callflow_triggers_refused", "Triggers answered 429: the queue of unsent "
+                                "requests was full (CALLFLOW_MAX_QUEUED), by flow.", ["flow"], registry=r)
         self._waiting = Gauge("callflow_runs_waiting", "Runs waiting, by what they wait for (from the store: global).",
                               ["waiting_for"], registry=r)
         self._in_doubt = Gauge("callflow_requests_in_doubt", "Runs waiting for the response to a request recorded "
@@ -84,6 +97,22 @@ class Metrics:
         self._child(self._outcomes, target, outcome).inc()
         if failed:
             self._child(self._errors, target, outcome).inc()
+
+    def retried(self, target: str, times: int) -> None:
+        self._child(self._retries, target).inc(times)
+
+    def claimed(self, kind: str, count: int) -> None:
+        if count:
+            self._child(self._claims, kind).inc(count)
+
+    def reconciled(self, found: str) -> None:
+        self._child(self._reconciled, found).inc()
+
+    def handed_back(self) -> None:
+        self._handed_back.inc()
+
+    def trigger_refused(self, flow: str) -> None:
+        self._child(self._refused, flow).inc()
 
     # -- read at scrape time ------------------------------------------------------------------
     def render(self, waiting: dict[str, int] | None) -> bytes:

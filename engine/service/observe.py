@@ -74,6 +74,8 @@ class Observer:
             outcome = str(response.status)
         failed = response.in_doubt or response.status is None or response.status >= 400
         self.metrics.provider_request(target, outcome, seconds, failed)
+        if response.attempts:
+            self.metrics.retried(target, len(response.attempts) - 1)
         level = logging.WARNING if response.in_doubt else logging.INFO
         event("provider.request", level=level, run_id=state.run_id, flow=state.flow_id, node=request.node,
               target=target, method=request.method, status=outcome, latency_ms=round(seconds * 1000, 3))

@@ -162,9 +162,12 @@ async def _look_up(service: Service, run_id: str, facts, now: float, grace: floa
     """The provider's answer about the run's call, None (and a later retry) when none came."""
     try:
         async with asyncio.timeout(LOOKUP_SECONDS):
-            return await find_call(service, *facts)
+            finding = await find_call(service, *facts)
+        service.observe.metrics.reconciled(finding.state)
+        return finding
     except (TimeoutError, Unknown) as e:
         error = str(e) or f"no answer within {LOOKUP_SECONDS:g} s"
+    service.observe.metrics.reconciled("unknown")
     logger.warning("run %s: looking up its call failed (%s); trying again in %g s", run_id, error, grace)
     service.reconcile_after[run_id] = now + grace
     return None

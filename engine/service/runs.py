@@ -171,8 +171,10 @@ class Service:
     async def claim(self, kind: Claim, older_than: float = 0.0, limit: int = 100) -> list[str]:
         """Lease up to `limit` runs of `kind` to this process (`Store.claim`)."""
         now = self.clock()
-        return await self.store.claim(kind, now=now, older_than=older_than, owner=self.owner,
-                                      lease_until=now + self.settings.lease_seconds, limit=limit)
+        run_ids = await self.store.claim(kind, now=now, older_than=older_than, owner=self.owner,
+                                         lease_until=now + self.settings.lease_seconds, limit=limit)
+        self.observe.metrics.claimed(kind.value, len(run_ids))
+        return run_ids
 
     async def release(self, run_ids: list[str]) -> None:
         """Let go of what a job claimed (a run it moved was saved without a lease already)."""
@@ -191,6 +193,7 @@ class Service:
         idempotency `key` already used (within its lifetime) nothing starts: the answer is
         the run that holds the key (`created` False; the caller compares the fingerprint)."""
         if self.unanswered >= self.settings.max_queued or self.stopping:
+            self.observe.metrics.trigger_refused(flow_id)
             raise QueueFull(1.0)
         entry = self.flows[flow_id]
         run_id = str(uuid.uuid4())
@@ -391,6 +394,7 @@ class Service:
             return dataclasses.replace(await self.provider.perform(request, handing), seq=seq)
         except HandedBack:
             self.handed_back += 1
+            self.observe.metrics.handed_back()
             return None
 
 
