@@ -50,22 +50,17 @@ def _incoming_call(call_from: str | None, call_to: str, pairs: tuple[str, ...]) 
     """The SIP headers of `--call-from`'s simulated call, with its numbers checked as flows check
     phone numbers. `-H X-PH-tier=gold` means the header `tier`: the `X-PH-` prefix is how the
     provider's callbacks carry a custom header, so users copy it from there; it is dropped."""
-    from engine.local.testfile import SIP_PART
+    from engine.local.incoming import parse_sip_headers
     from engine.scalar_fields import phone_problem
 
     for option, number in (("--call-from", call_from), ("--call-to", call_to)):
         problem = phone_problem(number) if number is not None else None
         if problem:
             raise click.BadParameter(problem, param_hint=option)
-    headers = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if name[:5].lower() == "x-ph-":
-            name = name[5:]
-        if not sep or not SIP_PART.fullmatch(name) or not SIP_PART.fullmatch(value):
-            raise click.BadParameter(f"{pair!r} is not NAME=VALUE with letters and digits only "
-                                     "(e.g. -H tier=gold, sent as X-PH-tier)", param_hint="-H")
-        headers[name] = value
+    try:
+        headers = parse_sip_headers(pairs)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="-H") from None
     if headers and not call_from:
         raise click.BadParameter("SIP headers belong to an incoming call: add --call-from NUMBER", param_hint="-H")
     return headers
@@ -222,16 +217,37 @@ def sandbox(host, port, scenario, auth_id, auth_token):
 @click.option("--db", envvar="CALLFLOW_DB", metavar="URL",
               help="Run store: sqlite:///path/to/file.db (default: callflow.db in the current folder).")
 @click.option("--sandbox", is_flag=True, help="Place simulated calls on an embedded sandbox provider.")
+@click.option("--scenario", type=click.Path(dir_okay=False),
+              help="How the embedded sandbox's callees behave (YAML; with --sandbox).")
 @click.option("--log-format", envvar="CALLFLOW_LOG_FORMAT", type=click.Choice(["auto", "json", "text"]),
               default="auto", show_default=True, help="Log lines on stderr: JSON objects, or text (auto: "
               "text on a terminal, else JSON).")
 @click.option("--log-level", envvar="CALLFLOW_LOG_LEVEL", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True, help="Least severe log lines shown.")
-def serve(flows_dir, host, port, db, sandbox, log_format, log_level):
+def serve(flows_dir, host, port, db, sandbox, scenario, log_format, log_level):
     """Serve every flow under FLOWS_DIR over HTTP (PHLO-compatible run API, provider callbacks)."""
     from engine.service.main import serve_main
 
-    sys.exit(serve_main(flows_dir, host, port, db, sandbox, click.echo, log_format, log_level))
+    sys.exit(serve_main(flows_dir, host, port, db, sandbox, click.echo, log_format, log_level, scenario))
+
+
+@main.command()
+@click.argument("url")
+@click.option("--from", "caller", required=True, metavar="NUMBER", help="The caller: E.164 (+1...) or SIP URI.")
+@click.option("--to", "number", metavar="NUMBER", help="The number dialled (default +12025551234).")
+@click.option("-H", "sip_headers", multiple=True, metavar="NAME=VALUE",
+              help="SIP header the caller sends, arriving as X-PH-NAME (repeatable).")
+@click.option("--digits", multiple=True, metavar="KEYS", help="Keys pressed at each prompt, in order (repeatable).")
+@click.option("--hangup-after", type=click.FloatRange(0), metavar="SECONDS", help="Hang up this long after the answer.")
+@click.option("--sandbox", "sandbox_url", envvar="CALLFLOW_SANDBOX_URL", metavar="URL",
+              help="The sandbox that places the call (default: the serve --sandbox at URL).")
+@click.option("--json", "as_json", is_flag=True, help="Print the sandbox's answer as JSON.")
+def call(url, caller, number, sip_headers, digits, hangup_after, sandbox_url, as_json):
+    """Place a simulated incoming call to URL, a flow's incoming-call URL
+    (http://HOST:PORT/callbacks/inbound/FLOW_ID), and print what happened."""
+    from engine.local.call_command import call_main
+
+    sys.exit(call_main(url, caller, number, sip_headers, digits, hangup_after, sandbox_url, as_json, click.echo))
 
 
 @main.command()

@@ -79,7 +79,10 @@ def scenario_schema() -> dict:
                    "http": {"$ref": "#/$defs/httpMocks"},
                    "api": _object({name: {"type": "array", "items": {"$ref": "#/$defs/refusal"}}
                                    for name in scenario.APIS},
-                                  "The first requests to each provider API refused (429, 503...), then as usual.")},
+                                  "The first requests to each provider API refused (429, 503...), then as usual."),
+                   "numbers": {"type": "object", "additionalProperties": {"type": "string"},
+                               "description": "Incoming calls (POST /sandbox/inbound): number dialled -> a flow "
+                                              "id (served by serve --sandbox) or the answer URL."}},
                   "How the sandbox's simulated callees behave, and mocked HTTP responses."),
         "$defs": _defs(),
     }

@@ -180,7 +180,7 @@ class SimulatedCall:
                                       url=el.text, method=attrs.get("method")), elapsed, None
             if tag in ("GetDigits", "GetInput"):
                 elapsed = self._duration(el.children, elapsed)
-                pressed = digits.pop(0) if digits else ""
+                pressed = _before_finish_key(digits.pop(0) if digits else "", attrs.get("finishOnKey", "#"))
                 if limit is not None and elapsed >= limit:
                     return None, limit, "NORMAL_CLEARING"
                 if pressed:
@@ -221,6 +221,13 @@ class SimulatedCall:
         cb = self._callback("hangup", "hangup_url", params)
         if cb:
             yield cb
+
+
+def _before_finish_key(pressed: str, key: str) -> str:
+    """The digits as the action gets them: Plivo stops at the finish key and leaves it out."""
+    if len(key) == 1 and key in "0123456789*#" and key in pressed:
+        return pressed.split(key, 1)[0]
+    return pressed
 
 
 def inbound_call(caller: str, number: str, answer_url: str, hangup_url: str, behaviour: Behaviour,

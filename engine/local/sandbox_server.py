@@ -12,14 +12,17 @@ Routes:
   the Call API's lookups of live, queued and ended calls (engine/local/sandbox_lookups.py).
   ``GET /sandbox/calls`` every call's log (API request, callbacks sent with the app's HTTP
   status, XML received) and every message; ``DELETE /sandbox/calls`` clears both.
+  ``POST /sandbox/inbound`` places an incoming call (engine/local/sandbox_inbound.py).
   ``GET /sandbox/health``. Anything else: JSON ``{"api_id", "error"}`` 404/405.
 The ``/sandbox/*`` routes are not authenticated: the sandbox is a development tool meant
 to listen on 127.0.0.1. Errors never reach a client as a traceback, and neither the auth
 token nor the Authorization header is ever logged.
 
 Public API (used by ``callflow sandbox`` and ``callflow serve --sandbox``):
-  `create_app(core, *, client=None)`, `start_sandbox(core, host, port)` -> ``(server, base_url)``
-  (``await server.stop()`` to shut it down), `run_sandbox(core, host, port, on_ready)`.
+  `create_app(core, *, client=None, app_url=None)`, `start_sandbox(core, host, port)` ->
+  ``(server, base_url)`` (``await server.stop()`` to shut it down; ``server.app`` is the app),
+  `run_sandbox(core, host, port, on_ready)`. ``app_url``: where the flows that incoming calls
+  reach are served (``serve --sandbox`` gives its public URL), for flow ids in ``numbers:``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from engine.errors import HttpError
 from engine.jsontext import loads_json_strict
 from engine.local.call_driver import CallDriver, callback_client
 from engine.local.sandbox import SandboxCore
+from engine.local.sandbox_inbound import inbound
 from engine.local.sandbox_lookups import list_calls, lookup_call
 from engine.service.http import base_url, bind, error, read_body
 from engine.service.limits import server_config
@@ -198,12 +202,14 @@ def _routes() -> list[Route]:
     routes.append(Route("/v1/Account/{auth_id}/Call/{call_uuid}", call_lookup, methods=["GET"]))
     routes += [
         Route("/sandbox/calls", calls_log, methods=["GET", "DELETE"]),
+        Route("/sandbox/inbound", inbound, methods=["POST"]),
         Route("/sandbox/health", health, methods=["GET"]),
     ]
     return routes
 
 
-def create_app(core: SandboxCore, *, client: httpx.AsyncClient | None = None) -> Starlette:
+def create_app(core: SandboxCore, *, client: httpx.AsyncClient | None = None,
+               app_url: str | None = None) -> Starlette:
     """The sandbox's ASGI app. Without ``client`` it makes (and closes at shutdown) its own."""
     http = client or callback_client()
     app = Starlette(routes=_routes(), lifespan=lifespan,
@@ -212,6 +218,7 @@ def create_app(core: SandboxCore, *, client: httpx.AsyncClient | None = None) ->
     app.state.core = core
     app.state.driver = CallDriver(core, http)
     app.state.owns_client = client is None
+    app.state.app_url = app_url
     return app
 
 
@@ -220,6 +227,7 @@ class SandboxServer(uvicorn.Server):
 
     base_url: str = ""
     task: asyncio.Task | None = None
+    app: Starlette | None = None
 
     @contextlib.contextmanager
     def capture_signals(self):
@@ -235,7 +243,8 @@ class SandboxServer(uvicorn.Server):
 
 
 async def start_sandbox(core: SandboxCore, host: str = "127.0.0.1", port: int = 0, *,
-                        client: httpx.AsyncClient | None = None) -> tuple[SandboxServer, str]:
+                        client: httpx.AsyncClient | None = None,
+                        app_url: str | None = None) -> tuple[SandboxServer, str]:
     """Start the sandbox inside the running event loop; return ``(server, base_url)``.
 
     ``port=0`` takes a free port; ``base_url`` (``http://HOST:PORT``) is the bound one. The
@@ -243,8 +252,9 @@ async def start_sandbox(core: SandboxCore, host: str = "127.0.0.1", port: int = 
     OSError when the address cannot be bound.
     """
     sock = bind(host, port)
-    server = SandboxServer(server_config(create_app(core, client=client), log_level="warning", lifespan="on"))
-    server.base_url = base_url(host, sock)
+    app = create_app(core, client=client, app_url=app_url)
+    server = SandboxServer(server_config(app, log_level="warning", lifespan="on"))
+    server.base_url, server.app = base_url(host, sock), app
     server.task = asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

@@ -10,6 +10,7 @@ from engine import codes
 from engine.errors import FlowInvalid
 from engine.fields import did_you_mean
 from engine.load.yaml_reader import load_text
+from engine.local.incoming import APP_URL, FLOW_ID
 from engine.scalar_fields import phone_problem
 
 RESULTS = ("answered", "busy", "no_answer", "failed", "machine")
@@ -18,7 +19,7 @@ SMS_RESULTS = ("sent", "failed")
 HTTP_MOCK_KEYS = ("status", "json", "body", "headers", "error")
 DROPPABLE = ("ring", "answer", "hangup", "action", "redirect")  # callbacks a behaviour may lose
 APIS = ("Call", "Message")
-_TOP_KEYS = ("default", "destinations", "http", "api")
+_TOP_KEYS = ("default", "destinations", "http", "api", "numbers")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,9 @@ class Scenario:
     destinations: dict = field(default_factory=dict)  # destination -> Behaviour
     http: dict = field(default_factory=dict)  # node name -> HttpMock
     api: dict = field(default_factory=dict)  # "Call" | "Message" -> (Refusal, ...): the first requests refused
+    # Incoming calls (POST /sandbox/inbound): number dialled -> the answer URL of the
+    # application it belongs to, or a flow id (served by the `serve --sandbox` it is in).
+    numbers: dict = field(default_factory=dict)
 
     def behaviour_for(self, destination: str) -> Behaviour:
         return self.destinations.get(destination, self.default)
@@ -111,9 +115,31 @@ def parse_scenario(text: str | bytes, path: str = "<scenario>") -> Scenario:
     for node, spec in raw_http.items():
         mocks[node] = parse_http_mock(doc, ("http", node), spec)
     api = parse_api(doc, data.get("api"))
+    numbers = parse_numbers(doc, data.get("numbers"))
     if doc.diagnostics:
         raise FlowInvalid(doc.diagnostics)
-    return Scenario(default=default, destinations=destinations, http=mocks, api=api)
+    return Scenario(default=default, destinations=destinations, http=mocks, api=api, numbers=numbers)
+
+
+def parse_numbers(doc, raw) -> dict:
+    """`numbers: {"+12025551234": inbound-support}`: who answers an incoming call to each
+    number, a flow id or an answer URL."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        doc.diag(("numbers",), codes.WRONG_TYPE, "numbers maps a number to a flow id or an answer URL")
+        return {}
+    numbers = {}
+    for number, target in raw.items():
+        problem = phone_problem(str(number))
+        if problem:
+            doc.diag(("numbers", number), codes.INVALID_PHONE, problem, key=True)
+        if not isinstance(target, str) or not (FLOW_ID.fullmatch(target) or APP_URL.fullmatch(target)):
+            doc.diag(("numbers", number), codes.WRONG_TYPE,
+                     f"{target!r} is neither a flow id nor an http(s) answer URL")
+            continue
+        numbers[str(number)] = target
+    return numbers
 
 
 def parse_api(doc, raw) -> dict:

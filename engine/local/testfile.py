@@ -22,6 +22,7 @@ from engine.fields import did_you_mean
 from engine.flow import Flow
 from engine.load.document import Document
 from engine.load.yaml_reader import load_text
+from engine.local.incoming import SIP_PART
 from engine.local.scenario import (
     Scenario,
     load_scenario,
@@ -33,7 +34,6 @@ from engine.scalar_fields import phone_problem
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
 CASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOP_KEYS = ("flow", "description", "cases")
-SIP_PART = re.compile(r"[A-Za-z0-9]+")
 CASE_KEYS = ("description", "payload", "call", "callee", "destinations", "http", "scenario", "expect")
 CALL_KEYS = ("from", "to", "headers")
 EXPECT_KEYS = ("status", "error", "path", "requests", "documents", "variables")

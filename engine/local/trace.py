@@ -18,51 +18,10 @@ from typing import Callable
 from engine.events import Response
 from engine.local.run import SANDBOX_ENV, TimerDue
 from engine.local.sandbox import Callback as SimCallback
-from engine.plivoxml import parse as parse_xml
+from engine.local.spoken import WIDTH, fit, heard
 from engine.state import RunState
 
-WIDTH = 120  # at most this many characters a line in the compact trace
 _INDENT = " " * 9
-
-
-def fit(line: str, width: int = WIDTH) -> str:
-    """One line of at most `width` characters (cut with an ellipsis)."""
-    line = " ".join(line.split()) if "\n" in line else line
-    return line if len(line) <= width else line[: width - 1] + "\u2026"
-
-
-def heard(xml: str) -> str:
-    """What a callee hears from a Plivo XML document, in words: `says "..."`, `plays URL`."""
-    try:
-        root = parse_xml(xml)
-    except Exception:  # noqa: BLE001 - an invalid document: show it as it is
-        return f"serves {xml}"
-    parts: list[str] = []
-
-    def walk(elements) -> None:
-        for el in elements:
-            tag = el.tag
-            if tag == "Speak":
-                text = "".join([el.text or ""] + [(c.text or "") + (c.tail or "") for c in el.children])
-                quoted = f'"{" ".join(text.split())}"'
-                if parts and parts[-1].startswith("says "):  # one `says` for speech in a row
-                    parts[-1] += " " + quoted
-                else:
-                    parts.append("says " + quoted)
-            elif tag == "Play":
-                parts.append(f"plays {el.text}")
-            elif tag == "Wait":
-                parts.append(f"waits {dict(el.attrs).get('length', 1)} s")
-            elif tag in ("GetDigits", "GetInput"):
-                walk(el.children)
-                parts.append("waits for digits")
-            elif tag == "Hangup":
-                parts.append("hangs up")
-            elif tag != "Redirect":
-                parts.append(f"<{tag}>")
-
-    walk(root.children)
-    return ", ".join(parts) if parts else "(silence)"
 
 
 class Tracer:

@@ -9,6 +9,8 @@
   GET|POST /callbacks/inbound/{flow_id}/hangup  its hangup (the run is found by CallUUID)
                                                 (engine/service/callbacks.py)
   GET  /health, /ready, /metrics                 the operator's (engine/service/probes.py)
+  POST /sandbox/inbound                         with --sandbox: a simulated incoming call
+                                                (engine/service/sandbox_route.py)
   GET  /, /console/*, /v1/flows/{flow_id}[/graph.svg]   the web console (engine/service/console.py)
 
 The endpoints find the `Service` in `app.state.service` and the trigger API's credentials
@@ -28,7 +30,7 @@ from starlette.requests import Request as HttpRequest
 from starlette.routing import Route
 
 from engine.errors import StoreError
-from engine.service import api, callbacks, console, probes
+from engine.service import api, callbacks, console, probes, sandbox_route
 from engine.service.auth import BasicAuth
 from engine.service.http import error
 from engine.service.logs import event
@@ -57,6 +59,7 @@ def _routes() -> list[Route]:
         Route("/health", probes.health, methods=["GET"]),
         Route("/ready", probes.ready, methods=["GET"]),
         Route("/metrics", probes.metrics, methods=["GET"]),
+        Route("/sandbox/inbound", sandbox_route.sandbox_inbound, methods=["POST"]),
     ]
     return routes + console.ROUTES
 
@@ -99,12 +102,14 @@ async def lifespan(app: Starlette):
         await service.drain()
 
 
-def create_app(service: Service) -> Starlette:
-    """The app serving `service`, its trigger API behind `service.settings`' auth pair."""
+def create_app(service: Service, sandbox: Starlette | None = None) -> Starlette:
+    """The app serving `service`, its trigger API behind `service.settings`' auth pair;
+    `sandbox`: the embedded sandbox's app (`serve --sandbox`), which places incoming calls."""
     app = Starlette(routes=ROUTES, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, StoreError: store_error,
                                         Exception: server_error})
     app.router.redirect_slashes = False
     app.state.service = service
+    app.state.sandbox = sandbox
     app.state.auth = BasicAuth(service.settings.auth_id, service.settings.auth_token)
     return app

@@ -45,8 +45,8 @@ class ReadyServer(uvicorn.Server):
 
 
 def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bool, echo: Echo,
-               log_format: str | None = None, log_level: str | None = None) -> int:
-    """`callflow serve`; returns the exit code."""
+               log_format: str | None = None, log_level: str | None = None, scenario: str | None = None) -> int:
+    """`callflow serve`; returns the exit code. `scenario`: the embedded sandbox's (with `sandbox`)."""
     try:
         chosen = logs.configure(log_format or os.environ.get("CALLFLOW_LOG_FORMAT"),
                                 log_level or os.environ.get("CALLFLOW_LOG_LEVEL"))
@@ -58,6 +58,9 @@ def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bo
         echo = _json_warnings(echo)
     flows = _load(flows_dir, echo)
     if flows is None:
+        return 2
+    world = _scenario(scenario, sandbox, echo)
+    if world is None:
         return 2
     sock = listen(host, port, echo)
     if sock is None:
@@ -74,7 +77,7 @@ def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bo
     _announce(settings, host, environ, echo)
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            runner.run(_serve(flows, store, settings, sock, base, sandbox, echo, limits))
+            runner.run(_serve(flows, store, settings, sock, base, world if sandbox else None, echo, limits))
     except KeyboardInterrupt:
         pass
     finally:
@@ -116,6 +119,25 @@ def _load(flows_dir: str, echo: Echo) -> dict[str, Flow] | None:
     return flows
 
 
+def _scenario(path: str | None, sandbox: bool, echo: Echo):
+    """The embedded sandbox's scenario (everyone answers without a file); None, with the
+    reason printed, when it cannot be read or there is no sandbox to take it."""
+    from engine.errors import FlowInvalid
+    from engine.local.scenario import Scenario, load_scenario
+
+    if path is None:
+        return Scenario()
+    if not sandbox:
+        echo("error: --scenario says how the embedded sandbox's callees behave: add --sandbox", err=True)
+        return None
+    try:
+        return load_scenario(path)
+    except FlowInvalid as e:
+        for d in e.diagnostics:
+            echo(str(d), err=True)
+        return None
+
+
 def _announce(settings: Settings, host: str, environ: dict, echo: Echo) -> None:
     """A generated trigger pair, and a public URL the provider probably cannot reach."""
     if settings.generated_credentials:
@@ -128,10 +150,11 @@ def _announce(settings: Settings, host: str, environ: dict, echo: Echo) -> None:
 
 
 async def _serve(flows: dict[str, Flow], store: Store, settings: Settings, sock: socket.socket, base: str,
-                 sandbox: bool, echo: Echo, limits: HttpLimits) -> None:
+                 scenario, echo: Echo, limits: HttpLimits) -> None:
     """Serve on `sock` (at `base`) until uvicorn exits (a signal), then close the provider,
-    the store and the sandbox."""
-    sandbox_server = await _start_sandbox(settings, echo) if sandbox else None
+    the store and the sandbox (`scenario`: the embedded sandbox's; None: no sandbox)."""
+    sandbox = scenario is not None
+    sandbox_server = await _start_sandbox(settings, scenario, echo) if sandbox else None
     if not sandbox and not (settings.provider.auth_id and settings.provider.auth_token):
         echo("warning: PLIVO_AUTH_ID/PLIVO_AUTH_TOKEN are not set: Call API requests will fail "
              "(use --sandbox for simulated calls)", err=True)
@@ -139,7 +162,8 @@ async def _serve(flows: dict[str, Flow], store: Store, settings: Settings, sock:
                         allow_private_http=settings.allow_private_http)
     service = Service(flows, store, provider, settings)
     # log_config=None: uvicorn's records go through our handler (engine/service/logs.py)
-    config = server_config(create_app(service), limits, log_level="warning", access_log=False, lifespan="on",
+    app = create_app(service, sandbox_server.app if sandbox_server else None)
+    config = server_config(app, limits, log_level="warning", access_log=False, lifespan="on",
                            timeout_graceful_shutdown=10, log_config=None)
     server = ReadyServer(config, on_ready=lambda: echo(f"callflow serving on {base}"))
     try:
@@ -151,7 +175,7 @@ async def _serve(flows: dict[str, Flow], store: Store, settings: Settings, sock:
             await sandbox_server.stop()
 
 
-async def _start_sandbox(settings: Settings, echo: Echo):
+async def _start_sandbox(settings: Settings, scenario, echo: Echo):
     """`--sandbox`: an embedded sandbox provider; `settings.provider` then points at it."""
     from engine.local.sandbox import SandboxCore
     from engine.local.sandbox_server import start_sandbox
@@ -166,8 +190,8 @@ async def _start_sandbox(settings: Settings, echo: Echo):
         echo("no PLIVO_AUTH_ID/PLIVO_AUTH_TOKEN set: generated the sandbox provider's pair for this process:")
         echo(f"  PLIVO_AUTH_ID={p.auth_id}")
         echo(f"  PLIVO_AUTH_TOKEN={p.auth_token}")
-    sandbox_server, sandbox_url = await start_sandbox(SandboxCore(auth_id=p.auth_id, auth_token=p.auth_token),
-                                                      "127.0.0.1", 0)
+    core = SandboxCore(scenario, auth_id=p.auth_id, auth_token=p.auth_token)
+    sandbox_server, sandbox_url = await start_sandbox(core, "127.0.0.1", 0, app_url=settings.public_url)
     settings.provider = ProviderConfig(p.auth_id, p.auth_token, sandbox_url)
     echo(f"embedded sandbox provider on {sandbox_url} (simulated calls; nothing is dialled)")
     return sandbox_server
