@@ -38,6 +38,7 @@ class CallbackKind(StrEnum):
 
 CALLBACK_KINDS: frozenset[str] = frozenset(CallbackKind)
 # The callbacks the provider answers with an XML document (the others take an empty body).
+SUMMARY_CHARS = 200  # of a response body in the run record
 XML_KINDS: frozenset[str] = frozenset({CallbackKind.ANSWER, CallbackKind.DIGITS, CallbackKind.NO_INPUT})
 
 
@@ -141,6 +142,18 @@ class Response:
     # Every attempt when the provider refused the request before processing it (429, 503)
     # and it was sent again: ({"status": 429, "retry_in": 1.0}, ..., {"status": 201}).
     attempts: tuple = ()
+
+    def summary(self) -> dict:
+        """What the run record keeps of it (beside its request): the status, why no response
+        came, and the body cut to `SUMMARY_CHARS` (the whole body is the node's outputs)."""
+        out: dict = {"status": self.status}
+        if self.error:
+            out["error"] = self.error
+        if self.body is not None and self.body != "":
+            text = self.body if isinstance(self.body, str) else jsonlib.dumps(
+                self.body, ensure_ascii=False, separators=(",", ":"), default=str)
+            out["body"] = text if len(text) <= SUMMARY_CHARS else text[:SUMMARY_CHARS - 1] + "\u2026"
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,8 @@ class Executor(CallEvents):
             return False  # a response nobody waits for (late, or replayed after a crash): nothing to do
         if event.attempts and state.requests:  # the record shows each attempt of a refused request
             state.requests[-1]["attempts"] = [dict(a) for a in event.attempts]
+        if state.requests:  # a run waits on one request at a time: the last one sent
+            state.requests[-1]["response"] = event.summary()
         self._resume(state, waiting, event, effects)
         return True
 

@@ -60,13 +60,13 @@ class NoProvider:
         pass
 
 
-def run(tmp_path, check):
-    """Run `check(client)` against the app on httpx's ASGI transport."""
+def run(tmp_path, check, extra: dict | None = None):
+    """Run `check(client)` against the app on httpx's ASGI transport (`extra`: more flows)."""
 
     async def main():
         nasty, diags = check_text(NASTY, "nasty.yaml")
         assert nasty is not None, diags
-        flows = {FLOW: load_flow(FLOWS / f"{FLOW}.yaml"), "nasty": nasty}
+        flows = {FLOW: load_flow(FLOWS / f"{FLOW}.yaml"), "nasty": nasty, **(extra or {})}
         store = SQLiteStore(str(tmp_path / "runs.db"))
         settings = Settings(auth_id=AUTH_ID, auth_token=AUTH_TOKEN, public_url="https://flows.example.com",
                             provider=ProviderConfig("MAPROVIDERACCOUNT001", "t", "https://api.example.com"))
@@ -161,6 +161,38 @@ def test_flow_detail(tmp_path):
     run(tmp_path, check)
 
 
+def test_flow_detail_has_each_nodes_settings_as_written_outcomes_and_place(tmp_path):
+    async def check(client):
+        d = (await client.get(f"/v1/flows/{FLOW}", headers=basic())).json()
+        nodes = {n["name"]: n for n in d["nodes"]}
+        call = nodes["Call"]
+        assert call["config"] == {"from": "{{ Start.http.params.from }}", "to": "{{ Start.http.params.to }}",
+                                  "sip_headers": {"customer": "{{ Start.http.params.customer }}"}}
+        assert (call["line"], call["col"]) == (17, 3)
+        assert call["outcomes"] == [{"outcome": "answered", "target": "Greet"}] + [
+            {"outcome": o, "target": "Done"} for o in ("no_answer", "busy", "failed")] + [
+            {"outcome": "machine", "target": None}]  # not routed: the path ends there
+        assert nodes["Done"]["outcomes"] == [] and nodes["Start"]["config"]["required"] == ["to", "customer"]
+        assert {"outcome": "call", "target": None} in nodes["Start"]["outcomes"]
+        assert d["incoming"] is None  # outbound-sip-headers takes no incoming calls
+        nasty = (await client.get("/v1/flows/nasty", headers=basic())).json()
+        assert nasty["nodes"][0]["config"]["payload"]["note"] == "<img src=x onerror=alert(1)>"  # data, as is
+
+    run(tmp_path, check)
+
+
+def test_an_incoming_call_flow_names_its_url_and_no_sandbox_route_without_sandbox(tmp_path):
+    async def check(client):
+        d = (await client.get("/v1/flows/inbound-support", headers=basic())).json()
+        assert d["incoming"] == {"url": "https://flows.example.com/callbacks/inbound/inbound-support",
+                                 "sandbox_url": None}
+        r = await client.post("/sandbox/inbound", json={"url": d["incoming"]["url"], "from": "+12025550123"},
+                              headers=basic())
+        assert r.status_code == 404 and "--sandbox" in r.json()["error"]
+
+    run(tmp_path, check, extra={"inbound-support": load_flow(FLOWS / "inbound-support.yaml")})
+
+
 def test_graph_svg_is_graph_export_output(tmp_path):
     async def check(client):
         r = await client.get(f"/v1/flows/{FLOW}/graph.svg", headers=basic())
@@ -197,12 +229,15 @@ def test_a_structured_default_is_not_editable():
 
 
 def test_console_script_never_parses_untrusted_strings_as_html():
-    """app.js builds the page with createElement/textContent; keep it that way."""
-    source = (ASSETS / "app.js").read_text()
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
-                 "createContextualFragment", "srcdoc"):
-        assert sink not in source, sink
-    assert 'parseFromString(svgText, "image/svg+xml")' in source  # the graph: parsed as XML, not HTML
+    """The scripts build the page with createElement/textContent; keep it that way."""
+    scripts = sorted(ASSETS.glob("*.js"))
+    assert {p.name for p in scripts} == {"app.js", "graph_view.js"}
+    for path in scripts:
+        source = path.read_text()
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
+                     "createContextualFragment", "srcdoc"):
+            assert sink not in source, (path.name, sink)
+    assert 'parseFromString(svgText, "image/svg+xml")' in (ASSETS / "app.js").read_text()  # XML, not HTML
 
 
 def test_console_files_are_packaged():

@@ -329,6 +329,8 @@ def test_flows_flow_form_run_and_path(browser, serve, api):
     assert steps[3][1:3] == ["Done", "hangup"]
     request = css(d, ".request")[0].text
     assert "POST" in request and "/Call/" in request and TO in request and "customer=johndoe" in request
+    response = css(d, ".request .response")[0]  # the Call API's answer: status and the start of its body
+    assert response.get_attribute("data-status") == "201" and "call fired" in response.text
     documents = [p.text for p in css(d, "pre.xml")]
     assert len(documents) == 1 and "<Speak" in documents[0] and "Congratulations!" in documents[0]
     assert "completed" in css(d, ".title-row .badge")[0].text
@@ -449,6 +451,9 @@ def test_run_page_follows_a_run_live_and_marks_the_failed_step(browser, serve, a
     assert "Hello &lt;there&gt; &lt;script&gt;window.__xss=1&lt;/script&gt; &amp; more" in documents
     assert "Sorry, the order service is down." in documents
     assert "orders/3" in css(d, ".request")[-1].text
+    answered = css(d, ".request .response")[-1]
+    assert answered.get_attribute("data-status") == "503" and '{"status":"down"}' in answered.text
+    assert "bad" in answered.get_attribute("class")
     no_script_ran(d)
     shot(d, "07-run-failed-step")
 
@@ -481,6 +486,118 @@ def test_a_refused_run_request_is_shown_on_the_form(browser, serve, api):
     status = wait_for(lambda: css(d, ".form-status.error")[0].text, what="the refusal on the form")
     assert "larger than" in status
     assert "#/flows/dynamic-call" in d.current_url
+
+
+def docs_shot(driver, name: str) -> None:
+    """docs/<name>.png, only with CALLFLOW_DOCS_SCREENSHOT=1 (the docs' pictures, redrawn on purpose)."""
+    if os.environ.get("CALLFLOW_DOCS_SCREENSHOT") == "1":
+        driver.save_screenshot(str(ROOT / "docs" / f"{name}.png"))
+
+
+def graph_state(driver) -> tuple[float, list[float]]:
+    """(zoom level, the graph's viewBox) as the page has them."""
+    zoom, box = driver.execute_script("""
+        const view = document.querySelector('.graph-scroll');
+        return [view.getAttribute('data-zoom'), view.querySelector('svg').getAttribute('viewBox')];""")
+    return float(zoom), [float(v) for v in box.split()]
+
+
+def test_zoom_pan_and_the_node_panel(browser, serve):
+    """ivr-order-status (12 nodes): the buttons, the wheel and a drag move the camera; a click
+    on a node opens its panel (settings as written, outcomes and targets, file:line:col); a
+    drag that starts on a node opens nothing."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    d = browser
+    open_console(d, serve, "#/flows/ivr-order-status")
+    wait_for(lambda: len(css(d, "svg.flow-graph g.node[data-name]")) == 12, what="the graph")
+    zoom, full = graph_state(d)
+    assert zoom == 1.0
+    css(d, ".graph-tools .zoom-in")[0].click()
+    zoom, box = graph_state(d)
+    assert zoom == 1.25 and box[2] == pytest.approx(full[2] / 1.25)
+    css(d, ".graph-tools .zoom-out")[0].click()
+    assert graph_state(d)[0] == 1.0
+    # the wheel zooms around the pointer: the point under it stays where it was
+    before, after = d.execute_script("""
+        const svg = document.querySelector('svg.flow-graph'), r = svg.getBoundingClientRect();
+        const x = r.left + r.width * 0.3, y = r.top + r.height * 0.3;
+        const under = () => { const p = new DOMPoint(x, y).matrixTransform(svg.getScreenCTM().inverse());
+                              return [p.x, p.y]; };
+        const before = under();
+        svg.dispatchEvent(new WheelEvent('wheel', {deltaY: -300, clientX: x, clientY: y, bubbles: true,
+                                                   cancelable: true}));
+        return [before, under()];""")
+    zoom, box = graph_state(d)
+    assert zoom > 1.5 and box[2] < full[2] / 1.5
+    assert after == pytest.approx(before, abs=0.5)
+    # a drag pans (starting on a node, it does not open the node's panel)
+    lookup = css(d, 'svg.flow-graph g.node[data-name="Lookup"]')[0]
+    ActionChains(d).move_to_element(lookup).click_and_hold().move_by_offset(-60, -40).release().perform()
+    zoom_after, panned = graph_state(d)
+    assert zoom_after == zoom and panned[0] > box[0] and panned[1] > box[1]
+    assert not css(d, ".node-panel:not([hidden])")
+    css(d, ".graph-tools .zoom-fit")[0].click()
+    assert graph_state(d) == (1.0, full)
+
+    ActionChains(d).move_to_element(css(d, 'svg.flow-graph g.node[data-name="Lookup"]')[0]).click().perform()
+    panel = wait_for(lambda: css(d, '.node-panel[data-node="Lookup"]:not([hidden])'), what="Lookup's panel")[0]
+    assert "http_request" in panel.find_element("css selector", ".panel-head").text
+    assert panel.find_element("css selector", ".where").text.endswith("ivr-order-status.yaml:64:3")
+    settings = {dd.get_attribute("data-key"): dd.text for dd in panel.find_elements("css selector", "dl.config dd")}
+    assert settings["url"] == "{{ Start.http.params.api }}/orders/{{ Start.http.params.order_id }}"  # raw
+    assert settings["method"] == "GET" and settings["timeout"] == "5" and "application/json" in settings["headers"]
+    outcomes = [r.text.split() for r in panel.find_elements("css selector", "table.outcomes tr")]
+    assert outcomes == [["success", "Status"], ["failed", "Unavailable"]]
+    assert "Unavailable" in panel.find_element("css selector", ".on-error").text
+    assert "selected" in node_classes(d)["Lookup"]
+    css(d, "svg.flow-graph g.node[data-name=Lookup]")  # still drawn
+    docs_shot(d, "console-node-panel")
+    shot(d, "08-node-panel")
+    # an outcome's target opens that node's panel
+    panel.find_element("css selector", 'tr[data-outcome="success"] a.target').click()
+    wait_for(lambda: css(d, '.node-panel[data-node="Status"]:not([hidden])'), what="Status's panel")
+    text = css(d, ".node-panel dl.config dd")[0].text
+    assert "{{ Lookup.body.status | default: 'being processed' }}" in text
+    assert "selected" in node_classes(d)["Status"] and "selected" not in node_classes(d)["Lookup"]
+    no_console_errors(d)
+
+
+def test_an_incoming_call_from_the_flow_page(browser, serve, api):
+    """inbound-support on serve --sandbox: the form places a simulated incoming call with a SIP
+    header; the run takes the call path and the gold branch, and its page opens."""
+    d = browser
+    open_console(d, serve, "#/flows/inbound-support")
+    fields = wait_for(lambda: {i.get_attribute("data-incoming"): i for i in css(d, "form.incoming-form input")},
+                      what="the incoming-call form")
+    assert fields["from"].get_attribute("value") == "+12025550123"
+    submit = css(d, "form.incoming-form button[type=submit]")[0]
+    fields["from"].clear()
+    fields["from"].send_keys("12025550123")  # no +: the sandbox says how to write it
+    submit.click()
+    status = wait_for(lambda: css(d, "form.incoming-form .form-status.error")[0].text, what="the refusal")
+    assert "write it as '+12025550123'" in status and "#/flows/inbound-support" in d.current_url
+    d.get_log("browser")  # the 400 the browser logged for it was expected
+    fields["from"].clear()
+    fields["from"].send_keys("+12025550123")
+    fields["headers"].send_keys("tier=gold")
+    fields["digits"].send_keys("1")
+    shot(d, "09-incoming-form")
+    submit.click()
+    wait_for(lambda: "#/runs/" in d.current_url, what="the incoming call's run page")
+    run_id = d.current_url.rsplit("/", 1)[1]
+    wait_for(lambda: run_status(d) == "completed", what="the run to complete")
+    wait_for(lambda: "on-path" in node_classes(d).get("GoldWelcome", []), what="the gold branch on the graph")
+    classes = node_classes(d)
+    assert "off-path" in classes["Welcome"] and "on-path" in classes["Sales"]
+    steps = [r.text.split()[1:4] for r in css(d, "table.steps tbody tr")]
+    assert steps[:2] == [["Start", "trigger", "call"], ["Tier", "branch", "gold"]]
+    docs_shot(d, "console-incoming-call")
+    shot(d, "10-incoming-run")
+    record = api.get(f"/v1/runs/{run_id}").json()
+    assert record["variables"]["Start"]["call"]["headers"] == {"tier": "gold"}
+    assert run_id in [r["run_id"] for r in api.get("/v1/runs", params={"flow_id": "inbound-support"}).json()["runs"]]
+    no_console_errors(d)
 
 
 def test_console_asks_the_browser_for_credentials(serve):

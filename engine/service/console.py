@@ -8,7 +8,9 @@ on the `WWW-Authenticate` challenge, and sends them with every request after tha
 
   GET /                                 the console (index.html; pages are #/... fragments)
   GET /console/{file}                   its assets
-  GET /v1/flows/{flow_id}               one flow: nodes, edges, the trigger's form fields
+  GET /v1/flows/{flow_id}               one flow: nodes (type, config as written, outcomes and
+                                        their targets, file line:col), edges, the trigger's
+                                        form fields, its incoming-call URL
   GET /v1/flows/{flow_id}/graph.svg     the flow drawn by engine.graph_svg.to_svg
 
 `create_app` in engine/service/app.py adds `ROUTES`. The endpoints read the service through
@@ -28,9 +30,12 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from engine.events import InboundCall
 from engine.flow import Flow
+from engine.node import NodeSpec
 from engine.service.auth import auth_of, authorized
 from engine.service.http import deny, error
+from engine.templating import Template
 
 ASSETS = Path(__file__).resolve().parent / "console_assets"
 MEDIA_TYPES = {
@@ -59,10 +64,16 @@ class ServedFlow(Protocol):
     created_on: str
 
 
+class ConsoleSettings(Protocol):
+    public_url: str
+
+
 class ConsoleSource(Protocol):
-    """What the console reads from the service (`app.state.service`): the loaded flows."""
+    """What the console reads from the service (`app.state.service`): the loaded flows and
+    the public URL (incoming calls reach flows there)."""
 
     flows: Mapping[str, ServedFlow]
+    settings: ConsoleSettings
 
 
 @functools.cache
@@ -81,7 +92,37 @@ def trigger_fields(flow: Flow) -> list[dict]:
     return spec.node_type.payload_fields(spec.config)
 
 
-def flow_detail(flow: Flow, auth_id: str, created_on: str) -> dict:
+def as_written(value):
+    """A compiled config value as the file has it: templates as their source text."""
+    if isinstance(value, Template):
+        return value.source
+    if isinstance(value, dict):
+        return {str(k): as_written(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_written(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def node_detail(spec: NodeSpec) -> dict:
+    """What the console's node panel shows: the config, each outcome and where it leads, the place in the file."""
+    outcomes = list(spec.node_type.node_outcomes(spec.config))
+    outcomes += [o for o in spec.next if o not in outcomes]
+    return {"config": as_written(spec.config), "line": spec.line, "col": spec.col,
+            "outcomes": [{"outcome": str(o), "target": spec.next.get(o)} for o in outcomes]}
+
+
+def incoming(flow: Flow, public_url: str, sandbox: bool) -> dict | None:
+    """Where incoming calls reach the flow (None: it takes none), and the route that places a
+    simulated one (`serve --sandbox` only)."""
+    if flow.start_target(InboundCall) is None:
+        return None
+    return {"url": f"{public_url.rstrip('/')}/callbacks/inbound/{flow.id}",
+            "sandbox_url": "/sandbox/inbound" if sandbox else None}
+
+
+def flow_detail(flow: Flow, auth_id: str, created_on: str, public_url: str = "", sandbox: bool = False) -> dict:
     from engine.graph_export import graph_model
 
     nodes, edges = graph_model(flow)
@@ -97,13 +138,14 @@ def flow_detail(flow: Flow, auth_id: str, created_on: str) -> dict:
         "trigger": flow.trigger,
         "nodes": [{"name": n.name, "type": n.type, "in_call": n.in_call, "start": n.start,
                    "next": {str(k): str(v) for k, v in specs[n.name].next.items()},
-                   "error": specs[n.name].error}
+                   "error": specs[n.name].error, **node_detail(specs[n.name])}
                   for n in nodes],
         "edges": [{"source": e.source, "target": e.target, "outcomes": list(e.outcomes), "error": e.error}
                   for e in edges],
         "warnings": [str(d) for d in flow.diagnostics],
         "fields": trigger_fields(flow),
         "run_url": f"/v1/account/{auth_id}/phlo/{flow.id}/",
+        "incoming": incoming(flow, public_url, sandbox),
         "graph_url": f"/v1/flows/{flow.id}/graph.svg",
     }
 
@@ -157,7 +199,10 @@ async def static(request: HttpRequest):
 
 @_of_a_flow
 async def get_flow(request: HttpRequest, flow_id: str, entry: ServedFlow):
-    return JSONResponse(flow_detail(entry.flow, auth_of(request).auth_id, entry.created_on))
+    source: ConsoleSource = request.app.state.service
+    sandbox = getattr(request.app.state, "sandbox", None) is not None
+    return JSONResponse(flow_detail(entry.flow, auth_of(request).auth_id, entry.created_on,
+                                    source.settings.public_url, sandbox))
 
 
 @_of_a_flow
