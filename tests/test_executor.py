@@ -499,3 +499,16 @@ def test_an_oversized_prompt_document_fails_instead_of_waiting(make_flow):
     state, _ = run(flow, {"long": "y" * 120_000})
     assert state.status == "failed" and state.waiting is None
     assert state.documents == ["<Response><Hangup/></Response>"]
+
+
+def test_the_record_keeps_each_requests_answer_with_the_body_cut(make_flow):
+    ex = Executor(make_flow(SEED))
+    state = ex.new_run("r4")
+    _pump(ex, state, Trigger({"to": "+12025550100", "customer": "ada"}))
+    _pump(ex, state, Response(status=201, body={"message": "call fired", "filler": "x" * 500}))
+    response = state.record()["requests"][0]["response"]
+    assert response["status"] == 201 and "error" not in response
+    assert response["body"].startswith('{"message":"call fired"') and len(response["body"]) == 200
+    assert response["body"].endswith("\u2026")
+    assert Response(status=0, error="timed out").summary() == {"status": 0, "error": "timed out"}
+    assert Response(status=204, body="").summary() == {"status": 204}
