@@ -14,7 +14,14 @@ import sys
 import httpx
 import pytest
 from conftest import FLOWS
-from processes import REPO, SANDBOX_READY, SERVE_READY, CallflowProcess, clean_env
+from processes import (
+    REPO,
+    SANDBOX_READY,
+    SERVE_READY,
+    CallflowProcess,
+    clean_env,
+    free_port,
+)
 
 AUTH_ID = "MAINBOUNDTESTACCOUNT"
 AUTH_TOKEN = "inbound-e2e-token"
@@ -28,13 +35,15 @@ GOLD_PATH = ["Start", "Tier", "GoldWelcome", "Menu", "Route", "Sales", "Bye"]
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """(serve URL, embedded sandbox URL, scenario path) of one `serve flows --sandbox --scenario`."""
+    """(serve URL, embedded sandbox URL, scenario path, provider pair) of one `serve flows --sandbox --scenario`."""
     d = tmp_path_factory.mktemp("inbound")
     env = clean_env(CALLFLOW_AUTH_ID=AUTH_ID, CALLFLOW_AUTH_TOKEN=AUTH_TOKEN)
     p = CallflowProcess.start(["serve", str(FLOWS), "--port", "0", "--db", f"sqlite:///{d}/runs.db", "--sandbox",
                                "--scenario", str(SCENARIO)], env, SERVE_READY, d / "serve.log")
     embedded = next(line for line in p.output if line.startswith("embedded sandbox provider on ")).split()[4]
-    yield p.url, embedded, SCENARIO
+    pair = tuple(next(line.strip().split("=", 1)[1] for line in p.output if line.strip().startswith(f"{key}="))
+                 for key in ("PLIVO_AUTH_ID", "PLIVO_AUTH_TOKEN"))  # the provider pair serve generated
+    yield p.url, embedded, SCENARIO, pair
     p.stop()
 
 
@@ -45,7 +54,7 @@ def callflow_call(*args: str, auth: bool = True) -> subprocess.CompletedProcess:
 
 
 def test_a_gold_caller_takes_the_call_path_and_the_gold_branch_and_its_run_is_listed(served):
-    serve, embedded, _ = served
+    serve, embedded, _, _ = served
     url = f"{serve}/callbacks/inbound/{FLOW}"
     done = callflow_call(url, "--from", "+12025550123", "-H", "tier=gold", "--digits", "1#")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -76,7 +85,7 @@ def test_a_gold_caller_takes_the_call_path_and_the_gold_branch_and_its_run_is_li
 
 
 def test_the_sandbox_api_places_a_call_to_a_number_of_the_scenario(served):
-    serve, _, _ = served
+    serve, _, _, _ = served
     r = httpx.post(f"{serve}/sandbox/inbound", json={"to": SUPPORT_LINE, "from": PRESSES_TWO}, auth=AUTH,
                    timeout=30)
     assert r.status_code == 200, r.text
@@ -88,7 +97,7 @@ def test_the_sandbox_api_places_a_call_to_a_number_of_the_scenario(served):
 
 
 def test_bad_input_is_one_line_and_places_no_call(served):
-    serve, embedded, _ = served
+    serve, embedded, _, _ = served
     before = len(httpx.get(f"{embedded}/sandbox/calls").json()["calls"])
     url = f"{serve}/callbacks/inbound/{FLOW}"
     for args, says in (((url, "--from", "12025550123"), "write it as '+12025550123'"),
@@ -109,7 +118,7 @@ def test_bad_input_is_one_line_and_places_no_call(served):
 
 
 def test_the_embedded_sandbox_itself_places_calls_without_credentials(served):
-    serve, embedded, _ = served
+    serve, embedded, _, _ = served
     done = callflow_call(f"{serve}/callbacks/inbound/{FLOW}", "--from", "sip:alice@example.com",
                          "--sandbox", embedded, auth=False)
     assert done.returncode == 0, done.stderr
@@ -117,15 +126,30 @@ def test_the_embedded_sandbox_itself_places_calls_without_credentials(served):
     assert "call ended: completed (NORMAL_CLEARING)" in done.stdout
 
 
-def test_a_standalone_sandbox_needs_an_answer_url_for_a_flow_id(served, tmp_path):
-    _, _, scenario = served
-    p = CallflowProcess.start(["sandbox", "--port", "0", "--scenario", str(scenario)], clean_env(), SANDBOX_READY,
+def test_a_standalone_sandbox_calls_a_serve_that_shares_its_provider_token(served, tmp_path):
+    """`callflow sandbox` with serve's provider pair (PLIVO_AUTH_ID/TOKEN, printed by serve):
+    its signed answer request is accepted and the call plays; a flow id in numbers: needs the
+    serve --sandbox that knows where flows are served."""
+    serve, _, scenario, pair = served
+    p = CallflowProcess.start(["sandbox", "--port", "0", "--scenario", str(scenario)],
+                              clean_env(PLIVO_AUTH_ID=pair[0], PLIVO_AUTH_TOKEN=pair[1]), SANDBOX_READY,
                               tmp_path / "sandbox.log")
     try:
         r = httpx.post(f"{p.url}/sandbox/inbound", json={"to": SUPPORT_LINE, "from": "+12025550123"})
         assert r.status_code == 400 and "only serve --sandbox does" in r.json()["error"]
+        done = callflow_call(f"{serve}/callbacks/inbound/{FLOW}", "--from", "+12025550123", "-H", "X-PH-tier=gold",
+                             "--digits", "2", "--sandbox", p.url, auth=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert 'heard: says "Welcome back, gold member."' in done.stdout
+        assert 'heard: says "Support tickets are answered within a day."' in done.stdout
     finally:
         p.stop()
+
+
+def test_an_unreachable_sandbox_is_one_line(served):
+    done = callflow_call(f"http://127.0.0.1:{free_port()}/callbacks/inbound/{FLOW}", "--from", "+12025550123")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("error: cannot reach the sandbox at ") and "serve --sandbox" in done.stderr
 
 
 def test_serve_takes_a_scenario_only_with_its_sandbox(tmp_path):
