@@ -214,49 +214,6 @@
     return h("div", {class: "graph-view"}, tools, viewport);
   }
 
-  /** The node panel: a clicked node's type, settings as the file has them (templates raw),
-   * outcomes and where each leads, and its place in the file. {el, show(name)} */
-  function nodePanel(detail, svg) {
-    const box = h("aside", {class: "node-panel", hidden: true, "aria-live": "polite"});
-    const specs = new Map(detail.nodes.map((n) => [n.name, n]));
-    const nodes = svg ? svgNodes(svg) : new Map();
-    const mark = (name) => {
-      for (const [n, g] of nodes) g.classList.toggle("selected", n === name);
-    };
-    const link = (target) => h("a", {href: "#", class: "target", onclick: (e) => {
-      e.preventDefault();
-      show(target);
-    }}, target);
-    const value = (v) => typeof v === "string" ? code(v, "raw") : v === null || typeof v !== "object" ?
-      code(JSON.stringify(v)) : h("pre", {class: "json"}, JSON.stringify(v, null, 2));
-    const show = (name) => {
-      const n = specs.get(name);
-      if (!n) return;
-      const settings = Object.entries(n.config || {});
-      replace(box,
-        h("div", {class: "panel-head"}, h("h3", {}, code(n.name)), h("span", {class: "badge type"}, n.type),
-          h("button", {type: "button", class: "secondary close", "aria-label": "close", onclick: () => {
-            box.hidden = true;
-            mark(null);
-          }}, "\u00d7")),
-        h("p", {class: "where"}, code(`${detail.path || detail.id}:${n.line}:${n.col}`)),
-        h("h4", {}, "Settings"),
-        settings.length ? h("dl", {class: "config"}, settings.map(([k, v]) =>
-          [h("dt", {}, code(k)), h("dd", {"data-key": k}, value(v))])) : h("p", {class: "hint"}, "No settings."),
-        h("h4", {}, "Outcomes"),
-        n.outcomes.length ? h("table", {class: "list outcomes"}, h("tbody", {}, n.outcomes.map((o) =>
-          h("tr", {"data-outcome": o.outcome}, h("td", {}, code(o.outcome, "outcome")),
-            h("td", {}, o.target ? link(o.target) : h("span", {class: "hint"}, "ends the path")))))) :
-          h("p", {class: "hint"}, "None: the path ends here."),
-        n.error ? h("p", {class: "on-error"}, "On error: ", link(n.error)) : null);
-      box.setAttribute("data-node", name);
-      box.hidden = false;
-      mark(name);
-    };
-    for (const [name, g] of nodes) g.addEventListener("click", () => show(name));
-    return {el: box, show};
-  }
-
   function svgNodes(svg) {
     const map = new Map();
     for (const g of svg.querySelectorAll("g.node[data-name]")) map.set(g.getAttribute("data-name"), g);
@@ -347,6 +304,9 @@
       defs.append(copy);
     }
   }
+
+  // The node panel, the incoming-call form and a request's answer (console_assets/panels.js).
+  const {nodePanel, incomingForm, responseLine} = window.callflowPanels({h, code, replace, svgNodes, api, page, finished});
 
   // -- pages ---------------------------------------------------------------------------------
   let generation = 0; // bumped on every navigation: stale async work sees it and stops
@@ -515,61 +475,6 @@
         status.textContent = e.message;
         submit.disabled = false;
       }
-    });
-    return form;
-  }
-
-  /** The incoming-call form: with `serve --sandbox`, the embedded sandbox calls the flow's
-   * incoming-call URL (POST /sandbox/inbound) and the new run's page opens; otherwise, where
-   * to point a Plivo application. */
-  function incomingForm(d) {
-    const inc = d.incoming;
-    if (!inc.sandbox_url) {
-      return h("p", {class: "hint"}, "Incoming calls reach this flow at ", code(inc.url),
-        " (a Plivo application's answer URL). With ", code("callflow serve --sandbox"), " this form places simulated ones.");
-    }
-    const input = (name, label, value, placeholder) => {
-      const el = h("input", {id: "incoming-" + name, type: "text", name, value, placeholder, autocomplete: "off",
-        spellcheck: "false", "data-incoming": name});
-      return {el, row: h("div", {class: "field"}, h("label", {for: "incoming-" + name}, label), el)};
-    };
-    const from = input("from", "Caller (From)", "+12025550123", "+12025550123 or sip:alice@example.com");
-    const to = input("to", "Number dialled (To)", "+12025551234", "");
-    const headers = input("headers", "SIP headers", "", "tier=gold, account=42 (sent as X-PH-\u2026)");
-    const digits = input("digits", "Digits pressed", "", "1, 2 (one per prompt)");
-    const status = h("p", {class: "form-status", role: "status"});
-    const submit = h("button", {type: "submit", class: "primary"}, "Place the call");
-    const form = h("form", {class: "incoming-form"}, from.row, to.row, headers.row, digits.row,
-      h("div", {class: "form-actions"}, submit), status,
-      h("p", {class: "hint"}, "The embedded sandbox calls ", code(inc.url), " as Plivo would (signed, with the headers as X-PH-\u2026)."));
-    const list = (text) => text.split(/[,\s]+/).filter(Boolean);
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      const body = {url: inc.url, from: from.el.value.trim(), to: to.el.value.trim()};
-      const sip = {};
-      for (const pair of list(headers.el.value)) {
-        const at = pair.indexOf("=");
-        sip[at < 0 ? pair : pair.slice(0, at)] = at < 0 ? "" : pair.slice(at + 1);
-      }
-      if (Object.keys(sip).length) body.sip_headers = sip;
-      if (list(digits.el.value).length) body.digits = list(digits.el.value);
-      submit.disabled = true;
-      status.className = "form-status";
-      status.textContent = "Calling\u2026";
-      try {
-        const res = await api(inc.sandbox_url, {method: "POST", headers: {"Content-Type": "application/json"},
-          body: JSON.stringify(body)});
-        if (res.run_id) {
-          location.hash = page("runs", res.run_id);
-          return;
-        }
-        status.className = "form-status error";
-        status.textContent = `The call ended (${res.hangup_cause}) without a run` + (res.error ? `: ${res.error}` : "");
-      } catch (e) {
-        status.className = "form-status error";
-        status.textContent = e.message;
-      }
-      submit.disabled = false;
     });
     return form;
   }
@@ -786,18 +691,6 @@
       q.json !== undefined && q.json !== null ? h("pre", {class: "json"}, JSON.stringify(q.json, null, 2)) : null,
       q.form !== undefined && q.form !== null ? h("pre", {class: "json"}, JSON.stringify(q.form, null, 2)) : null,
       responseLine(q.response, r.status))));
-  }
-
-  /** A request's answer: its HTTP status (or why none came) and the start of its body. */
-  function responseLine(resp, runStatus) {
-    if (!resp) {
-      return h("div", {class: "response pending"}, finished(runStatus) ? "no response recorded" : "awaiting the response\u2026");
-    }
-    const ok = resp.status >= 200 && resp.status < 300;
-    return h("div", {class: "response " + (ok ? "ok" : "bad"), "data-status": String(resp.status)},
-      "\u2192 ", code(resp.status ? String(resp.status) : "no response", "status"),
-      resp.error ? h("span", {class: "error-text"}, " " + resp.error) : null,
-      resp.body ? h("code", {class: "body", title: resp.body}, resp.body) : null);
   }
 
   function renderDocuments(box, r) {
