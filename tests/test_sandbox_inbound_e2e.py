@@ -61,7 +61,8 @@ def test_a_gold_caller_takes_the_call_path_and_the_gold_branch_and_its_run_is_li
     lines = done.stdout.splitlines()
     assert lines[0].startswith("incoming call from +12025550123 to +12025551234  headers tier=gold")
     assert "  Start (trigger) -> call" in lines and "  Tier (branch) -> gold" in lines
-    assert "  pressed 1" in lines  # "1#": the finish key ends the input and is not sent
+    assert "  pressed 1" in lines and "  Menu (get_input) -> input  digits 1" in lines  # "1#": the finish
+    # key ends the input and is not sent
     assert any(line.startswith("  heard: says \"Welcome back, gold member.\"") for line in lines)
     assert all(len(line) <= 120 for line in lines)
     run_id = lines[-1].split()[1]

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from engine.local.incoming import APP_URL, DEFAULT_TO, parse_sip_headers
-from engine.local.spoken import fit, heard
+from engine.local.spoken import fit, heard, step_detail
 from engine.scalar_fields import phone_problem
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -84,9 +84,11 @@ def place_call(endpoint: str, body: dict, environ=os.environ) -> dict:
     return data
 
 
-def _step_line(step: dict) -> str:
+def _step_line(step: dict, variables: dict) -> str:
+    detail = step_detail(step["type"], variables.get(step["node"]))
     error = f"  [error: {step['error']}]" if step.get("error") else ""
-    return f"  {step['node']} ({step['type']}) -> {step.get('outcome') or '(end)'}{error}"
+    return (f"  {step['node']} ({step['type']}) -> {step.get('outcome') or '(end)'}"
+            + (f"  {detail}" if detail else "") + error)
 
 
 def result_lines(body: dict, result: dict) -> list[str]:
@@ -96,7 +98,7 @@ def result_lines(body: dict, result: dict) -> list[str]:
              + f"  (call {result['call_uuid']})"]
     run = result.get("run")
     for step in (run or {}).get("steps", []):
-        lines.append(_step_line(step))
+        lines.append(_step_line(step, run.get("variables") or {}))
     digits = list(result.get("digits") or [])
     for document in result.get("documents", []):
         lines.append(f"  heard: {heard(document)}")

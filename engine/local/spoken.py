@@ -1,11 +1,12 @@
-"""What a caller hears, in words, and lines cut to the width of a compact report: shared by
-`callflow run`'s trace (engine/local/trace.py) and `callflow call` (engine/local/call_command.py)."""
+"""What a caller hears and what a node did, in words, and lines cut to the width of a compact
+report: shared by `callflow run`'s trace (engine/local/trace.py) and `callflow call`
+(engine/local/call_command.py)."""
 
 from __future__ import annotations
 
 from engine.plivoxml import parse as parse_xml
 
-__all__ = ["WIDTH", "fit", "heard"]
+__all__ = ["WIDTH", "fit", "heard", "step_detail"]
 
 WIDTH = 120  # at most this many characters a line in the compact trace
 
@@ -48,3 +49,17 @@ def heard(xml: str) -> str:
 
     walk(root.children)
     return ", ".join(parts) if parts else "(silence)"
+
+
+def step_detail(kind: str, outputs) -> str:
+    """A few words on what a node did, from its outputs: the number, the digits, the status."""
+    if not isinstance(outputs, dict):
+        return ""
+    if kind == "call_out":
+        return f"to {outputs.get('to')}" if outputs.get("to") else ""
+    if kind == "get_input":
+        digits = outputs.get("digits")
+        return f"digits {digits}" if digits else "nothing pressed"
+    if kind == "http_request" and outputs.get("status_code"):  # 0: no response at all
+        return f"HTTP {outputs['status_code']}"
+    return ""

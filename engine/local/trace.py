@@ -18,7 +18,7 @@ from typing import Callable
 from engine.events import Response
 from engine.local.run import SANDBOX_ENV, TimerDue
 from engine.local.sandbox import Callback as SimCallback
-from engine.local.spoken import WIDTH, fit, heard
+from engine.local.spoken import WIDTH, fit, heard, step_detail
 from engine.state import RunState
 
 _INDENT = " " * 9
@@ -79,7 +79,7 @@ class Tracer:
         if self.verbose:
             self.write(f"  {head}{error}")
             return
-        detail = _step_detail(step, state.variables.get(step.node)) or _timer_detail(step)
+        detail = step_detail(step.type, state.variables.get(step.node)) or _timer_detail(step)
         request = next((r for r in reversed(state.requests) if r["node"] == step.node), None)
         body = request.get("json") if request else None
         if step.type == "call_out" and isinstance(body, dict) and body.get("sip_headers"):
@@ -118,21 +118,6 @@ class Tracer:
                 where = "  (answered by the embedded sandbox)" if r["url"].startswith(SANDBOX_ENV.api_url) else ""
                 self.write(f"    -> {r['method']} {r['url']} {json.dumps(r.get('json'))}{where}")
             self.requests += 1
-
-
-def _step_detail(step, outputs) -> str:
-    """A few words on what a node did, from its outputs: the number, the digits, the status."""
-    if not isinstance(outputs, dict):
-        return ""
-    kind = step.type
-    if kind == "call_out":
-        return f"to {outputs.get('to')}" if outputs.get("to") else ""
-    if kind == "get_input":
-        digits = outputs.get("digits")
-        return f"digits {digits}" if digits else "nothing pressed"
-    if kind == "http_request" and outputs.get("status_code"):  # 0: no response at all
-        return f"HTTP {outputs['status_code']}"
-    return ""
 
 
 def _timer_detail(step) -> str:
