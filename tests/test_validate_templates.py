@@ -88,7 +88,7 @@ def test_compile_defers_only_simple_templates(source):
 def test_not_simple_examples():
     for source in ["{{ true }}", "{{ a | t: k: v }}", "{% if a %}x{% endif %}", "{{- a }}", "{{ a -}}",
                    "{{ a == b }}", "{{ (1..3) }}", "{{ a[b] }}", "{{ 'a\\'b' }}", "{{ a }", "{{ '}}' }}",
-                   "{{ a\n}}", "{{ nil | default: 1 }}"]:
+                   "{{ a\n}}", "{{ nil | default: 1 }}", "{{A.or}}"]:
         assert not is_simple(source), source
 
 
