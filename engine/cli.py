@@ -20,6 +20,17 @@ def _print_diagnostics(diagnostics: list[Diagnostic]) -> None:
         click.echo(str(d), err=True)
 
 
+def _params_file(path: str | None) -> dict:
+    """The --params FILE mapping ({} without one), or exit with one `error:` line."""
+    from engine.load.params_file import ParamsFileError, load_params_file
+
+    try:
+        return load_params_file(path)
+    except ParamsFileError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
 def _parse_payload(pairs: tuple[str, ...], payload_json: str | None) -> dict:
     from engine.events import payload_problems
 
@@ -89,9 +100,13 @@ def main() -> None:
 @click.option("-H", "sip_headers", multiple=True, metavar="NAME=VALUE", help="SIP header of the incoming call.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where to listen for callbacks (with --live).")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port for callbacks (with --live).")
-def run(flow, pairs, payload_json, scenario, as_json, verbose, http_mode, live, public_url, call_from, call_to, sip_headers, host, port):
+@click.option("--params", "params_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Param values (YAML: name -> value, or flow id -> mapping); CALLFLOW_PARAM_<NAME> wins.")
+def run(flow, pairs, payload_json, scenario, as_json, verbose, http_mode, live, public_url, call_from, call_to, sip_headers, host, port,
+        params_file):
     """Run FLOW once on the embedded sandbox and print its trace."""
     from engine.load.build import load_flow
+    from engine.load.params_file import values_for
     from engine.local.run import LocalRun, run_record
     from engine.local.scenario import Scenario, load_scenario
     from engine.local.trace import Tracer
@@ -101,6 +116,7 @@ def run(flow, pairs, payload_json, scenario, as_json, verbose, http_mode, live, 
     except click.BadParameter as e:
         click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(EXIT_BAD_INPUT)
+    file_params = _params_file(params_file)
     try:
         loaded = load_flow(flow)
         behaviour = load_scenario(scenario) if scenario else Scenario()
@@ -128,7 +144,8 @@ def run(flow, pairs, payload_json, scenario, as_json, verbose, http_mode, live, 
     if tracer:
         click.echo(f"run of {loaded.id} on the embedded sandbox: no real call is placed"
                    + ("; http_request nodes make real requests (--http live)" if http_mode == "live" else ""))
-    runner = LocalRun(loaded, behaviour, on_progress=tracer, live_http=http_mode == "live")
+    runner = LocalRun(loaded, behaviour, on_progress=tracer, live_http=http_mode == "live",
+                      params=values_for(loaded, file_params))
     if tracer:
         tracer.elapsed = lambda: runner.simulated
     state = runner.run_inbound(call_from, call_to, headers) if call_from else runner.run(payload)
@@ -145,7 +162,9 @@ def run(flow, pairs, payload_json, scenario, as_json, verbose, http_mode, live, 
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github", "auto"]), default="text",
               show_default=True, help="auto: github inside GitHub Actions ($GITHUB_ACTIONS), else text.")
 @click.option("--strict", is_flag=True, help="Warnings fail too.")
-def validate(paths, fmt, strict):
+@click.option("--params", "params_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also check every declared param gets a value from FILE (or the environment): YAML name -> value, or flow id -> mapping.")
+def validate(paths, fmt, strict, params_file):
     """Check flow files and folders offline; print every diagnostic."""
     import os
 
@@ -155,7 +174,8 @@ def validate(paths, fmt, strict):
     if fmt == "auto":  # pre-commit hooks run in terminals and in CI alike
         fmt = "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text"
 
-    diagnostics, checked = validate_paths([Path(p) for p in paths])
+    file_params = _params_file(params_file)
+    diagnostics, checked = validate_paths([Path(p) for p in paths], file_params if params_file else None)
     out = format_diagnostics(diagnostics, fmt, checked)
     if out:
         click.echo(out)
@@ -298,12 +318,15 @@ def graph(flow, fmt, output):
               help="Fail when a flow's cases take less than PERCENT of its routed outcomes (implies --coverage).")
 @click.option("-k", "patterns", multiple=True, metavar="PATTERN",
               help="Run only cases whose flow/case label contains PATTERN (or matches it as a glob: *, ?).")
-def test_command(paths, update, show_coverage, min_coverage, patterns):
+@click.option("--params", "params_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Param values (YAML: name -> value, or flow id -> mapping); CALLFLOW_PARAM_<NAME> wins.")
+def test_command(paths, update, show_coverage, min_coverage, patterns, params_file):
     """Run the flow test cases (<flow>.test.yaml) found under PATHS: simulated calls, no network."""
     from engine.local.flowtest import run_tests
 
     sys.exit(run_tests([Path(p) for p in paths], update=update, show_coverage=show_coverage,
-                       patterns=patterns, min_coverage=min_coverage, echo=click.echo))
+                       patterns=patterns, min_coverage=min_coverage, echo=click.echo,
+                       file_params=_params_file(params_file)))
 
 
 @main.command()

@@ -110,5 +110,8 @@ UNKNOWN_VARIABLE = _define("unknown-variable", "error", "a template variable tha
 UNKNOWN_OUTPUT = _define("unknown-output", "error", "a field the node type never outputs")
 NEVER_SET = _define("never-set", "error", "a read of a node that cannot have run before the reader")
 MAYBE_UNSET = _define("maybe-unset", "warning", "a read of a node that runs before the reader on some paths only")
+UNDECLARED_PARAM = _define("undeclared-param", "error", "a template reads `params.name` the flow does not declare")
+MISSING_PARAM = _define("missing-param", "error",
+                        "with --params: a declared param with no default and no value given")
 UNDECLARED_PAYLOAD_KEY = _define("undeclared-payload-key", "warning",
                                  "a payload key neither in the trigger's payload nor in its required keys")

@@ -47,6 +47,7 @@ from engine.node import (
     Send,
     SetTimer,
 )
+from engine.params import Redactor
 from engine.plivoxml import MAX_BYTES as MAX_DOCUMENT_BYTES
 from engine.plivoxml import element, render_fragment
 from engine.state import Call, RunState, Step, Waiting, WaitReason
@@ -67,16 +68,27 @@ class Executor(CallEvents):
     `env` says where callbacks and the provider API are; `clock` gives the time steps are
     stamped with (the tests and flow tests pass a fake one)."""
 
-    def __init__(self, flow: Flow, env: RunEnvironment | None = None, clock: Callable[[], float] = time.time):
+    def __init__(self, flow: Flow, env: RunEnvironment | None = None, clock: Callable[[], float] = time.time,
+                 params: dict | None = None):
         self.flow = flow
         self.env = env or RunEnvironment()
         self.clock = clock
+        # Param values render into effects; whatever goes into the state is redacted first
+        # (`_keep`), so a secret reaches the request and never the record.
+        self.params = dict(params or {})
+        self.redactor = Redactor.of(flow.params, self.params)
+        self._keep = self.redactor.redact
+
+    def context(self, spec: NodeSpec, state: RunState, seq: int) -> Context:
+        """What node `spec` sees at step `seq` of the run."""
+        return Context(spec, state, self.env, seq, self.params)
 
     # -- entry points ---------------------------------------------------------------------------
     def new_run(self, run_id: str) -> RunState:
         """A fresh state; the first event (Trigger or InboundCall) starts it."""
         now = self.clock()
-        return RunState(run_id=run_id, flow_id=self.flow.id, created_at=now, updated_at=now)
+        return RunState(run_id=run_id, flow_id=self.flow.id, created_at=now, updated_at=now,
+                        flow_revision=self.flow.revision)
 
     def advance(self, state: RunState, event: Event) -> Effects:
         """Apply `event` to `state` (in place) and return the effects to perform, in order.
@@ -120,9 +132,9 @@ class Executor(CallEvents):
             state.call = Call(spec.name, 0, up=True, uuid=event.params.get("CallUUID", ""))
             state.pending_xml, state.answering = [], f"0:{CallbackKind.ANSWER}"
         now = self.clock()
-        state.steps.append(Step(spec.name, spec.type, first.outcome, now, now, first.error))
+        state.steps.append(Step(spec.name, spec.type, first.outcome, now, now, self._keep(first.error)))
         state.path.append(spec.name)
-        state.variables[spec.name] = first.outputs
+        state.variables[spec.name] = self._keep(first.outputs)
         self._walk(state, spec.next.get(first.outcome), effects)
 
     def _on_response(self, state: RunState, event: Response, effects: list) -> bool:
@@ -131,9 +143,9 @@ class Executor(CallEvents):
                 or (event.seq is not None and event.seq != waiting.seq):
             return False  # a response nobody waits for (late, or replayed after a crash): nothing to do
         if event.attempts and state.requests:  # the record shows each attempt of a refused request
-            state.requests[-1]["attempts"] = [dict(a) for a in event.attempts]
+            state.requests[-1]["attempts"] = [self._keep(dict(a)) for a in event.attempts]
         if state.requests:  # a run waits on one request at a time: the last one sent
-            state.requests[-1]["response"] = event.summary()
+            state.requests[-1]["response"] = self._keep(event.summary())
         self._resume(state, waiting, event, effects)
         return True
 
@@ -168,7 +180,7 @@ class Executor(CallEvents):
         spec = self.flow.nodes[waiting.node]
         seq = waiting.seq
         try:
-            action = spec.node_type.resume(Context(spec, state, self.env, seq), event)
+            action = spec.node_type.resume(self.context(spec, state, seq), event)
         except NodeFailed as e:
             self._walk(state, self._fail_node(state, spec, seq, str(e), effects), effects)
             return
@@ -205,7 +217,7 @@ class Executor(CallEvents):
             state.steps.append(Step(name, spec.type, None, self.clock()))
             state.path.append(name)
             try:
-                action = spec.node_type.run(Context(spec, state, self.env, seq))
+                action = spec.node_type.run(self.context(spec, state, seq))
             except NodeFailed as e:
                 name = self._fail_node(state, spec, seq, str(e), effects)
                 continue
@@ -220,35 +232,36 @@ class Executor(CallEvents):
         """Do what the node asked; the next node's name, None (the path ends) or WAIT."""
         step = state.steps[seq]
         kind = type(action)
+        keep = self._keep
         if kind is Next or kind is AddVerb:
             if kind is AddVerb:
-                state.pending_xml.append(render_fragment(action.element))
+                state.pending_xml.append(keep(render_fragment(action.element)))
             if action.outputs is not None:
-                state.variables[spec.name] = action.outputs
+                state.variables[spec.name] = keep(action.outputs)
             step.outcome, step.ended_at = action.outcome, self.clock()
             if kind is Next and action.error:
-                step.error = action.error
+                step.error = keep(action.error)
             return spec.next.get(action.outcome) if action.outcome else None
         if kind is Send:
             req = replace(action.request, seq=seq)  # its Response must name the step it answers
-            state.requests.append(req.recorded(spec.name))
+            state.requests.append(keep(req.recorded(spec.name)))
             effects.append(req)
             self._wait(state, spec.name, seq, WaitReason.RESPONSE)
             return _Pause.WAIT
         if kind is AwaitCall:
             if action.outputs is not None:
-                state.variables[spec.name] = action.outputs
+                state.variables[spec.name] = keep(action.outputs)
             state.call = Call(spec.name, seq, legs=action.legs)
             self._wait(state, spec.name, seq, WaitReason.CALL)
             return _Pause.WAIT
         if kind is Listen:
-            state.pending_xml.extend(render_fragment(el) for el in action.elements)
+            state.pending_xml.extend(keep(render_fragment(el)) for el in action.elements)
             self._serve(state, effects)
             if not state.finished:
                 self._wait(state, spec.name, seq, WaitReason.INPUT)
             return _Pause.WAIT
         if kind is EndCall:
-            state.pending_xml.append(render_fragment(action.element))
+            state.pending_xml.append(keep(render_fragment(action.element)))
             step.ended_at = self.clock()
             return None
         if kind is SetTimer:
@@ -287,7 +300,7 @@ class Executor(CallEvents):
 
     def _fail_node(self, state: RunState, spec: NodeSpec, seq: int, message: str, effects: list) -> str | None:
         step = state.steps[seq]
-        step.ended_at, step.error = self.clock(), message
+        step.ended_at, step.error = self.clock(), self._keep(message)
         if spec.error is not None:
             step.outcome = "error"
             return spec.error
@@ -295,6 +308,7 @@ class Executor(CallEvents):
         return None
 
     def _fail_run(self, state: RunState, message: str, effects: list) -> None:
+        message = self._keep(message)
         state.status, state.error, state.waiting = "failed", message, None
         if state.pending_xml is not None:  # end the call rather than leave the caller in silence
             state.pending_xml.append(render_fragment(element("Hangup")))

@@ -13,6 +13,7 @@ import networkx as nx
 from engine.diagnostics import Diagnostic
 from engine.events import StartEvent
 from engine.node import NodeSpec
+from engine.params import Param
 
 
 @dataclass(slots=True)
@@ -28,6 +29,9 @@ class Flow:
     trigger: str
     graph: nx.DiGraph
     diagnostics: list[Diagnostic] = field(default_factory=list)  # warnings of a valid flow
+    params: dict[str, Param] = field(default_factory=dict)  # declared parameters (`params:`)
+    source: str = ""  # the file's text, kept so any process can rebuild this revision
+    revision: str = ""  # SHA-256 (hex) of the file's bytes: runs finish on the revision they started on
 
     @property
     def trigger_spec(self) -> NodeSpec:

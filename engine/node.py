@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping
 from engine.errors import NodeFailed, ValueInvalid
 from engine.events import Callback, Request, Response, StartEvent, TimerFired
 from engine.fields import Field
+from engine.params import RenderScope
 from engine.plivoxml import Element
 
 if TYPE_CHECKING:
@@ -99,13 +100,15 @@ class Context:
     rendered and coerced, `ctx.callback_url("digits")` a URL whose callback resumes this
     step, `ctx.call` the call the run controls."""
 
-    __slots__ = ("spec", "state", "env", "seq")
+    __slots__ = ("spec", "state", "env", "seq", "params")
 
-    def __init__(self, spec: "NodeSpec", state: "RunState", env: "RunEnvironment", seq: int):
+    def __init__(self, spec: "NodeSpec", state: "RunState", env: "RunEnvironment", seq: int,
+                 params: Mapping | None = None):
         self.spec = spec
         self.state = state
         self.env = env
         self.seq = seq
+        self.params = params  # the flow's param values ({{ params.name }}); never stored in the state
 
     @property
     def name(self) -> str:
@@ -123,7 +126,10 @@ class Context:
             f = self.spec.node_type.fields.get(key)
             return f.default if f is not None and f.default is not None else default
         try:
-            return self.spec.node_type.fields[key].resolve(compiled, self.state.variables)
+            variables = self.state.variables
+            if self.params:
+                variables = RenderScope(variables, self.params)
+            return self.spec.node_type.fields[key].resolve(compiled, variables)
         except ValueInvalid as e:
             raise NodeFailed(f"{key}: {e}") from None
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from engine.errors import NodeFailed
 from engine.events import Request
 from engine.executor import Executor
-from engine.node import Context, Send
+from engine.node import Send
 from engine.state import RunState, WaitReason
 
 
@@ -32,11 +32,11 @@ def pending_request(executor: Executor, state: RunState) -> Request | None:
         return None
     scratch = RunState.from_json(state.to_json())  # the node must not touch the stored state
     try:
-        action = spec.node_type.run(Context(spec, scratch, executor.env, waiting.seq))
+        action = spec.node_type.run(executor.context(spec, scratch, waiting.seq))
     except (NodeFailed, ValueError, TypeError):
         return None
     if not isinstance(action, Send):
         return None
     request = replace(action.request, seq=waiting.seq)
-    return request if request.recorded(spec.name) == state.requests[-1] else None
+    return request if executor.redactor.redact(request.recorded(spec.name)) == state.requests[-1] else None
 

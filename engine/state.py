@@ -140,6 +140,7 @@ class RunState:
     error: str | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    flow_revision: str = ""  # the revision of the flow file the run started on (and finishes on)
 
     @property
     def finished(self) -> bool:
@@ -156,6 +157,7 @@ class RunState:
         return {
             "run_id": self.run_id,
             "flow_id": self.flow_id,
+            "flow_revision": self.flow_revision or None,
             "status": self.status,
             "error": self.error,
             "created_at": iso(self.created_at),

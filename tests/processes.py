@@ -42,6 +42,16 @@ def wait_for(predicate, timeout: float = DEADLINE, what: str = "condition", inte
         time.sleep(interval)
 
 
+def reply(handler, status: int, body: bytes, content_type: str | None = "application/json") -> None:
+    """Answer a `BaseHTTPRequestHandler`'s request with `body` (for the tests' small HTTP APIs)."""
+    handler.send_response(status)
+    if content_type:
+        handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:

@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from conftest import CALLFLOW, FLOWS, ROOT
+from processes import reply
 
 SEED = str(FLOWS / "outbound-sip-headers.yaml")
 
@@ -162,15 +163,9 @@ def test_bad_scenario_exits_2(tmp_path):
 class _Orders(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/orders/A1":
-            body = json.dumps({"status": "shipped"}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            reply(self, 200, json.dumps({"status": "shipped"}).encode())
         else:
-            body = b"no such order"
-            self.send_response(404)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+            reply(self, 404, b"no such order", None)
 
     def log_message(self, *args):
         pass

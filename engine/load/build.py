@@ -7,6 +7,7 @@ of diagnostics, all at once, each with a 1-based line:col.
 from __future__ import annotations
 
 import gc
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,15 @@ from engine.load.checks import check_flow
 from engine.load.document import MAX_FLOW_BYTES, Document
 from engine.load.yaml_reader import load_text
 from engine.node import NodeSpec
+from engine.params import PARAM_NAME, Param
 from engine.registry import node_types
 
 SPEC_VERSION = "callflow/v1"
 FLOW_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 NODE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-TOP_KEYS = ("spec", "id", "name", "description", "nodes")
+TOP_KEYS = ("spec", "id", "name", "description", "params", "nodes")
 NODE_KEYS = frozenset({"type", "next", "error"})
+PARAM_KEYS = ("default", "secret", "description")
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
@@ -117,7 +120,14 @@ def _check(text: str | bytes, path: str) -> tuple[Flow | None, list[Diagnostic],
         return None, diagnostics, doc
     if flow is not None:
         flow.diagnostics = diagnostics
+        flow.revision = revision_of(text)
+        flow.source = text.decode("utf-8") if isinstance(text, bytes) else text
     return flow, diagnostics, doc
+
+
+def revision_of(text: str | bytes) -> str:
+    """A flow's revision: the SHA-256 (hex) of its file's bytes."""
+    return hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()
 
 
 class _Builder:
@@ -159,6 +169,7 @@ class _Builder:
             self.report(("nodes",), codes.WRONG_TYPE, "nodes is a mapping: node name -> node")
             return None
         raw_nodes = raw_nodes or {}
+        params = self.build_params(data.get("params"))
         if "nodes" in data and not raw_nodes:
             self.report(("nodes",), codes.NO_NODES, "the flow has no nodes")
 
@@ -178,17 +189,53 @@ class _Builder:
         for name, spec_ in specs.items():
             self.link(spec_, raw_next[name], known_names)
         graph = self.graph(specs)
-        check_flow(self.doc, specs, graph, triggers[0] if len(triggers) == 1 else None, known_names)
+        check_flow(self.doc, specs, graph, triggers[0] if len(triggers) == 1 else None, known_names, params)
         if has_errors(self.doc.diagnostics) or len(triggers) != 1:
             return None
         return Flow(id=flow_id, name=data.get("name") or flow_id, description=data.get("description") or "",
-                    path=self.doc.path, nodes=specs, trigger=triggers[0], graph=graph)
+                    path=self.doc.path, nodes=specs, trigger=triggers[0], graph=graph, params=params)
+
+    def build_params(self, raw: Any) -> dict[str, Param]:
+        """`params:` name -> {default, secret, description} (a null entry: no default)."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.report(("params",), codes.WRONG_TYPE, "params is a mapping: name -> {default, secret, description}")
+            return {}
+        params = {}
+        for name, entry in raw.items():
+            path = ("params", name)
+            if not PARAM_NAME.match(str(name)):
+                self.report(path, codes.INVALID_NAME,
+                            f"param name {name!r} must hold only letters, digits and '_' (not first a digit)", key=True)
+                continue
+            entry = {} if entry is None else entry
+            if not isinstance(entry, dict):
+                self.report(path, codes.WRONG_TYPE, f"param {name!r} is a mapping: default, secret, description")
+                continue
+            for key in entry:
+                if key not in PARAM_KEYS:
+                    self.report(path + (key,), codes.UNKNOWN_KEY,
+                                f"unknown key {key!r}{did_you_mean(str(key), PARAM_KEYS)}", key=True)
+            default, secret = entry.get("default"), entry.get("secret", False)
+            if default is not None and not isinstance(default, (str, int, float, bool)):
+                self.report(path + ("default",), codes.WRONG_TYPE, "a param's default is text, a number or true/false")
+            if not isinstance(secret, bool):
+                self.report(path + ("secret",), codes.WRONG_TYPE, "secret is true or false")
+            if not isinstance(entry.get("description", ""), str):
+                self.report(path + ("description",), codes.WRONG_TYPE, "description must be text")
+            line, col = self.doc.pos(path, key=True)
+            params[name] = Param(name, default, secret is True, str(entry.get("description") or ""), line, col)
+        return params
 
     def build_node(self, name: Any, raw: Any) -> NodeSpec | None:
         path = ("nodes", name)
         if not NODE_NAME.match(str(name)):
             self.report(path, codes.INVALID_NAME,
                         f"node name {name!r} must start with a letter and hold only letters, digits and '_'", key=True)
+        elif name == "params":
+            self.report(path, codes.INVALID_NAME, "'params' is reserved: templates read {{ params.name }} "
+                        "as the flow's parameters; rename the node", key=True)
         if not isinstance(raw, dict):
             self.report(path, codes.WRONG_TYPE, f"node {name!r} must be a mapping with a 'type'")
             return None

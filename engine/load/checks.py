@@ -35,10 +35,13 @@ from engine.templating import templates
 
 
 def check_flow(doc: "Document", specs: dict[str, "NodeSpec"], graph: nx.DiGraph, trigger: str | None,
-               names: set) -> None:
-    """Run every whole-flow check; `trigger` is None when the flow has not exactly one, and
-    `names` holds every node name, including nodes that did not build."""
-    FlowChecks(doc, specs, graph, trigger, names).run()
+               names: set, params=()) -> None:
+    """Run every whole-flow check; `trigger` is None when the flow has not exactly one,
+    `names` holds every node name, including nodes that did not build, `params` the
+    declared parameter names."""
+    checks = FlowChecks(doc, specs, graph, trigger, names)
+    checks.params = frozenset(params)
+    checks.run()
 
 
 class FlowChecks:
@@ -54,6 +57,7 @@ class FlowChecks:
         self.reachable: set[str] = set()
         self.call_states: dict[str, set[bool]] = {}  # node -> call up? as runs can enter it
         self._fast: IndexedGraph | None = None
+        self.params: frozenset[str] = frozenset()
 
     def at(self, path: tuple, index: int | None, code: codes.Code, message: str) -> None:
         """Report at character `index` of the template at `path`."""
@@ -189,6 +193,9 @@ class FlowChecks:
                                 f"unknown Liquid filter {fname!r}{did_you_mean(fname, filters)}")
                 for ref in info.refs:
                     root = ref.segments[0]
+                    if root == "params":
+                        self.check_param_read(path, ref)
+                        continue
                     if root not in names:
                         self.at(path, ref.index, codes.UNKNOWN_VARIABLE,
                                 f"{ref.text}: there is no node named {root!r}" + did_you_mean(str(root), names))
@@ -216,6 +223,15 @@ class FlowChecks:
                         pending.append((path, ref, name, root))
         if pending:
             self.check_order(pending)
+
+    def check_param_read(self, path: tuple, ref) -> None:
+        """`{{ params.name }}` must name a declared param."""
+        name = ref.segments[1] if len(ref.segments) > 1 else None
+        if name is None or name not in self.params:
+            hint = did_you_mean(str(name), self.params) if name is not None else ""
+            declared = ", ".join(sorted(self.params)) or "none"
+            self.at(path, ref.index, codes.UNDECLARED_PARAM,
+                    f"{ref.text}: the flow declares no param {name!r} under params: (declared: {declared}){hint}")
 
     def check_order(self, pending: list) -> None:
         """A node's outputs exist only after it ran: the reader must come after the source on

@@ -82,10 +82,16 @@ def load_paths(paths: list[Path]) -> LoadedFlows:
     return LoadedFlows(flows, sorted(diagnostics, key=sort_key), len(files))
 
 
-def validate_paths(paths: list[Path]) -> tuple[list[Diagnostic], int]:
-    """`callflow validate`: every diagnostic under the paths, and how many files were checked."""
+def validate_paths(paths: list[Path], file_params: dict | None = None) -> tuple[list[Diagnostic], int]:
+    """`callflow validate`: every diagnostic under the paths, and how many files were checked;
+    with `file_params` (--params), also each declared param that gets no value."""
     loaded = load_paths(paths)
-    return loaded.diagnostics, loaded.files
+    if file_params is None:
+        return loaded.diagnostics, loaded.files
+    from engine.load.params_file import missing_diagnostics
+
+    extra = [d for flow in loaded.flows.values() for d in missing_diagnostics(flow, file_params)]
+    return sorted(loaded.diagnostics + extra, key=sort_key), loaded.files
 
 
 def load_folder(folder: Path) -> tuple[dict[str, Flow], list[Diagnostic]]:

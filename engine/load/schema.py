@@ -13,10 +13,21 @@ import json
 from engine.fields import fields_schema
 from engine.load.build import FLOW_ID, NODE_NAME, SPEC_VERSION, TOP_KEYS
 from engine.node import NodeType
+from engine.params import PARAM_NAME
 from engine.registry import node_types
 
 SCHEMA_ID = "https://callflow.dev/schemas/flow-v1.json"
 _NODE_NAME = {"type": "string", "pattern": NODE_NAME.pattern}
+_PARAM = {
+    "type": "object",
+    "description": "A flow parameter; without a default, each environment must give a value.",
+    "properties": {
+        "default": {"type": ["string", "number", "boolean"], "description": "The value when none is given."},
+        "secret": {"type": "boolean", "description": "Shown as *** in run records, traces, logs and the console."},
+        "description": {"type": "string", "description": "What the value is for."},
+    },
+    "additionalProperties": False,
+}
 
 
 def _next_schema(node_type: NodeType) -> dict | None:
@@ -64,7 +75,7 @@ def node_schema(node_type: NodeType) -> dict:
 def flow_schema() -> dict:
     types = node_types()
     names = sorted(types)
-    defs: dict = {"nodeName": _NODE_NAME}
+    defs: dict = {"nodeName": _NODE_NAME, "param": _PARAM}
     for name in names:
         defs[f"node_{name}"] = node_schema(types[name])
     defs["node"] = {
@@ -80,6 +91,11 @@ def flow_schema() -> dict:
                "description": "URL-safe id, unique among loaded flows: lower-case letters, digits and '-'."},
         "name": {"type": "string", "description": "Human-readable name."},
         "description": {"type": "string", "description": "What the flow does."},
+        "params": {"type": "object", "description": "Flow parameters: name -> {default, secret, description}. "
+                                                   "Templates read {{ params.name }}; values come from "
+                                                   "--params FILE and CALLFLOW_PARAM_<NAME>.",
+                   "propertyNames": {"type": "string", "pattern": PARAM_NAME.pattern},
+                   "additionalProperties": {"anyOf": [{"type": "null"}, {"$ref": "#/$defs/param"}]}},
         "nodes": {"type": "object", "description": "Node name -> node. Exactly one trigger.",
                   "propertyNames": _NODE_NAME, "additionalProperties": {"$ref": "#/$defs/node"},
                   "minProperties": 1},

@@ -20,6 +20,7 @@ from typing import Any, Callable
 from engine.diagnostics import Diagnostic, has_errors
 from engine.flow import Flow
 from engine.load.build import check_file
+from engine.load.params_file import values_for
 from engine.local.run import LocalRun
 from engine.local.snapshots import normalise, snapshot, write_snapshots
 from engine.local.testfile import (
@@ -53,11 +54,11 @@ class Result:
         return f"{self.flow}/{self.case}"
 
 
-def run_case(flow: Flow, case: Case) -> Result:
+def run_case(flow: Flow, case: Case, params: dict | None = None) -> Result:
     missing = [] if case.call else flow.missing_payload(case.payload)
     if missing:
         return Result(flow.id, case.name, [f"the payload lacks required key(s) {', '.join(missing)}"])
-    runner = LocalRun(flow, case.scenario)
+    runner = LocalRun(flow, case.scenario, params=params)
     try:
         if case.call:
             state = runner.run_inbound(case.call["from"], case.call["to"], case.call["headers"], run_id=RUN_ID)
@@ -184,7 +185,7 @@ def selector(patterns: tuple[str, ...] | list[str]) -> Callable[[str], bool] | N
     return matches
 
 
-def run_file(path: Path, select: Callable[[str], bool] | None = None) -> FileRun:
+def run_file(path: Path, select: Callable[[str], bool] | None = None, file_params: dict | None = None) -> FileRun:
     tf = parse_test_file(path)
     diagnostics = list(tf.diagnostics)
     if has_errors(diagnostics) or tf.flow_path is None:
@@ -199,7 +200,8 @@ def run_file(path: Path, select: Callable[[str], bool] | None = None) -> FileRun
     if not check_mocks(tf, flow):
         return FileRun(tf, flow, [Result(flow.id, c.name, ["the test file is invalid"]) for c in tf.cases],
                        tf.diagnostics)
-    return FileRun(tf, flow, [run_case(flow, c) for c in tf.cases], diagnostics)
+    params = values_for(flow, file_params or {})
+    return FileRun(tf, flow, [run_case(flow, c, params) for c in tf.cases], diagnostics)
 
 
 def coverage(flow: Flow, results: list[Result]) -> list[str]:
@@ -245,7 +247,7 @@ def _coverage_line(flow: Flow, results: list[Result], minimum: float | None) -> 
 
 def run_tests(paths: list[Path], *, update: bool = False, show_coverage: bool = False,
               patterns: tuple[str, ...] = (), min_coverage: float | None = None,
-              echo: Callable[[str], None] = print) -> int:
+              echo: Callable[[str], None] = print, file_params: dict | None = None) -> int:
     """The `callflow test` command: prints a line per case and a closing count; exit status.
     `patterns` (-k) run only the matching cases; `min_coverage` fails a flow whose cases take
     less than that percentage of its routed outcomes."""
@@ -256,7 +258,7 @@ def run_tests(paths: list[Path], *, update: bool = False, show_coverage: bool = 
     for problem in problems:
         echo(f"error: {problem}")
     for path in files:
-        fr = run_file(path, select)
+        fr = run_file(path, select, file_params)
         for d in fr.diagnostics:
             echo(str(d))
         if update and fr.flow is not None:

@@ -93,7 +93,7 @@ class LocalRun:
 
     def __init__(self, flow: Flow, scenario: Scenario | None = None, *, env: RunEnvironment = SANDBOX_ENV,
                  on_progress: Callable[[RunState, object], None] | None = None,
-                 http: "httpx.Client | None" = None, live_http: bool = False):
+                 http: "httpx.Client | None" = None, live_http: bool = False, params: dict | None = None):
         self.flow = flow
         self.scenario = scenario or Scenario()
         self.env = env
@@ -101,9 +101,11 @@ class LocalRun:
         # digit timeouts), not wall time, so a run with three 5 s timeouts takes 15 s.
         self.started = time.time()
         self.simulated = 0.0  # seconds since the run started, on the simulated calls' clock
-        self.executor = Executor(flow, env, clock=lambda: self.started + self.simulated)
+        self.executor = Executor(flow, env, clock=lambda: self.started + self.simulated, params=params)
         self.sandbox = SandboxCore(self.scenario, auth_id=env.auth_id)
-        self.on_progress = on_progress or (lambda state, item: None)
+        shown = on_progress or (lambda state, item: None)
+        redact = self.executor.redactor.redact  # what the trace shows never holds a secret
+        self.on_progress = (lambda state, item: shown(state, redact(item))) if self.executor.redactor else shown
         self._http = http
         self.live_http = live_http  # real HTTP for unmocked http_request nodes (`--http live`)
         self._calls: list[SimulatedCall] = []
