@@ -240,3 +240,26 @@ def test_a_schema_3_run_waiting_on_a_request_counts_as_sent_after_the_upgrade(tm
         assert run(s.claim(Claim.IN_DOUBT, **kw)) == ["old"]
     finally:
         run(s.close())
+
+
+def test_flow_revisions_are_kept_idempotently_and_a_schema_4_file_gains_the_table(tmp_path):
+    path = str(tmp_path / "runs.db")
+    s = SQLiteStore(path)
+    run(s.create_run(state("r1", status="waiting", waiting=Waiting("Ask", 1, WaitReason.INPUT))))
+    run(s.close())
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE flow_revisions")
+    db.execute("PRAGMA user_version = 4")
+    db.commit()
+    db.close()
+    s = SQLiteStore(path)  # schema 4 -> 5: a new table, the runs untouched
+    try:
+        assert run(s.load_revision("abc")) is None
+        run(s.save_revision("menu", "abc", "spec: callflow/v1\n"))
+        run(s.save_revision("menu", "abc", "spec: callflow/v1\n"))  # idempotent
+        assert run(s.load_revision("abc")) == "spec: callflow/v1\n"
+        assert run(s.load("r1")) is not None
+        assert run(s.unfinished_by_revision()) == {("f", ""): 1}
+    finally:
+        run(s.close())
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 5

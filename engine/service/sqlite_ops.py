@@ -158,3 +158,35 @@ def release(db: sqlite3.Connection, owner: str | None, run_ids: list[str] | None
                           (owner,)).rowcount
     return _by_ids(db, "UPDATE runs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?", (owner,),
                    run_ids)
+
+
+# -- flow revisions (`Store.save_revision`/`load_revision`) ---------------------------------------
+# Version 5 of the schema: the source of each flow revision runs may still need, so that any
+# process (or this one after a reload or a restart) can rebuild the flow a run started on.
+REVISIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS flow_revisions (
+    revision TEXT PRIMARY KEY,
+    flow_id  TEXT NOT NULL,
+    source   TEXT NOT NULL,
+    saved_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+def save_revision(db: sqlite3.Connection, flow_id: str, revision: str, source: str, now: float) -> None:
+    """Idempotent: a revision is its source's hash, so a second save has nothing to change."""
+    db.execute("INSERT OR IGNORE INTO flow_revisions (revision, flow_id, source, saved_at) VALUES (?, ?, ?, ?)",
+               (revision, flow_id, source, now))
+
+
+def load_revision(db: sqlite3.Connection, revision: str) -> str | None:
+    row = db.execute("SELECT source FROM flow_revisions WHERE revision = ?", (revision,)).fetchone()
+    return row[0] if row else None
+
+
+def unfinished_by_revision(db: sqlite3.Connection) -> dict[tuple[str, str], int]:
+    """(flow id, revision) -> how many runs not finished (waiting) started on it; a scan of the
+    waiting runs only (the runs_waiting index)."""
+    rows = db.execute("SELECT flow_id, json_extract(state, '$.flow_revision'), count(*) FROM runs"
+                      " WHERE waiting_for IS NOT NULL GROUP BY 1, 2").fetchall()
+    return {(flow_id, revision or ""): n for flow_id, revision, n in rows}

@@ -22,6 +22,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 
 from engine.errors import Conflict, RunExists, StoreUnavailable, StoreUnusable
 from engine.service import sqlite_ops
@@ -75,7 +76,8 @@ CREATE INDEX IF NOT EXISTS runs_status ON runs (status, id);
 CREATE INDEX IF NOT EXISTS runs_waiting ON runs (waiting_for, updated_at) WHERE waiting_for IS NOT NULL;
 """
 _INDEX_CALL = "CREATE INDEX IF NOT EXISTS runs_call ON runs (call_uuid) WHERE call_uuid IS NOT NULL"
-SCHEMA_VERSION = 4  # 2: call_uuid (inbound hangups find their run); 3: idempotency_keys; 4: leases
+SCHEMA_VERSION = 5  # 2: call_uuid (inbound hangups find their run); 3: idempotency_keys; 4: leases;
+# 5: flow_revisions
 
 
 class _SQLite:
@@ -111,6 +113,7 @@ class _SQLite:
         self.db.execute(_INDEX_CALL)
         self.db.executescript(KEYS_SCHEMA)  # 3 (from 1 or 2: a new table, nothing to move)
         add_lease_columns(self.db)  # 4
+        self.db.executescript(sqlite_ops.REVISIONS_SCHEMA)  # 5 (a new table, nothing to move)
         self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         # One process per file (the lock, `FileLock`): a lease left by an earlier process is void.
         sqlite_ops.release(self.db, None, None)
@@ -364,6 +367,15 @@ class SQLiteStore:
 
     async def find_by_call(self, call_uuid: str, flow_id: str | None = None) -> str | None:
         return await self._call(self._db.find_by_call, call_uuid, flow_id)
+
+    async def save_revision(self, flow_id: str, revision: str, source: str) -> None:
+        await self._call(sqlite_ops.save_revision, self._db.db, flow_id, revision, source, time.time())
+
+    async def load_revision(self, revision: str) -> str | None:
+        return await self._call(sqlite_ops.load_revision, self._db.db, revision)
+
+    async def unfinished_by_revision(self) -> dict[tuple[str, str], int]:
+        return await self._call(sqlite_ops.unfinished_by_revision, self._db.db)
 
     async def close(self) -> None:
         if self._closed:

@@ -49,6 +49,15 @@ Leases and claims (several processes, and one process after a crash):
   is taken over); `release(owner, run_ids=None)` clears them (a graceful stop hands its
   queued work back at once; None: all of them).
 
+Flow revisions (contract section 7: a run finishes on the revision it started on):
+
+* `save_revision(flow_id, revision, source)` keeps a flow file's text under its revision
+  (the SHA-256 of its bytes); idempotent (a second save of one revision changes nothing).
+  The service saves every flow it loads before it starts runs on it;
+* `load_revision(revision)` -> the source, or None: any process rebuilds the flow a run
+  started on, after a reload changed or removed the file, or in a process that never read it;
+* `unfinished_by_revision()` -> {(flow_id, revision): runs still waiting} (`GET /v1/flows`).
+
 The columns the sweeps read are written from the state on every save: `waiting_for`,
 `waiting_seq`, `wake_at` (`Waiting.until` of a TIMER wait), `call_uuid`.
 
@@ -177,6 +186,12 @@ class Store(Protocol):
     async def ping(self) -> None: ...
 
     async def waiting_counts(self, in_doubt_before: float) -> dict[str, int]: ...
+
+    async def save_revision(self, flow_id: str, revision: str, source: str) -> None: ...
+
+    async def load_revision(self, revision: str) -> str | None: ...
+
+    async def unfinished_by_revision(self) -> dict[tuple[str, str], int]: ...
 
     async def close(self) -> None: ...
 
