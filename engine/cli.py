@@ -139,7 +139,8 @@ def run(flow, pairs, payload_json, scenario, as_json, verbose, http_mode, live, 
     if live:
         from engine.service.live import run_live
 
-        sys.exit(run_live(loaded, payload, public_url, as_json, host=host, port=port, echo=click.echo))
+        sys.exit(run_live(loaded, payload, public_url, as_json, host=host, port=port, echo=click.echo,
+                          params=file_params))
     tracer = None if as_json else Tracer(click.echo, verbose=verbose)
     if tracer:
         click.echo(f"run of {loaded.id} on the embedded sandbox: no real call is placed"
@@ -244,11 +245,18 @@ def sandbox(host, port, scenario, auth_id, auth_token):
               "text on a terminal, else JSON).")
 @click.option("--log-level", envvar="CALLFLOW_LOG_LEVEL", type=click.Choice(["debug", "info", "warning", "error"]),
               default="info", show_default=True, help="Least severe log lines shown.")
-def serve(flows_dir, host, port, db, sandbox, scenario, log_format, log_level):
-    """Serve every flow under FLOWS_DIR over HTTP (PHLO-compatible run API, provider callbacks)."""
+@click.option("--params", "params_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Param values (YAML: name -> value, or flow id -> mapping); CALLFLOW_PARAM_<NAME> wins.")
+@click.option("--allow-invalid", is_flag=True, help="Start with the valid flows when some files are invalid "
+              "(reported); by default any invalid file refuses the start.")
+def serve(flows_dir, host, port, db, sandbox, scenario, log_format, log_level, params_file, allow_invalid):
+    """Serve every flow under FLOWS_DIR over HTTP (PHLO-compatible run API, provider callbacks).
+    SIGHUP (or POST /v1/flows/reload) re-reads FLOWS_DIR: all files or nothing."""
     from engine.service.main import serve_main
 
-    sys.exit(serve_main(flows_dir, host, port, db, sandbox, click.echo, log_format, log_level, scenario))
+    file_params = _params_file(params_file)
+    sys.exit(serve_main(flows_dir, host, port, db, sandbox, click.echo, log_format, log_level, scenario,
+                        params=file_params, allow_invalid=allow_invalid, params_path=params_file))
 
 
 @main.command()

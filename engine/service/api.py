@@ -21,6 +21,7 @@ from engine.errors import HttpError, QueueFull
 from engine.events import payload_problems
 from engine.jsontext import loads_json_strict
 from engine.service.auth import authorized
+from engine.service.deploy import flows_listing, reload_flows
 from engine.service.http import MAX_BODY, deny, error, read_body
 from engine.service.readback import readable_json, valid_cursor
 from engine.service.runs import service_of
@@ -136,10 +137,17 @@ async def list_runs(request: HttpRequest):
 async def list_flows(request: HttpRequest):
     if not authorized(request):
         return deny()
-    flows = [{"id": fid, "name": e.flow.name, "valid": True, "nodes": len(e.flow.nodes),
-              "path": e.flow.path, "warnings": len(e.flow.diagnostics), "created_on": e.created_on}
-             for fid, e in sorted(service_of(request).flows.items())]
+    flows = await flows_listing(service_of(request))
     return JSONResponse({"api_id": str(uuid.uuid4()), "flows": flows})
+
+
+async def reload(request: HttpRequest):
+    """POST /v1/flows/reload: re-read FLOWS_DIR in this process; 422 with the diagnostics
+    (line:col) when any file is invalid, and then nothing changed."""
+    if not authorized(request):
+        return deny()
+    result = await reload_flows(service_of(request))
+    return JSONResponse({"api_id": str(uuid.uuid4()), **result.as_dict()}, status_code=200 if result.applied else 422)
 
 
 def parse_payload(raw: bytes) -> dict:

@@ -3,6 +3,7 @@
   POST /v1/account/{auth_id}/phlo/{flow_id}/   run a flow (PHLO runner API, Basic auth)
   GET  /v1/phlo/{flow_id}/                      PHLO-style flow info (the SDK's get())
   GET  /v1/runs/{run_id}, GET /v1/runs, GET /v1/flows   run records and flows (Basic auth)
+  POST /v1/flows/reload                         re-read FLOWS_DIR, all or nothing (Basic auth)
                                                 (engine/service/api.py)
   GET|POST /callbacks/{run_id}/{seq}/{kind}     provider callbacks (X-Plivo-Signature-V3)
   GET|POST /callbacks/inbound/{flow_id}         incoming call: starts a run
@@ -55,6 +56,7 @@ def _routes() -> list[Route]:
         Route("/v1/runs/", api.list_runs, methods=["GET"]),
         Route("/v1/flows", api.list_flows, methods=["GET"]),
         Route("/v1/flows/", api.list_flows, methods=["GET"]),
+        Route("/v1/flows/reload", api.reload, methods=["POST"]),
         Route("/callbacks/inbound/{flow_id}", callbacks.inbound, methods=["GET", "POST"]),
         Route("/health", probes.health, methods=["GET"]),
         Route("/ready", probes.ready, methods=["GET"]),

@@ -33,7 +33,8 @@ POLL_SECONDS = 0.2
 
 
 def run_live(flow: Flow, payload: dict, public_url: str | None, as_json: bool, *, host: str = "127.0.0.1",
-             port: int = 8080, timeout: float = 3600.0, echo: Callable[..., None] = click.echo) -> int:
+             port: int = 8080, timeout: float = 3600.0, echo: Callable[..., None] = click.echo,
+             params: dict | None = None) -> int:
     """Returns the exit code: 0 completed, 1 failed, 2 bad input."""
     if not public_url:
         echo("error: --live needs --public-url (or CALLFLOW_PUBLIC_URL): the address where the provider "
@@ -50,12 +51,13 @@ def run_live(flow: Flow, payload: dict, public_url: str | None, as_json: bool, *
         return 1
     with tempfile.TemporaryDirectory(prefix="callflow-live-") as tmp:
         db = environ.get("CALLFLOW_DB") or str(Path(tmp) / "live.db")
-        return asyncio.run(_main(flow, payload, settings, db, sock, as_json, timeout, echo))
+        return asyncio.run(_main(flow, payload, settings, db, sock, as_json, timeout, echo, params))
 
 
-async def _main(flow, payload, settings, db, sock, as_json, timeout, echo) -> int:
+async def _main(flow, payload, settings, db, sock, as_json, timeout, echo, params=None) -> int:
     store = open_store(db)
-    service = Service({flow.id: flow}, store, Provider(settings.provider, allow_private_http=settings.allow_private_http), settings)
+    service = Service({flow.id: flow}, store, Provider(settings.provider, allow_private_http=settings.allow_private_http),
+                      settings, params=params)
     config = uvicorn.Config(create_app(service), log_level="warning", access_log=False, lifespan="on")
     ready = asyncio.Event()
     server = ReadyServer(config, on_ready=ready.set)

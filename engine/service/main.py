@@ -6,11 +6,14 @@ The ready line (`callflow serving on URL`) is printed once uvicorn accepts conne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
+import signal
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import prometheus_client
@@ -21,6 +24,7 @@ from engine.flow import Flow
 from engine.load.discover import load_folder
 from engine.service import logs
 from engine.service.app import create_app
+from engine.service.deploy import reload_flows, save_revisions
 from engine.service.http import base_url, bind
 from engine.service.limits import HttpLimits, limits_from_env, server_config
 from engine.service.provider import Provider, ProviderConfig
@@ -45,7 +49,8 @@ class ReadyServer(uvicorn.Server):
 
 
 def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bool, echo: Echo,
-               log_format: str | None = None, log_level: str | None = None, scenario: str | None = None) -> int:
+               log_format: str | None = None, log_level: str | None = None, scenario: str | None = None, *,
+               params: dict | None = None, allow_invalid: bool = False, params_path: str | None = None) -> int:
     """`callflow serve`; returns the exit code. `scenario`: the embedded sandbox's (with `sandbox`)."""
     try:
         chosen = logs.configure(log_format or os.environ.get("CALLFLOW_LOG_FORMAT"),
@@ -56,7 +61,7 @@ def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bo
     prometheus_client.disable_created_metrics()  # no `*_created` series beside each counter
     if chosen == "json":  # stderr carries only JSON lines: warnings become events too
         echo = _json_warnings(echo)
-    flows = _load(flows_dir, echo)
+    flows = _load(flows_dir, echo, allow_invalid)
     if flows is None:
         return 2
     world = _scenario(scenario, sandbox, echo)
@@ -77,7 +82,8 @@ def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bo
     _announce(settings, host, environ, echo)
     try:
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            runner.run(_serve(flows, store, settings, sock, base, world if sandbox else None, echo, limits))
+            deploy = Deployment(flows_dir, params or {}, params_path, allow_invalid)
+            runner.run(_serve(flows, store, settings, sock, base, world if sandbox else None, echo, limits, deploy))
     except KeyboardInterrupt:
         pass
     finally:
@@ -105,13 +111,18 @@ def listen(host: str, port: int, echo: Echo) -> socket.socket | None:
         return None
 
 
-def _load(flows_dir: str, echo: Echo) -> dict[str, Flow] | None:
-    """The flows to serve, their diagnostics printed; None when one has an error."""
+def _load(flows_dir: str, echo: Echo, allow_invalid: bool = False) -> dict[str, Flow] | None:
+    """The flows to serve, their diagnostics printed; None when one has an error (unless
+    `allow_invalid`: then the valid ones, the others reported)."""
     flows, diagnostics = load_folder(Path(flows_dir))
     errors = [d for d in diagnostics if d.severity == "error"]
     for d in diagnostics:
         echo(str(d), err=True)
-    if errors:
+    if errors and allow_invalid:
+        broken = sorted({d.path for d in errors})
+        echo(f"warning: {len(broken)} invalid flow file(s) not served (--allow-invalid): {', '.join(broken)}",
+             err=True)
+    elif errors:
         echo(f"error: {len(errors)} error(s) in the flows under {flows_dir}: not serving", err=True)
         return None
     if not flows:
@@ -149,8 +160,18 @@ def _announce(settings: Settings, host: str, environ: dict, echo: Echo) -> None:
              "address the provider can reach", err=True)
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """Where a reload reads from, and whether invalid files are skipped (--allow-invalid)."""
+
+    flows_dir: str
+    params: dict
+    params_path: str | None
+    allow_invalid: bool
+
+
 async def _serve(flows: dict[str, Flow], store: Store, settings: Settings, sock: socket.socket, base: str,
-                 scenario, echo: Echo, limits: HttpLimits) -> None:
+                 scenario, echo: Echo, limits: HttpLimits, deploy: Deployment) -> None:
     """Serve on `sock` (at `base`) until uvicorn exits (a signal), then close the provider,
     the store and the sandbox (`scenario`: the embedded sandbox's; None: no sandbox)."""
     sandbox = scenario is not None
@@ -160,7 +181,11 @@ async def _serve(flows: dict[str, Flow], store: Store, settings: Settings, sock:
              "(use --sandbox for simulated calls)", err=True)
     provider = Provider(settings.provider, max_connections=settings.provider_connections,
                         allow_private_http=settings.allow_private_http)
-    service = Service(flows, store, provider, settings)
+    service = Service(flows, store, provider, settings, params=deploy.params)
+    service.flows_dir, service.params_path, service.allow_invalid = deploy.flows_dir, deploy.params_path, \
+        deploy.allow_invalid
+    await save_revisions(store, flows)  # before any run starts on them
+    _reload_on_sighup(service)
     # log_config=None: uvicorn's records go through our handler (engine/service/logs.py)
     app = create_app(service, sandbox_server.app if sandbox_server else None)
     config = server_config(app, limits, log_level="warning", access_log=False, lifespan="on",
@@ -173,6 +198,20 @@ async def _serve(flows: dict[str, Flow], store: Store, settings: Settings, sock:
         await store.close()
         if sandbox_server is not None:
             await sandbox_server.stop()
+
+
+def _reload_on_sighup(service: Service) -> None:
+    """SIGHUP re-reads FLOWS_DIR (all or nothing; the outcome is logged)."""
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task] = set()
+
+    def hup() -> None:
+        task = loop.create_task(reload_flows(service))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # no signals here (a thread)
+        loop.add_signal_handler(signal.SIGHUP, hup)
 
 
 async def _start_sandbox(settings: Settings, scenario, echo: Echo):

@@ -144,7 +144,7 @@ async def _reconcile_one(service: Service, run_id: str, now: float, grace: float
         return 0, 0
     state = stored.state
     waiting, facts = state.waiting, _call_facts(state)
-    entry = service.flows.get(state.flow_id)
+    entry = await service.flow_of(state)
     if waiting is None or waiting.reason not in CALL_WAITS or facts is None or entry is None \
             or state.updated_at >= now - grace:
         return 0, 0

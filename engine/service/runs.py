@@ -48,8 +48,10 @@ from engine.events import (
 )
 from engine.executor import HANGUP_DOCUMENT, Effects, Executor
 from engine.flow import Flow
+from engine.load.params_file import values_for
 from engine.node import RunEnvironment
 from engine.resend import pending_request
+from engine.service.deploy import Revisions, flow_for_run
 from engine.service.observe import Observer, ended_steps
 from engine.service.settings import Settings
 from engine.service.store import (
@@ -74,11 +76,13 @@ _EVENT_NAMES = {Callback: "callback", Response: "response", Expired: "expired", 
 
 @dataclass
 class LoadedFlow:
-    """A flow as the service serves it: its executor, and when its file last changed."""
+    """A flow as the service serves it: its executor, when its file last changed, and when
+    this process loaded this revision."""
 
     flow: Flow
     executor: Executor
     created_on: str
+    loaded_at: str = ""
 
 
 class RunLocks:
@@ -131,13 +135,18 @@ class Service:
     """Drives runs: the store is the truth, the executor decides, the provider performs."""
 
     def __init__(self, flows: dict[str, Flow], store: Store, provider, settings: Settings,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, params: dict | None = None):
         self.settings = settings
         self.env = RunEnvironment(public_url=settings.public_url, api_url=settings.provider.api_url,
                                   auth_id=settings.provider.auth_id or "MAXXXXXXXXXXXXXXXXXX")
         self.clock = clock
-        self.flows = {fid: LoadedFlow(f, Executor(f, self.env, clock), _mtime_iso(f.path))
-                      for fid, f in flows.items()}
+        # Deploys (engine/service/deploy.py): the parameters file's values, where a reload
+        # reads from, and the older revisions runs still finish on.
+        self.param_file_values = params or {}
+        self.flows_dir, self.params_path, self.allow_invalid = ".", None, False
+        self.reload_lock = asyncio.Lock()
+        self.revisions = Revisions()
+        self.flows = {fid: self.loaded(f) for fid, f in flows.items()}
         self.store = store
         self.provider = provider
         self.locks = RunLocks()
@@ -151,6 +160,15 @@ class Service:
         self.unanswered = 0  # runs whose requests this process performs in the background
         self.stopping = False  # set by `drain`: nothing more is handed to a connection
         self.handed_back = 0  # requests taken back unsent
+
+    def loaded(self, flow: Flow) -> LoadedFlow:
+        """`flow` ready to serve, with the param values this deployment gives it."""
+        executor = Executor(flow, self.env, self.clock, params=values_for(flow, self.param_file_values))
+        return LoadedFlow(flow, executor, _mtime_iso(flow.path), iso(time.time()))
+
+    async def flow_of(self, state: RunState) -> LoadedFlow | None:
+        """The flow `state`'s run goes on with: the revision it started on."""
+        return await flow_for_run(self, state)
 
     def lease(self) -> Lease:
         """This process's hold on a run it is about to work on outside a request handler."""
@@ -257,7 +275,7 @@ class Service:
         try:
             async with self.locks.hold(run_id):
                 stored = await self.store.load(run_id)
-                entry = self.flows.get(stored.state.flow_id) if stored is not None else None
+                entry = await self.flow_of(stored.state) if stored is not None else None
                 if entry is None or stored.state.waiting is None:
                     return
                 request = pending_request(entry.executor, stored.state)
@@ -312,7 +330,7 @@ class Service:
             if stored is None:
                 return HANGUP_DOCUMENT
             flow_id = stored.state.flow_id
-            entry = self.flows.get(flow_id)
+            entry = await self.flow_of(stored.state)
             if entry is None:
                 return HANGUP_DOCUMENT
             opened = _open_steps(stored.state)

@@ -65,7 +65,7 @@ async def sweep(service: Service) -> int:
             waiting = state.waiting
             if waiting is None or waiting.reason is not WaitReason.RESPONSE or state.updated_at >= cutoff:
                 continue
-            entry = service.flows.get(state.flow_id)
+            entry = await service.flow_of(state)
             if entry is None:
                 continue
             logger.warning("run %s: request of node %s in doubt for %g s: not resent, taking failed",
@@ -92,7 +92,7 @@ async def expire_stale(service: Service) -> int:
             stored = await service.store.load(run_id)
             if stored is None or stored.state.updated_at >= cutoff:
                 continue
-            entry = service.flows.get(stored.state.flow_id)
+            entry = await service.flow_of(stored.state)
             if entry is None:
                 continue
             logger.warning("run %s: no callback for %g s; giving up", run_id, limit)

@@ -63,7 +63,7 @@ async def _fire(service: Service, run_id: str) -> bool:
         waiting = state.waiting
         if waiting is None or waiting.reason is not WaitReason.TIMER or (waiting.until or 0) > service.clock():
             return False  # fired already (another process, an earlier tick), or not due yet
-        entry = service.flows.get(state.flow_id)
+        entry = await service.flow_of(state)
         if entry is None:
             return False
         state, version, effects = await service.advance(entry, stored, TimerFired(waiting.seq))

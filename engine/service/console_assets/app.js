@@ -640,6 +640,8 @@
     replace(meta,
       h("dl", {class: "facts"},
         h("dt", {}, "Flow"), h("dd", {}, h("a", {href: page("flows", r.flow_id)}, r.flow_id)),
+        r.flow_revision ? h("dt", {}, "Revision") : null,
+        r.flow_revision ? h("dd", {title: r.flow_revision}, code(r.flow_revision.slice(0, 12))) : null,
         h("dt", {}, "Started"), h("dd", {}, clock(r.created_at)),
         h("dt", {}, finished(r.status) ? "Took" : "Running for"), h("dd", {}, duration(span(r.created_at, end))),
         h("dt", {}, "Steps"), h("dd", {}, String(r.steps.length))),
