@@ -202,3 +202,38 @@ def test_a_secret_param_reaches_the_request_and_no_byte_of_any_output(served, tm
     stored = [p.read_bytes().decode("latin-1") for p in tmp_path.glob("runs.db*")]
     for out in [*outputs, s.log(), *stored]:
         assert SECRET not in out
+
+
+def test_the_console_run_page_names_the_revision_and_never_shows_the_secret(served, tmp_path, api):  # noqa: F811
+    import test_console_browser as console
+    from test_params import FLOW
+
+    if console._why_no_browser():
+        pytest.skip(console._why_no_browser())
+    (tmp_path / "flows" / "lookup.yaml").write_text(FLOW)
+    (tmp_path / "prod.yaml").write_text(f"base_url: {api}\napi_key: {SECRET}\n")
+    s = served("--params", str(tmp_path / "prod.yaml"))
+    run_id = httpx.post(f"{s.url}/v1/account/{AUTH[0]}/phlo/lookup/", json={}, auth=AUTH, timeout=10).json()["api_id"]
+    browser = next(console.browser.__wrapped__(tmp_path_factory=_Factory(tmp_path)))
+    try:
+        basic = httpx.BasicAuth(*AUTH)._auth_header
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"Authorization": basic}})
+        console.open_console(browser, s, f"#/runs/{run_id}")
+        wait_for(lambda: console.run_status(browser) == "completed", what="the run page")
+        page = browser.page_source
+        assert "Revision" in page and revision(FLOW)[:12] in page
+        assert "key=***" in page and SECRET not in page
+    finally:
+        browser.quit()
+
+
+class _Factory:
+    """What the console tests' browser fixture asks of pytest's tmp_path_factory."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def mktemp(self, name):
+        path = self.root / name
+        path.mkdir()
+        return path
