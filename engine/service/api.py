@@ -38,9 +38,9 @@ async def run_flow(request: HttpRequest):
         return deny()
     service = service_of(request)
     flow_id = request.path_params["flow_id"]
-    entry = service.flows.get(flow_id)
     try:
         raw = await read_body(request, MAX_BODY)
+        entry = service.flows.get(flow_id)  # after the await: a reload may have removed it meanwhile
         if entry is None:
             return error(404, f"no flow with id {flow_id!r}")
         payload = parse_payload(raw)
