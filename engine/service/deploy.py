@@ -24,7 +24,7 @@ from engine.diagnostics import Diagnostic
 from engine.flow import Flow
 from engine.load.build import check_text
 from engine.load.discover import load_folder
-from engine.load.params_file import ParamsFileError, load_params_file
+from engine.load.params_file import ParamsFileError, load_params_file, values_for
 from engine.state import RunState
 
 logger = logging.getLogger("callflow.server")
@@ -130,12 +130,11 @@ async def reload_flows(service) -> ReloadResult:
 
 
 def _swap(service, flows: dict[str, Flow], params: dict, result: ReloadResult) -> None:
-    same_params = params == service.param_file_values
     service.param_file_values = params
     fresh = {}
     for fid, flow in flows.items():
         old = service.flows.get(fid)
-        if old is not None and old.flow.revision == flow.revision and same_params:
+        if old is not None and old.flow.revision == flow.revision and old.executor.params == values_for(flow, params):
             fresh[fid] = old
             continue
         fresh[fid] = service.loaded(flow)

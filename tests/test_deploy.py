@@ -1,0 +1,75 @@
+"""engine/service/deploy.py in process: what a reload keeps, replaces and refuses."""
+
+from __future__ import annotations
+
+import asyncio
+
+from test_deploy_e2e import MENU
+from test_server import FakeProvider
+
+from engine.load.discover import load_folder
+from engine.service.deploy import reload_flows
+from engine.service.provider import ProviderConfig
+from engine.service.runs import Service
+from engine.service.settings import Settings
+from engine.service.sqlite_store import SQLiteStore
+from engine.state import RunState
+
+PARAMS_FLOW = MENU.replace("id: menu", "id: hello").replace(
+    "nodes:", "params:\n  greeting: {default: Hi}\nnodes:").replace("WORD prompt", "{{ params.greeting }}")
+
+
+def service_on(tmp_path, allow_invalid=False) -> Service:
+    flows, _ = load_folder(tmp_path / "flows")
+    settings = Settings(auth_id="MATRIGGERAPIACCOUNT1", auth_token="t", public_url="https://x.example.com",
+                        provider=ProviderConfig("MAPROVIDERACCOUNT001", "p", "https://api.example.com"))
+    service = Service(flows, SQLiteStore(str(tmp_path / "runs.db")), FakeProvider(), settings)
+    service.flows_dir, service.params_path, service.allow_invalid = str(tmp_path / "flows"), str(tmp_path / "p.yaml"), \
+        allow_invalid
+    return service
+
+
+def test_allow_invalid_keeps_the_running_revision_of_a_file_that_broke_and_params_rebuild(tmp_path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "menu.yaml").write_text(MENU.replace("WORD", "Old"))
+    (tmp_path / "flows" / "hello.yaml").write_text(PARAMS_FLOW)
+    (tmp_path / "p.yaml").write_text("greeting: Hello\n")
+
+    async def main():
+        service = service_on(tmp_path, allow_invalid=True)
+        try:
+            menu, hello = service.flows["menu"], service.flows["hello"]
+            (tmp_path / "flows" / "menu.yaml").write_text("spec: callflow/v1\nid: menu\nnodes: {}\n")
+            (tmp_path / "p.yaml").write_text("greeting: Bonjour\n")
+            result = await reload_flows(service)
+            assert result.applied and result.changed == ["hello"] and not result.removed
+            assert service.flows["menu"] is menu  # broken file: the running revision stays
+            assert service.flows["hello"] is not hello and service.flows["hello"].executor.params == \
+                {"greeting": "Bonjour"}
+            old = RunState("r", "hello", flow_revision=hello.flow.revision)
+            assert await service.flow_of(old) is not None  # new params, same revision: the current entry
+            (tmp_path / "p.yaml").write_text("greeting: [not, a, scalar]\n")
+            refused = await reload_flows(service)
+            assert not refused.applied and "a param value is text" in refused.error
+            assert service.flows["hello"].executor.params == {"greeting": "Bonjour"}
+        finally:
+            await service.store.close()
+
+    asyncio.run(main())
+
+
+def test_a_run_whose_revision_is_unknown_goes_on_with_the_current_flow(tmp_path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "menu.yaml").write_text(MENU.replace("WORD", "Old"))
+
+    async def main():
+        service = service_on(tmp_path)
+        try:
+            current = service.flows["menu"]
+            assert await service.flow_of(RunState("a", "menu")) is current  # stored before revisions
+            assert await service.flow_of(RunState("b", "menu", flow_revision="f" * 64)) is current
+            assert await service.flow_of(RunState("c", "gone", flow_revision="f" * 64)) is None
+        finally:
+            await service.store.close()
+
+    asyncio.run(main())
