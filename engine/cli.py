@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -102,13 +103,14 @@ def main() -> None:
 @click.option("--port", default=8080, show_default=True, type=int, help="Port for callbacks (with --live).")
 @click.option("--params", "params_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Param values (YAML: name -> value, or flow id -> mapping); CALLFLOW_PARAM_<NAME> wins.")
+@click.option("--now", metavar="TIME", help="Fix the run's clock: ISO 8601 with offset (2026-12-24T16:00:00-05:00).")
 def run(flow, pairs, payload_json, scenario, as_json, verbose, http_mode, live, public_url, call_from, call_to, sip_headers, host, port,
-        params_file):
+        params_file, now):
     """Run FLOW once on the embedded sandbox and print its trace."""
     from engine.load.build import load_flow
     from engine.load.params_file import values_for
     from engine.local.run import LocalRun, run_record
-    from engine.local.scenario import Scenario, load_scenario
+    from engine.local.scenario import Scenario, load_scenario, parse_now
     from engine.local.trace import Tracer
 
     try:
@@ -128,9 +130,16 @@ def run(flow, pairs, payload_json, scenario, as_json, verbose, http_mode, live, 
     except click.BadParameter as e:
         click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    if call_from and live:
-        click.echo("error: --call-from simulates an incoming call; it cannot be combined with --live", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+    for option, given in (("--call-from", call_from), ("--now", now)):
+        if given and live:
+            click.echo(f"error: {option} is for runs on the embedded sandbox; it cannot be combined with --live", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+    if now:
+        instant = parse_now(now)
+        if isinstance(instant, str):
+            click.echo(f"error: --now: {instant}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        behaviour = replace(behaviour, now=instant)
     missing = [] if call_from else loaded.missing_payload(payload)
     if missing:
         click.echo(f"error: the run request must supply {', '.join(missing)} (required by {loaded.trigger})",

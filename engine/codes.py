@@ -85,6 +85,9 @@ CONFLICTING_KEYS = _define("conflicting-keys", "error", "two keys that exclude e
 INVALID_REGEX = _define("invalid-regex", "error", "a branch regular expression that does not compile")
 NOT_A_NUMBER = _define("not-a-number", "error", "a numeric comparison whose operand is not a number")
 DUPLICATE_OUTCOME = _define("duplicate-outcome", "error", "two branch conditions with the same name")
+UNKNOWN_TIMEZONE = _define("unknown-timezone", "error", "a time zone that is not an IANA name")
+INVALID_HOURS = _define("invalid-hours", "error", "business hours with a bad day, range of hours or date")
+OVERLAPPING_HOURS = _define("overlapping-hours", "error", "two ranges of business hours that overlap on a day")
 
 # -- SIP headers -------------------------------------------------------------------------------
 SIP_HEADER_PREFIX = _define("sip-header-prefix", "error", "a SIP header name written with the X-PH- prefix")

@@ -19,6 +19,8 @@ SCENARIO_SCHEMA_ID = "https://callflow.dev/schemas/scenario-v1.json"
 
 _SECONDS = {"type": "number", "minimum": 0}
 _DIGITS_ITEM = {"type": ["string", "integer"]}
+_NOW = {"type": "string", "format": "date-time",
+        "description": "Fix the run's clock: ISO 8601 with its offset, e.g. 2026-12-24T16:00:00-05:00."}
 
 
 def _object(properties: dict, description: str, required: tuple = ()) -> dict:
@@ -82,7 +84,8 @@ def scenario_schema() -> dict:
                                   "The first requests to each provider API refused (429, 503...), then as usual."),
                    "numbers": {"type": "object", "additionalProperties": {"type": "string"},
                                "description": "Incoming calls (POST /sandbox/inbound): number dialled -> a flow "
-                                              "id (served by serve --sandbox) or the answer URL."}},
+                                              "id (served by serve --sandbox) or the answer URL."},
+                   "now": _NOW},
                   "How the sandbox's simulated callees behave, and mocked HTTP responses."),
         "$defs": _defs(),
     }
@@ -126,6 +129,7 @@ def flow_test_schema() -> dict:
         "destinations": {"$ref": "#/$defs/destinations"},
         "http": {"$ref": "#/$defs/httpMocks"},
         "scenario": {"type": "string", "description": "A scenario file, relative to this file."},
+        "now": _NOW,
         "expect": _expect_schema(),
     }
     return {

@@ -99,7 +99,7 @@ class LocalRun:
         self.env = env
         # Simulated time: the executor's clock is the simulated calls' clock (ringing, speech,
         # digit timeouts), not wall time, so a run with three 5 s timeouts takes 15 s.
-        self.started = time.time()
+        self.started = time.time() if self.scenario.now is None else self.scenario.now  # `now:` fixes it
         self.simulated = 0.0  # seconds since the run started, on the simulated calls' clock
         self.executor = Executor(flow, env, clock=lambda: self.started + self.simulated, params=params)
         self.sandbox = SandboxCore(self.scenario, auth_id=env.auth_id)

@@ -4,6 +4,7 @@ responses for http_request nodes when a run should not touch the network."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from engine import codes
@@ -19,7 +20,7 @@ SMS_RESULTS = ("sent", "failed")
 HTTP_MOCK_KEYS = ("status", "json", "body", "headers", "error")
 DROPPABLE = ("ring", "answer", "hangup", "action", "redirect")  # callbacks a behaviour may lose
 APIS = ("Call", "Message")
-_TOP_KEYS = ("default", "destinations", "http", "api", "numbers")
+_TOP_KEYS = ("default", "destinations", "http", "api", "numbers", "now")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Scenario:
     # Incoming calls (POST /sandbox/inbound): number dialled -> the answer URL of the
     # application it belongs to, or a flow id (served by the `serve --sandbox` it is in).
     numbers: dict = field(default_factory=dict)
+    now: float | None = None  # the run's clock starts here (epoch seconds), else at the real time
 
     def behaviour_for(self, destination: str) -> Behaviour:
         return self.destinations.get(destination, self.default)
@@ -116,9 +118,10 @@ def parse_scenario(text: str | bytes, path: str = "<scenario>") -> Scenario:
         mocks[node] = parse_http_mock(doc, ("http", node), spec)
     api = parse_api(doc, data.get("api"))
     numbers = parse_numbers(doc, data.get("numbers"))
+    now = parse_now_at(doc, ("now",), data["now"]) if "now" in data else None
     if doc.diagnostics:
         raise FlowInvalid(doc.diagnostics)
-    return Scenario(default=default, destinations=destinations, http=mocks, api=api, numbers=numbers)
+    return Scenario(default=default, destinations=destinations, http=mocks, api=api, numbers=numbers, now=now)
 
 
 def parse_numbers(doc, raw) -> dict:
@@ -140,6 +143,33 @@ def parse_numbers(doc, raw) -> dict:
             continue
         numbers[str(number)] = target
     return numbers
+
+
+def parse_now(value) -> float | str:
+    """`now: "2026-12-24T16:00:00-05:00"` (ISO 8601 with its UTC offset) -> epoch seconds, or
+    what is wrong. An offset is required: a time without one means a different instant on
+    every machine."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return f"{value!r} is not a time: write ISO 8601 with its offset, e.g. 2026-12-24T16:00:00-05:00"
+    else:
+        return "now is a time: ISO 8601 with its offset, e.g. 2026-12-24T16:00:00-05:00"
+    if moment.tzinfo is None:
+        return f"{value!s} has no UTC offset: add one (-05:00, +01:00, Z)"
+    return moment.timestamp()
+
+
+def parse_now_at(doc, path, value) -> float | None:
+    """`parse_now`, its problem reported at `path` of `doc`."""
+    now = parse_now(value)
+    if isinstance(now, str):
+        doc.diag(path, codes.WRONG_TYPE, now)
+        return None
+    return now
 
 
 def parse_api(doc, raw) -> dict:

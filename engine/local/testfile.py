@@ -28,13 +28,14 @@ from engine.local.scenario import (
     load_scenario,
     parse_behaviour,
     parse_http_mock,
+    parse_now_at,
 )
 from engine.scalar_fields import phone_problem
 
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
 CASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOP_KEYS = ("flow", "description", "cases")
-CASE_KEYS = ("description", "payload", "call", "callee", "destinations", "http", "scenario", "expect")
+CASE_KEYS = ("description", "payload", "call", "callee", "destinations", "http", "scenario", "now", "expect")
 CALL_KEYS = ("from", "to", "headers")
 EXPECT_KEYS = ("status", "error", "path", "requests", "documents", "variables")
 STATUSES = ("completed", "failed", "waiting", "running")
@@ -171,7 +172,8 @@ def _parse_case(doc: Document, file_path: Path, name: str, raw: Any) -> Case | N
     expect = raw.get("expect")
     if expect is not None:
         _check_expect(doc, cpath + ("expect",), expect)
-    return Case(name, dict(payload), Scenario(default=default, destinations=destinations, http=mocks),
+    now = parse_now_at(doc, cpath + ("now",), raw["now"]) if "now" in raw else base.now
+    return Case(name, dict(payload), Scenario(default=default, destinations=destinations, http=mocks, now=now),
                 expect if isinstance(expect, dict) else None, cpath, _incoming(doc, cpath, raw))
 
 
