@@ -43,6 +43,7 @@ from engine.node import (
     Listen,
     Next,
     NodeSpec,
+    Repeat,
     RunEnvironment,
     Send,
     SetTimer,
@@ -264,6 +265,10 @@ class Executor(CallEvents):
             state.pending_xml.append(keep(render_fragment(action.element)))
             step.ended_at = self.clock()
             return None
+        if kind is Repeat:  # the same node again, as a new step (the record shows each attempt)
+            state.variables[spec.name] = action.outputs
+            step.outcome, step.ended_at, step.error = "again", self.clock(), action.note
+            return spec.name
         if kind is SetTimer:
             self._wait(state, spec.name, seq, WaitReason.TIMER, until=self.clock() + action.seconds)
             return _Pause.WAIT

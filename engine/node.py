@@ -90,7 +90,17 @@ class SetTimer:
     seconds: float
 
 
-Action = Next | AddVerb | Listen | EndCall | Send | AwaitCall | SetTimer
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    """Run this node again, as a new step (a menu asking again after no input or a wrong
+    key): this step ends with the outcome `again` and `note` says why; `outputs` are what
+    the next attempt reads (ctx.state.variables[ctx.name])."""
+
+    outputs: dict
+    note: str
+
+
+Action = Next | AddVerb | Listen | EndCall | Send | AwaitCall | SetTimer | Repeat
 
 
 class Context:
