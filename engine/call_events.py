@@ -97,7 +97,9 @@ class CallEvents:
 
 
 _CALL_KINDS = frozenset({CallbackKind.RING, CallbackKind.ANSWER, CallbackKind.HANGUP})  # of a placed call
-_INPUT_KINDS = frozenset({CallbackKind.DIGITS, CallbackKind.NO_INPUT})  # of a served GetDigits
+# Of a served document the run waits on: GetDigits (digits, no_input), Record, Dial, Conference.
+_INPUT_KINDS = frozenset({CallbackKind.DIGITS, CallbackKind.NO_INPUT, CallbackKind.RECORD, CallbackKind.DIAL,
+                          CallbackKind.CONFERENCE})
 
 
 def _hangup_outputs(params: dict) -> dict:

@@ -34,12 +34,16 @@ class CallbackKind(StrEnum):
     RING = "ring"
     DIGITS = "digits"
     NO_INPUT = "no_input"
+    RECORD = "record"  # a <Record>'s action: the recording is done
+    DIAL = "dial"  # a <Dial>'s action: the forwarded call is over (or never connected)
+    CONFERENCE = "conference"  # a <Conference>'s action: the caller left the room
 
 
 CALLBACK_KINDS: frozenset[str] = frozenset(CallbackKind)
 # The callbacks the provider answers with an XML document (the others take an empty body).
 SUMMARY_CHARS = 200  # of a response body in the run record
-XML_KINDS: frozenset[str] = frozenset({CallbackKind.ANSWER, CallbackKind.DIGITS, CallbackKind.NO_INPUT})
+XML_KINDS: frozenset[str] = frozenset({CallbackKind.ANSWER, CallbackKind.DIGITS, CallbackKind.NO_INPUT,
+                                       CallbackKind.RECORD, CallbackKind.DIAL, CallbackKind.CONFERENCE})
 
 
 MAX_PAYLOAD_KEYS = 100  # keys in one payload

@@ -82,7 +82,7 @@ class Executor(CallEvents):
 
     def context(self, spec: NodeSpec, state: RunState, seq: int) -> Context:
         """What node `spec` sees at step `seq` of the run."""
-        return Context(spec, state, self.env, seq, self.params)
+        return Context(spec, state, self.env, seq, self.params, self.clock())
 
     # -- entry points ---------------------------------------------------------------------------
     def new_run(self, run_id: str) -> RunState:

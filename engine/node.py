@@ -108,17 +108,19 @@ class Context:
 
     The executor makes one per run/resume: `ctx.value("text")` is the config value
     rendered and coerced, `ctx.callback_url("digits")` a URL whose callback resumes this
-    step, `ctx.call` the call the run controls."""
+    step, `ctx.call` the call the run controls, `ctx.now` the time on the run's clock."""
 
-    __slots__ = ("spec", "state", "env", "seq", "params")
+    __slots__ = ("spec", "state", "env", "seq", "params", "now")
 
     def __init__(self, spec: "NodeSpec", state: "RunState", env: "RunEnvironment", seq: int,
-                 params: Mapping | None = None):
+                 params: Mapping | None = None, now: float | None = None):
         self.spec = spec
         self.state = state
         self.env = env
         self.seq = seq
         self.params = params  # the flow's param values ({{ params.name }}); never stored in the state
+        # The executor's clock when the node runs or resumes (the simulated one in tests).
+        self.now = now if now is not None else state.steps[seq].started_at if seq < len(state.steps) else 0.0
 
     @property
     def name(self) -> str:

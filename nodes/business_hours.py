@@ -123,8 +123,7 @@ class BusinessHours(NodeType):
                              f"{day!r} is not a date: write YYYY-MM-DD, e.g. 2026-12-25")
 
     def run(self, ctx: Context):
-        now = ctx.state.steps[ctx.seq].started_at  # the run's clock (fixed by `now:` in tests)
-        local = datetime.fromtimestamp(now, zone(ctx.value("timezone")))
+        local = datetime.fromtimestamp(ctx.now, zone(ctx.value("timezone")))  # `now:` fixes it in tests
         outputs = {"local_time": local.isoformat(timespec="seconds"), "weekday": DAYS[local.weekday()]}
         if local.date().isoformat() in (ctx.value("closed_on") or ()):
             return Next("closed", outputs)

@@ -260,10 +260,12 @@ class LocalRun:
                 elif item.kind == "hangup":
                     duration = float(item.params.get("Duration") or 0)
                     self.simulated = max(self.simulated, (answered_at if answered_at is not None else start) + duration)
+                elif item.elapsed is not None and answered_at is not None:  # a Record, Dial or Conference ended
+                    self.simulated = max(self.simulated, answered_at + item.elapsed)
                 elif document is not None and item.kind in ("action", "redirect"):
                     self.simulated = max(self.simulated, served_at + _seconds_until(document, item.kind))
                 reply = self._callback(state, item, inbound)
-                if item.expects_xml and reply is not None:
+                if item.expects_xml and reply is not None and item.kind != "confirm":
                     document, served_at = reply, self.simulated
                 item = sim.send(reply if item.expects_xml else None)
         except StopIteration:

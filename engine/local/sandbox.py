@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Generator
 
 from engine.errors import HttpError, PlivoXMLError
+from engine.local.sandbox_verbs import VERBS, play_verb
 from engine.local.scenario import Behaviour, Refusal, Scenario
 from engine.plivoxml import Element, parse
 
@@ -44,14 +45,15 @@ class Delay:
 
 @dataclass(frozen=True, slots=True)
 class Callback:
-    kind: str  # ring | answer | hangup | action | redirect
+    kind: str  # ring | answer | hangup | action | redirect | confirm (a Dial's confirmSound)
     url: str
     method: str
     params: dict
+    elapsed: float | None = None  # seconds since the answer when sent (Record, Dial, Conference)
 
     @property
     def expects_xml(self) -> bool:
-        return self.kind in ("answer", "action", "redirect")
+        return self.kind in ("answer", "action", "redirect", "confirm")
 
 
 def new_id() -> str:
@@ -67,6 +69,7 @@ class SimulatedCall:
     call_uuid: str = ""  # "": the request_uuid, as Plivo's API shows it for a call it placed
     log: dict = field(default_factory=dict)
     direction: str = "outbound"  # "inbound": a caller dialling the app's number
+    account: str = "MAXXXXXXXXXXXXXXXXXX"  # the auth id, in recording URLs
     clock: Callable[[], float] = time.time
     # What the Call API's lookups show (engine/local/sandbox_lookups.py): queued -> ringing ->
     # in-progress -> ended, with the times of each step and how it ended.
@@ -105,12 +108,13 @@ class SimulatedCall:
                 p[f"X-PH-{name}"] = value
         return p
 
-    def _callback(self, kind: str, url_key: str, params: dict, url: str | None = None, method: str | None = None):
+    def _callback(self, kind: str, url_key: str, params: dict, url: str | None = None, method: str | None = None,
+                  elapsed: float | None = None):
         url = url or self.request.get(url_key)
         if not url:
             return None
         method = (method or self.request.get(f"{url_key[:-4]}_method") or "POST").upper()
-        cb = Callback(kind, url, method, params)
+        cb = Callback(kind, url, method, params, elapsed)
         entry = {"kind": kind, "url": url, "method": method, "params": params}
         self.log["callbacks"].append(entry)
         if kind in self.behaviour.drop:  # lost on the way: the app never sees it
@@ -178,6 +182,13 @@ class SimulatedCall:
             if tag == "Redirect":
                 return self._callback("redirect", "", self._params("in-progress", "Redirect"),
                                       url=el.text, method=attrs.get("method")), elapsed, None
+            if tag in VERBS:  # Record, Dial, Conference: engine/local/sandbox_verbs.py
+                fetch, elapsed = yield from play_verb(self, el, elapsed)
+                if limit is not None and elapsed >= limit:
+                    return None, limit, "NORMAL_CLEARING"  # the callee hung up meanwhile
+                if fetch is not None:
+                    return fetch, elapsed, None
+                continue
             if tag in ("GetDigits", "GetInput"):
                 elapsed = self._duration(el.children, elapsed)
                 pressed = _before_finish_key(digits.pop(0) if digits else "", attrs.get("finishOnKey", "#"))
@@ -284,8 +295,8 @@ class SandboxCore:
             return e.status, {"api_id": new_id(), "error": e.message}, []
         calls = []
         for dest in destinations:
-            call = SimulatedCall(request=dict(body), destination=dest,
-                                 behaviour=self.scenario.behaviour_for(dest), request_uuid=new_id())
+            call = SimulatedCall(request=dict(body), destination=dest, behaviour=self.scenario.behaviour_for(dest),
+                                 request_uuid=new_id(), account=self.auth_id)
             calls.append(call)
         self.calls.extend(calls)
         uuids = [c.request_uuid for c in calls]

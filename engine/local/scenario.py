@@ -15,12 +15,22 @@ from engine.local.incoming import APP_URL, FLOW_ID
 from engine.scalar_fields import phone_problem
 
 RESULTS = ("answered", "busy", "no_answer", "failed", "machine")
-_BEHAVIOUR_KEYS = ("result", "digits", "answer_after", "hangup_after", "sms", "drop")
+_BEHAVIOUR_KEYS = ("result", "digits", "speech", "answer_after", "hangup_after", "sms", "drop", "record", "forward")
+FORWARD_RESULTS = ("answered", "busy", "no_answer", "failed")  # a forwarded number (<Dial>)
 SMS_RESULTS = ("sent", "failed")
 HTTP_MOCK_KEYS = ("status", "json", "body", "headers", "error")
 DROPPABLE = ("ring", "answer", "hangup", "action", "redirect")  # callbacks a behaviour may lose
 APIS = ("Call", "Message")
 _TOP_KEYS = ("default", "destinations", "http", "api", "numbers", "now")
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What the caller leaves at a `<Record>`: `duration` seconds, ended by `digits` (a key)
+    or, when "", by silence."""
+
+    duration: float = 0.0
+    digits: str = ""
 
 
 @dataclass(frozen=True)
@@ -34,6 +44,9 @@ class Behaviour:
     hangup_after: float | None = None  # the callee hangs up this long after answering
     sms: str = "sent"  # "failed": the Message API refuses messages to this destination
     drop: tuple[str, ...] = ()  # callbacks never delivered (lost on the way), e.g. ("hangup",)
+    speech: tuple[str, ...] = ()  # what the caller says at each speech <GetInput>, in order; "" nothing
+    record: Recording | None = None  # what the caller leaves at a <Record>; None: nothing
+    forward: dict = field(default_factory=dict)  # forwarded number (<Dial>) -> one of FORWARD_RESULTS
 
 
 @dataclass(frozen=True)
@@ -253,7 +266,45 @@ def parse_behaviour(doc, path, spec) -> Behaviour:
             value = None
         timing[key] = value
     return Behaviour(result=result, digits=digits, answer_after=float(timing["answer_after"] or 0),
-                     hangup_after=timing["hangup_after"], sms=sms, drop=tuple(drop))
+                     hangup_after=timing["hangup_after"], sms=sms, drop=tuple(drop), **_in_call(doc, path, spec))
+
+
+def _in_call(doc, path, spec: dict) -> dict:
+    """`speech`, `record` and `forward` of a behaviour: what the callee says, records, and how
+    the numbers a <Dial> forwards it to behave."""
+    speech = spec.get("speech")
+    if speech is None:
+        speech = ()
+    elif isinstance(speech, str):
+        speech = (speech,)
+    elif isinstance(speech, list) and all(isinstance(s, str) for s in speech):
+        speech = tuple(speech)
+    else:
+        doc.diag(path + ("speech",), codes.WRONG_TYPE, "speech is what is said (text) or a list, one per prompt")
+        speech = ()
+    record = spec.get("record")
+    if record is not None:
+        duration = record.get("duration") if isinstance(record, dict) else None
+        ended_by = record.get("digits", "") if isinstance(record, dict) else ""
+        if isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration < 0 \
+                or not isinstance(ended_by, str) or set(record) - {"duration", "digits"}:
+            doc.diag(path + ("record",), codes.WRONG_TYPE,
+                     "record is {duration: seconds, digits: the key that ends it (optional)}")
+            record = None
+        else:
+            record = Recording(float(duration), ended_by)
+    forward = spec.get("forward") or {}
+    if not isinstance(forward, dict):
+        doc.diag(path + ("forward",), codes.WRONG_TYPE, f"forward maps a number to one of {', '.join(FORWARD_RESULTS)}")
+        forward = {}
+    for number, result in forward.items():
+        problem = phone_problem(str(number))
+        if problem:
+            doc.diag(path + ("forward", number), codes.INVALID_PHONE, problem, key=True)
+        if result not in FORWARD_RESULTS:
+            doc.diag(path + ("forward", number), codes.INVALID_CHOICE,
+                     f"{result!r} is not one of: {', '.join(FORWARD_RESULTS)}")
+    return {"speech": speech, "record": record, "forward": {str(k): v for k, v in forward.items()}}
 
 
 def parse_http_mock(doc, path, spec) -> HttpMock:

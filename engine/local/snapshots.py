@@ -22,7 +22,6 @@ from engine.local.run import SANDBOX_ENV
 from engine.local.testfile import CaseFile
 
 # Call API plumbing the engine adds to every call: left out of snapshots (they still match).
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _UUID_ANYWHERE = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 UUID_MARK = "{uuid}"
 _BULKY = ("params", "headers")
@@ -103,7 +102,7 @@ def _stable(value: Any, depth: int = 0) -> Any:
             if kept is not None:
                 out[k] = kept
         return out
-    if isinstance(value, str) and _UUID.match(value):
+    if isinstance(value, str) and _UUID_ANYWHERE.search(value):  # a UUID, or a URL naming one
         return None
     return value
 

@@ -1,0 +1,120 @@
+"""The sandbox's `<Record>`, `<Dial>` and `<Conference>`: what a simulated call does with them.
+
+Each `play_*` takes the call (`engine.local.sandbox.SimulatedCall`), the element and the
+seconds since the call was answered; it returns the callback that fetches the next document
+(the element's action, posted with Plivo's params) or None to go on with the next element,
+and the seconds after it. The scenario says what happens (docs/testing.md):
+
+* Record: the callee's `record: {duration, digits}`; no `record:` records nothing (silence
+  ends it after the element's `timeout`), and the call moves on to the next element.
+* Dial: the callee's `forward: {number: answered|busy|no_answer|failed}` (a number not
+  listed answers). The numbers of one Dial ring together; the first that answers (in
+  document order) is bridged for `BRIDGE_SECONDS` (at most the Dial's `timeLimit`), then
+  hangs up, and the caller goes on. `confirmSound` is fetched and the callee presses
+  `confirmKey` (a forwarded number that answers accepts the call).
+* Conference: the caller stays in the room `ROOM_SECONDS` (at most `timeLimit`), then leaves.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+RING_SECONDS = 4.0  # a forwarded number that answers does so after this long
+BRIDGE_SECONDS = 30.0  # how long a bridged forwarded call lasts
+ROOM_SECONDS = 60.0  # how long a caller stays in a conference
+RECORDING_URL = "https://media.plivo.com/v1/Account/{account}/Recording/{id}.{format}"
+DIAL_STATUS = {"busy": "busy", "no_answer": "no-answer", "failed": "failed"}
+DIAL_CAUSE = {"busy": "USER_BUSY", "no_answer": "NO_ANSWER", "failed": "UNALLOCATED_NUMBER"}
+
+
+def _action(call, el, event: str, extra: dict, elapsed: float):
+    attrs = dict(el.attrs)
+    if not attrs.get("action"):
+        return None, elapsed
+    params = call._params("in-progress", event)
+    params.update(extra)
+    return call._callback("action", "", params, url=attrs["action"], method=attrs.get("method"),
+                          elapsed=elapsed), elapsed
+
+
+def play_record(call, el, elapsed: float):
+    attrs = dict(el.attrs)
+    silence = float(attrs.get("timeout", 15))
+    recording = call.behaviour.record
+    if recording is None or recording.duration <= 0:
+        return None, elapsed + silence  # nothing said: nothing recorded, nothing posted
+    longest = float(attrs.get("maxLength", 60))
+    seconds = min(recording.duration, longest)
+    ended_by = recording.digits if recording.digits and recording.digits in attrs.get("finishOnKey", "1234567890*#") else ""
+    start_ms = int((elapsed + (1 if attrs.get("playBeep", "true") == "true" else 0)) * 1000)
+    elapsed += seconds + (0.0 if ended_by or seconds >= longest else silence)
+    rid = str(uuid.uuid4())
+    url = RECORDING_URL.format(account=call.account, id=rid, format=attrs.get("fileFormat", "mp3"))
+    return _action(call, el, "Record", {
+        "RecordUrl": url, "RecordingID": rid, "RecordingDuration": str(int(round(seconds))),
+        "RecordingDurationMs": str(int(seconds * 1000)), "RecordingStartMs": str(start_ms),
+        "RecordingEndMs": str(start_ms + int(seconds * 1000)), "Digits": ended_by}, elapsed)
+
+
+def dial_outcome(results: list[str]) -> str:
+    """The Dial's outcome when nobody answered: busy if all were busy, failed if all failed,
+    else no_answer (someone rang out)."""
+    if all(r == "busy" for r in results):
+        return "busy"
+    if all(r == "failed" for r in results):
+        return "failed"
+    return "no_answer" if "no_answer" in results else "busy"
+
+
+def play_dial(call, el, elapsed: float):
+    """Ring the Dial's numbers; bridge the first that answers (a generator: the confirm
+    sound is fetched from the app)."""
+    attrs = dict(el.attrs)
+    targets = [(c.text or "").strip() for c in el.children if c.tag in ("Number", "User")]
+    results = [call.behaviour.forward.get(t, "answered") for t in targets]
+    ring = float(attrs.get("timeout", 30))
+    b_leg = str(uuid.uuid4())
+    if "answered" in results:
+        to = targets[results.index("answered")]
+        if attrs.get("confirmSound"):  # call screening: the callee hears it, then presses confirmKey
+            params = call._params("in-progress", "DialConfirm")
+            params.update(DialBLegUUID=b_leg, DialBLegTo=to)
+            fetch = call._callback("confirm", "", params, url=attrs["confirmSound"], method="POST")
+            if fetch is not None:
+                yield fetch
+        talk = min(BRIDGE_SECONDS, float(attrs.get("timeLimit", BRIDGE_SECONDS)))
+        elapsed += min(RING_SECONDS, ring) + talk
+        extra = {"DialStatus": "completed", "DialRingStatus": "true", "DialHangupCause": "NORMAL_CLEARING",
+                 "DialBLegUUID": b_leg, "DialBLegTo": to, "DialBLegDuration": str(int(talk))}
+    else:
+        outcome = dial_outcome(results)
+        elapsed += ring if outcome == "no_answer" else 1.0
+        extra = {"DialStatus": DIAL_STATUS[outcome], "DialRingStatus": str(outcome == "no_answer").lower(),
+                 "DialHangupCause": DIAL_CAUSE[outcome], "DialBLegUUID": ""}
+    extra["DialALegUUID"] = call.call_uuid
+    return _action(call, el, "Dial", extra, elapsed)
+
+
+def play_conference(call, el, elapsed: float):
+    attrs = dict(el.attrs)
+    stay = min(ROOM_SECONDS, float(attrs.get("timeLimit", ROOM_SECONDS)))
+    room = (el.text or "").strip()
+    extra = {"ConferenceName": room, "ConferenceUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"conference:{room}")),
+             "ConferenceMemberID": str(1 + len(call.log["callbacks"]) % 9), "ConferenceAction": "exit"}
+    if attrs.get("record") == "true":
+        rid = str(uuid.uuid4())
+        extra.update(RecordUrl=RECORDING_URL.format(account=call.account, id=rid,
+                                                    format=attrs.get("recordFileFormat", "mp3")), RecordingID=rid)
+    return _action(call, el, "Conference", extra, elapsed + stay)
+
+
+def play_verb(call, el, elapsed: float):
+    """(callback or None, seconds) for a Record, Dial or Conference; a generator (`yield from`)."""
+    if el.tag == "Dial":
+        return (yield from play_dial(call, el, elapsed))
+    if el.tag == "Record":
+        return play_record(call, el, elapsed)
+    return play_conference(call, el, elapsed)
+
+
+VERBS = frozenset({"Record", "Dial", "Conference"})
