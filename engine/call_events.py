@@ -9,14 +9,15 @@ nothing, and a hangup ends what waited on the call. `CallEvents` is a part of `E
 from __future__ import annotations
 
 from engine.events import XML_KINDS, Callback, CallbackKind, Response, ServeDocument
+from engine.node import Context
 from engine.state import RunState, WaitReason
 
 HANGUP_DOCUMENT = "<Response><Hangup/></Response>"
 
 
 class CallEvents:
-    """The callback rules of `Executor` (a mixin: the executor supplies `clock`, `_resume`,
-    `_complete`)."""
+    """The callback rules of `Executor` (a mixin: the executor supplies `flow`, `env`,
+    `clock`, `_resume`, `_complete`)."""
 
     def _on_callback(self, state: RunState, event: Callback, effects: list) -> bool:
         """Apply a callback; False when it changed nothing (a replay, a repeated ring or
@@ -55,6 +56,13 @@ class CallEvents:
             state.pending_xml, state.answering = [], f"{event.seq}:{kind}"
             self._resume(state, state.waiting, event, effects)
             return True
+        if kind in _SIDE_KINDS and state.waits_for(WaitReason.INPUT, event.seq):
+            # Answered by the waiting node (a confirm sound) or noted in its outputs (a
+            # recording of its bridged call); the run goes on waiting.
+            spec = self.flow.nodes[state.waiting.node]
+            ctx = Context(spec, state, self.env, event.seq, self.clock())
+            effects.append(ServeDocument(spec.node_type.side_callback(ctx, event)))
+            return kind != CallbackKind.CONFIRM
         if kind in _INPUT_KINDS and state.waits_for(WaitReason.INPUT, event.seq):
             state.pending_xml, state.answering = [], f"{event.seq}:{kind}"
             self._resume(state, state.waiting, event, effects)
@@ -96,6 +104,7 @@ class CallEvents:
         return None if index is None else state.documents[index]
 
 
+_SIDE_KINDS = frozenset({CallbackKind.CONFIRM, CallbackKind.DIAL_RECORD})
 _CALL_KINDS = frozenset({CallbackKind.RING, CallbackKind.ANSWER, CallbackKind.HANGUP})  # of a placed call
 # Of a served document the run waits on: GetDigits (digits, no_input), Record, Dial, Conference.
 _INPUT_KINDS = frozenset({CallbackKind.DIGITS, CallbackKind.NO_INPUT, CallbackKind.RECORD, CallbackKind.DIAL,

@@ -261,6 +261,11 @@ class NodeType:
         """Run the node: return what the executor does next (raise NodeFailed on failure)."""
         raise NotImplementedError
 
+    def side_callback(self, ctx: Context, event: Callback) -> str:
+        """A side callback (CONFIRM, DIAL_RECORD) while the node waits on its document: the XML
+        to answer it with; the node may note what it says in its outputs. The run waits on."""
+        return "<Response></Response>"
+
     def resume(self, ctx: Context, event: Response | Callback | TimerFired) -> Action:
         """The node waited (Send, AwaitCall, Listen, SetTimer) and `event` came: what next."""
         raise NodeFailed(f"{self.name} node does not wait for events")

@@ -41,29 +41,7 @@ class CallOut(NodeType):
     waits = True
 
     def check(self, config, path, report):
-        headers = config.get("sip_headers")
-        headers = headers if isinstance(headers, dict) else {}
-        seen: dict[str, str] = {}
-        for name, value in headers.items():
-            if name.upper().startswith(("X-PH-", "X_PH_")):
-                report.error(path + ("sip_headers", name), codes.SIP_HEADER_PREFIX,
-                             f"SIP header {name!r}: write the name without 'X-PH-'; the provider adds the prefix",
-                             key=True)
-            lowered = name.lower()
-            if lowered in seen:
-                report.error(path + ("sip_headers", name), codes.SIP_HEADER_DUPLICATE,
-                             f"SIP header {name!r} repeats {seen[lowered]!r} (header names ignore case)", key=True)
-            seen[lowered] = name
-            if isinstance(value, str) and not HEADER_PART.fullmatch(value):
-                report.error(path + ("sip_headers", name), codes.SIP_HEADER_VALUE,
-                             f"SIP header {name!r}: value {value!r} may hold only A-Z, a-z and 0-9")
-            elif isinstance(value, Template):
-                fixed = TAGS.sub("", value.source)
-                bad = sorted(set(HEADER_PART.sub("", fixed)))
-                if bad:
-                    report.error(path + ("sip_headers", name), codes.SIP_HEADER_VALUE,
-                                 f"SIP header {name!r}: the fixed text of {value.source!r} holds "
-                                 f"{''.join(bad)!r}; values may hold only A-Z, a-z and 0-9")
+        check_sip_headers(config, path, report)
         to = config.get("to")
         src = config.get("from")
         if isinstance(src, str) and (src == to or (isinstance(to, list) and src in to)):
@@ -92,13 +70,9 @@ class CallOut(NodeType):
             "ring_url": ctx.callback_url("ring"),
             "ring_method": "POST",
         }
-        headers = ctx.value("sip_headers") or {}
-        for name, value in headers.items():
-            if not HEADER_PART.fullmatch(value):
-                raise NodeFailed(f"SIP header {name!r}: rendered value {value!r} breaks the rule that "
-                                 "SIP header values hold only A-Z, a-z and 0-9")
+        headers = sip_header_text(ctx)
         if headers:
-            body["sip_headers"] = ",".join(f"{k}={v}" for k, v in headers.items())
+            body["sip_headers"] = headers
         for key in ("caller_name", "ring_timeout", "time_limit"):
             if ctx.has(key):
                 body[key] = ctx.value(key)
@@ -146,6 +120,46 @@ class CallOut(NodeType):
             return Next("failed", outputs, error=f"the call was answered but its answer callback never reached "
                                                  f"the service; it ended: {p.get('HangupCause')}")
         return Next("failed", outputs, error=f"call ended before answer: {status} ({p.get('HangupCause')})")
+
+
+def check_sip_headers(config: dict, path: tuple, report) -> None:
+    """The SIP header rules (docs/diagnostics.md): no X-PH- prefix, no names differing only
+    in case, values of A-Z a-z 0-9 (the fixed text of a template too). call_out and
+    call_forward (a Dial's sipHeaders) share them."""
+    headers = config.get("sip_headers")
+    headers = headers if isinstance(headers, dict) else {}
+    seen: dict[str, str] = {}
+    for name, value in headers.items():
+        if name.upper().startswith(("X-PH-", "X_PH_")):
+            report.error(path + ("sip_headers", name), codes.SIP_HEADER_PREFIX,
+                         f"SIP header {name!r}: write the name without 'X-PH-'; the provider adds the prefix",
+                         key=True)
+        lowered = name.lower()
+        if lowered in seen:
+            report.error(path + ("sip_headers", name), codes.SIP_HEADER_DUPLICATE,
+                         f"SIP header {name!r} repeats {seen[lowered]!r} (header names ignore case)", key=True)
+        seen[lowered] = name
+        if isinstance(value, str) and not HEADER_PART.fullmatch(value):
+            report.error(path + ("sip_headers", name), codes.SIP_HEADER_VALUE,
+                         f"SIP header {name!r}: value {value!r} may hold only A-Z, a-z and 0-9")
+        elif isinstance(value, Template):
+            fixed = TAGS.sub("", value.source)
+            bad = sorted(set(HEADER_PART.sub("", fixed)))
+            if bad:
+                report.error(path + ("sip_headers", name), codes.SIP_HEADER_VALUE,
+                             f"SIP header {name!r}: the fixed text of {value.source!r} holds "
+                             f"{''.join(bad)!r}; values may hold only A-Z, a-z and 0-9")
+
+
+def sip_header_text(ctx: Context) -> str | None:
+    """The rendered `sip_headers` as Plivo takes them (`name=value,...`), or None; a rendered
+    value that breaks the rule fails the node."""
+    headers = ctx.value("sip_headers") or {}
+    for name, value in headers.items():
+        if not HEADER_PART.fullmatch(value):
+            raise NodeFailed(f"SIP header {name!r}: rendered value {value!r} breaks the rule that "
+                             "SIP header values hold only A-Z, a-z and 0-9")
+    return ",".join(f"{k}={v}" for k, v in headers.items()) or None
 
 
 def _origin(ctx: Context) -> str:

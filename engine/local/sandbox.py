@@ -70,6 +70,7 @@ class SimulatedCall:
     log: dict = field(default_factory=dict)
     direction: str = "outbound"  # "inbound": a caller dialling the app's number
     account: str = "MAXXXXXXXXXXXXXXXXXX"  # the auth id, in recording URLs
+    dial_record: str | None = None  # the action of a <Record startOnDialAnswer> for the next Dial
     clock: Callable[[], float] = time.time
     # What the Call API's lookups show (engine/local/sandbox_lookups.py): queued -> ringing ->
     # in-progress -> ended, with the times of each step and how it ended.

@@ -39,6 +39,9 @@ def _action(call, el, event: str, extra: dict, elapsed: float):
 
 def play_record(call, el, elapsed: float):
     attrs = dict(el.attrs)
+    if attrs.get("startOnDialAnswer") == "true":  # records the next Dial's bridged call instead
+        call.dial_record = attrs.get("action")
+        return None, elapsed
     silence = float(attrs.get("timeout", 15))
     recording = call.behaviour.record
     if recording is None or recording.duration <= 0:
@@ -84,8 +87,9 @@ def play_dial(call, el, elapsed: float):
                 yield fetch
         talk = min(BRIDGE_SECONDS, float(attrs.get("timeLimit", BRIDGE_SECONDS)))
         elapsed += min(RING_SECONDS, ring) + talk
+        recorded = yield from _dial_recording(call, talk, elapsed)
         extra = {"DialStatus": "completed", "DialRingStatus": "true", "DialHangupCause": "NORMAL_CLEARING",
-                 "DialBLegUUID": b_leg, "DialBLegTo": to, "DialBLegDuration": str(int(talk))}
+                 "DialBLegUUID": b_leg, "DialBLegTo": to, "DialBLegDuration": str(int(talk)), **recorded}
     else:
         outcome = dial_outcome(results)
         elapsed += ring if outcome == "no_answer" else 1.0
@@ -93,6 +97,22 @@ def play_dial(call, el, elapsed: float):
                  "DialHangupCause": DIAL_CAUSE[outcome], "DialBLegUUID": ""}
     extra["DialALegUUID"] = call.call_uuid
     return _action(call, el, "Dial", extra, elapsed)
+
+
+def _dial_recording(call, seconds: float, elapsed: float):
+    """The recording of a bridged Dial, posted (no XML expected) to the action of the
+    `<Record startOnDialAnswer="true">` before it, if there was one."""
+    action, call.dial_record = call.dial_record, None
+    if not action:
+        return {}
+    rid = str(uuid.uuid4())
+    params = call._params("in-progress", "Record")
+    params.update(RecordUrl=RECORDING_URL.format(account=call.account, id=rid, format="mp3"), RecordingID=rid,
+                  RecordingDuration=str(int(seconds)), RecordingDurationMs=str(int(seconds * 1000)))
+    cb = call._callback("recording", "", params, url=action, method="POST", elapsed=elapsed)
+    if cb is not None:
+        yield cb
+    return {}
 
 
 def play_conference(call, el, elapsed: float):
