@@ -104,7 +104,7 @@ class CallEvents:
         return None if index is None else state.documents[index]
 
 
-_SIDE_KINDS = frozenset({CallbackKind.CONFIRM, CallbackKind.DIAL_RECORD})
+_SIDE_KINDS = frozenset({CallbackKind.CONFIRM, CallbackKind.DIAL_RECORD, CallbackKind.CONFERENCE_EVENT})
 _CALL_KINDS = frozenset({CallbackKind.RING, CallbackKind.ANSWER, CallbackKind.HANGUP})  # of a placed call
 # Of a served document the run waits on: GetDigits (digits, no_input), Record, Dial, Conference.
 _INPUT_KINDS = frozenset({CallbackKind.DIGITS, CallbackKind.NO_INPUT, CallbackKind.RECORD, CallbackKind.DIAL,

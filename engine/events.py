@@ -40,6 +40,7 @@ class CallbackKind(StrEnum):
     # Side callbacks while a document plays: they answer or note something, the run waits on.
     CONFIRM = "confirm"  # a <Dial>'s confirmSound: what the forwarded callee hears first
     DIAL_RECORD = "dial_record"  # a <Record startOnDialAnswer>'s recording of the bridged call
+    CONFERENCE_EVENT = "conference_event"  # a <Conference>'s callbackUrl: a member entered, left...
 
 
 CALLBACK_KINDS: frozenset[str] = frozenset(CallbackKind)

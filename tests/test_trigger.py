@@ -126,8 +126,10 @@ def test_flow_tests_say_the_same(tmp_path):
 
 # -- one set of callback kinds -------------------------------------------------------------------
 def test_callback_kinds():
-    assert CALLBACK_KINDS == {"answer", "hangup", "ring", "digits", "no_input"} == set(CallbackKind)
-    assert XML_KINDS == {"answer", "digits", "no_input"} and XML_KINDS < CALLBACK_KINDS
+    assert CALLBACK_KINDS == {"answer", "hangup", "ring", "digits", "no_input", "record", "dial", "conference",
+                              "confirm", "dial_record", "conference_event"} == set(CallbackKind)
+    assert XML_KINDS == {"answer", "digits", "no_input", "record", "dial", "conference", "confirm"}
+    assert XML_KINDS < CALLBACK_KINDS
     assert CallbackKind("no_input") is CallbackKind.NO_INPUT and CallbackKind.ANSWER == "answer"
     for kind in CallbackKind:
         assert parse_callback_url(f"http://h/callbacks/r1/2/{kind}") == ("r1", 2, kind)

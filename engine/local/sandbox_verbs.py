@@ -12,7 +12,10 @@ and the seconds after it. The scenario says what happens (docs/testing.md):
   document order) is bridged for `BRIDGE_SECONDS` (at most the Dial's `timeLimit`), then
   hangs up, and the caller goes on. `confirmSound` is fetched and the callee presses
   `confirmKey` (a forwarded number that answers accepts the call).
-* Conference: the caller stays in the room `ROOM_SECONDS` (at most `timeLimit`), then leaves.
+* Conference: the callee's `conference: {members, stay}`: the caller joins a room with
+  `members` in it already (0; at `maxMembers` it is full and the call goes on with the next
+  element), stays `stay` seconds (`ROOM_SECONDS`; at most `timeLimit`), then leaves; the
+  element's callbackUrl hears `enter` and `exit`, then its action is posted.
 """
 
 from __future__ import annotations
@@ -116,11 +119,27 @@ def _dial_recording(call, seconds: float, elapsed: float):
 
 
 def play_conference(call, el, elapsed: float):
+    """Enter the room (its callbackUrl hears `enter`), stay, leave (`exit`, then the action).
+    A full room (`conference: {members}` at maxMembers) refuses the caller: Plivo goes on
+    with the next element."""
     attrs = dict(el.attrs)
-    stay = min(ROOM_SECONDS, float(attrs.get("timeLimit", ROOM_SECONDS)))
+    room_spec = call.behaviour.conference
+    members = int(room_spec.get("members", 0))
+    if members >= int(attrs.get("maxMembers", 20)):
+        return None, elapsed
+    stay = min(float(room_spec.get("stay", ROOM_SECONDS)), float(attrs.get("timeLimit", 86400)))
     room = (el.text or "").strip()
-    extra = {"ConferenceName": room, "ConferenceUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"conference:{room}")),
-             "ConferenceMemberID": str(1 + len(call.log["callbacks"]) % 9), "ConferenceAction": "exit"}
+    ids = {"ConferenceName": room, "ConferenceUUID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"conference:{room}")),
+           "ConferenceMemberID": str(members + 1)}
+    for action, at in (("enter", elapsed), ("exit", elapsed + stay)):
+        if attrs.get("callbackUrl"):
+            params = call._params("in-progress", "Conference")
+            params.update(ids, ConferenceAction=action)
+            cb = call._callback("conference_event", "", params, url=attrs["callbackUrl"],
+                                method=attrs.get("callbackMethod"), elapsed=at)
+            if cb is not None:
+                yield cb
+    extra = dict(ids)
     if attrs.get("record") == "true":
         rid = str(uuid.uuid4())
         extra.update(RecordUrl=RECORDING_URL.format(account=call.account, id=rid,
@@ -134,7 +153,7 @@ def play_verb(call, el, elapsed: float):
         return (yield from play_dial(call, el, elapsed))
     if el.tag == "Record":
         return play_record(call, el, elapsed)
-    return play_conference(call, el, elapsed)
+    return (yield from play_conference(call, el, elapsed))
 
 
 VERBS = frozenset({"Record", "Dial", "Conference"})

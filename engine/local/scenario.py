@@ -15,7 +15,8 @@ from engine.local.incoming import APP_URL, FLOW_ID
 from engine.scalar_fields import phone_problem
 
 RESULTS = ("answered", "busy", "no_answer", "failed", "machine")
-_BEHAVIOUR_KEYS = ("result", "digits", "speech", "answer_after", "hangup_after", "sms", "drop", "record", "forward")
+_BEHAVIOUR_KEYS = ("result", "digits", "speech", "answer_after", "hangup_after", "sms", "drop", "record", "forward",
+                   "conference")
 FORWARD_RESULTS = ("answered", "busy", "no_answer", "failed")  # a forwarded number (<Dial>)
 SMS_RESULTS = ("sent", "failed")
 HTTP_MOCK_KEYS = ("status", "json", "body", "headers", "error")
@@ -47,6 +48,7 @@ class Behaviour:
     speech: tuple[str, ...] = ()  # what the caller says at each speech <GetInput>, in order; "" nothing
     record: Recording | None = None  # what the caller leaves at a <Record>; None: nothing
     forward: dict = field(default_factory=dict)  # forwarded number (<Dial>) -> one of FORWARD_RESULTS
+    conference: dict = field(default_factory=dict)  # {members: already in the room, stay: seconds in it}
 
 
 @dataclass(frozen=True)
@@ -304,7 +306,13 @@ def _in_call(doc, path, spec: dict) -> dict:
         if result not in FORWARD_RESULTS:
             doc.diag(path + ("forward", number), codes.INVALID_CHOICE,
                      f"{result!r} is not one of: {', '.join(FORWARD_RESULTS)}")
-    return {"speech": speech, "record": record, "forward": {str(k): v for k, v in forward.items()}}
+    room = spec.get("conference") or {}
+    if not isinstance(room, dict) or set(room) - {"members", "stay"} or any(
+            isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in room.values()):
+        doc.diag(path + ("conference",), codes.WRONG_TYPE,
+                 "conference is {members: already in the room, stay: seconds in it}")
+        room = {}
+    return {"speech": speech, "record": record, "forward": {str(k): v for k, v in forward.items()}, "conference": room}
 
 
 def parse_http_mock(doc, path, spec) -> HttpMock:
