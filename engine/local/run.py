@@ -31,6 +31,7 @@ from engine.flow import Flow
 from engine.local.sandbox import Callback as SimCallback
 from engine.local.sandbox import Delay, SandboxCore, SimulatedCall, inbound_call
 from engine.local.sandbox_lookups import cdr
+from engine.local.sandbox_verbs import input_timeout
 from engine.local.scenario import Scenario
 from engine.node import RunEnvironment
 from engine.plivoxml import parse as parse_xml
@@ -298,7 +299,7 @@ def _seconds_until(xml: str, kind: str) -> float:
             seconds = SimulatedCall._duration(el.children, seconds)
             if kind == "action":
                 return seconds
-            seconds += float(dict(el.attrs).get("timeout", 5))
+            seconds += input_timeout(el)
         elif el.tag == "Redirect":
             return seconds
         else:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Generator
 
 from engine.errors import HttpError, PlivoXMLError
-from engine.local.sandbox_verbs import VERBS, play_verb
+from engine.local.sandbox_verbs import VERBS, heard, input_timeout, play_verb
 from engine.local.scenario import Behaviour, Refusal, Scenario
 from engine.plivoxml import Element, parse
 
@@ -71,6 +71,7 @@ class SimulatedCall:
     direction: str = "outbound"  # "inbound": a caller dialling the app's number
     account: str = "MAXXXXXXXXXXXXXXXXXX"  # the auth id, in recording URLs
     dial_record: str | None = None  # the action of a <Record startOnDialAnswer> for the next Dial
+    speech_left: list = field(default_factory=list)  # what the callee will say at speech inputs, in order
     clock: Callable[[], float] = time.time
     # What the Call API's lookups show (engine/local/sandbox_lookups.py): queued -> ringing ->
     # in-progress -> ended, with the times of each step and how it ended.
@@ -146,6 +147,7 @@ class SimulatedCall:
         reply = (yield answer) if answer else None
         elapsed = 0.0
         digits = list(b.digits)
+        self.speech_left = list(b.speech)
         documents = 0
         cause = "NORMAL_CLEARING"
         while True:
@@ -192,18 +194,16 @@ class SimulatedCall:
                 continue
             if tag in ("GetDigits", "GetInput"):
                 elapsed = self._duration(el.children, elapsed)
-                pressed = _before_finish_key(digits.pop(0) if digits else "", attrs.get("finishOnKey", "#"))
+                params = heard(self, el, digits)  # what the callee presses or says, or None
                 if limit is not None and elapsed >= limit:
                     return None, limit, "NORMAL_CLEARING"
-                if pressed:
-                    params = self._params("in-progress", "GetDigits")
-                    params["Digits"] = pressed
+                if params:
                     action = attrs.get("action")
                     if action:
                         return self._callback("action", "", params, url=action,
                                               method=attrs.get("method")), elapsed, None
                 else:
-                    elapsed += float(attrs.get("timeout", 5))
+                    elapsed += input_timeout(el)
                 continue
             elapsed = self._duration((el,), elapsed)
             if limit is not None and elapsed >= limit:
@@ -233,13 +233,6 @@ class SimulatedCall:
         cb = self._callback("hangup", "hangup_url", params)
         if cb:
             yield cb
-
-
-def _before_finish_key(pressed: str, key: str) -> str:
-    """The digits as the action gets them: Plivo stops at the finish key and leaves it out."""
-    if len(key) == 1 and key in "0123456789*#" and key in pressed:
-        return pressed.split(key, 1)[0]
-    return pressed
 
 
 def inbound_call(caller: str, number: str, answer_url: str, hangup_url: str, behaviour: Behaviour,

@@ -25,6 +25,7 @@ import uuid
 RING_SECONDS = 4.0  # a forwarded number that answers does so after this long
 BRIDGE_SECONDS = 30.0  # how long a bridged forwarded call lasts
 ROOM_SECONDS = 60.0  # how long a caller stays in a conference
+SPEECH_CONFIDENCE = "0.92"  # what the sandbox's speech recognition says of itself
 RECORDING_URL = "https://media.plivo.com/v1/Account/{account}/Recording/{id}.{format}"
 DIAL_STATUS = {"busy": "busy", "no_answer": "no-answer", "failed": "failed"}
 DIAL_CAUSE = {"busy": "USER_BUSY", "no_answer": "NO_ANSWER", "failed": "UNALLOCATED_NUMBER"}
@@ -60,6 +61,39 @@ def play_record(call, el, elapsed: float):
         "RecordUrl": url, "RecordingID": rid, "RecordingDuration": str(int(round(seconds))),
         "RecordingDurationMs": str(int(seconds * 1000)), "RecordingStartMs": str(start_ms),
         "RecordingEndMs": str(start_ms + int(seconds * 1000)), "Digits": ended_by}, elapsed)
+
+
+def heard(call, el, digits: list) -> dict | None:
+    """The action params of a GetDigits or GetInput the callee answers, or None (no input).
+    A GetDigits takes the next `digits` entry; a GetInput the next `speech` entry when it
+    takes speech and the next `digits` entry when it takes dtmf (speech wins when both)."""
+    kinds = dict(el.attrs).get("inputType", "dtmf").split() if el.tag == "GetInput" else ["dtmf"]
+    said = call.speech_left.pop(0) if "speech" in kinds and call.speech_left else ""
+    pressed = before_finish_key(digits.pop(0) if "dtmf" in kinds and digits else "",
+                                dict(el.attrs).get("finishOnKey", "#"))
+    if not (said or pressed):
+        return None
+    params = call._params("in-progress", el.tag)
+    if el.tag == "GetDigits":
+        params["Digits"] = pressed
+    elif said:
+        params.update(InputType="speech", Speech=said, SpeechConfidenceScore=SPEECH_CONFIDENCE, BargeIn="false")
+    else:
+        params.update(InputType="dtmf", Digits=pressed, BargeIn="false")
+    return params
+
+
+def before_finish_key(pressed: str, key: str) -> str:
+    """The digits as the action gets them: Plivo stops at the finish key and leaves it out."""
+    if len(key) == 1 and key in "0123456789*#" and key in pressed:
+        return pressed.split(key, 1)[0]
+    return pressed
+
+
+def input_timeout(el) -> float:
+    """How long a GetDigits (`timeout`, 5 s) or GetInput (`executionTimeout`, 15 s) waits."""
+    attrs = dict(el.attrs)
+    return float(attrs.get("executionTimeout", 15)) if el.tag == "GetInput" else float(attrs.get("timeout", 5))
 
 
 def dial_outcome(results: list[str]) -> str:
