@@ -41,7 +41,15 @@ def heard(xml: str) -> str:
                 parts.append(f"waits {dict(el.attrs).get('length', 1)} s")
             elif tag in ("GetDigits", "GetInput"):
                 walk(el.children)
-                parts.append("waits for digits")
+                kinds = dict(el.attrs).get("inputType", "dtmf")
+                parts.append("waits for " + {"speech": "speech", "dtmf speech": "digits or speech"}.get(kinds, "digits"))
+            elif tag == "Dial":
+                parts.append("forwards to " + ", ".join((c.text or "").strip() for c in el.children))
+            elif tag == "Record":
+                if dict(el.attrs).get("startOnDialAnswer") != "true":
+                    parts.append("records")
+            elif tag == "Conference":
+                parts.append(f"joins conference {(el.text or '').strip()}")
             elif tag == "Hangup":
                 parts.append("hangs up")
             elif tag != "Redirect":

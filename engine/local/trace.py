@@ -75,7 +75,8 @@ class Tracer:
 
     def _step(self, state: RunState, step) -> None:
         head = f"{step.node} ({step.type}) -> {step.outcome or '(end)'}"
-        error = f"  [error: {step.error}]" if step.error else ""
+        label = "note" if step.outcome == "again" else "error"  # why it asked again is no failure
+        error = f"  [{label}: {step.error}]" if step.error else ""
         if self.verbose:
             self.write(f"  {head}{error}")
             return
@@ -92,7 +93,7 @@ class Tracer:
         at = (step.ended_at or step.started_at) - state.created_at  # the run's clock: simulated on the sandbox
         self._line(head + (f"  {detail}" if detail else ""), at)
         if step.error:  # in full, wrapped: it says what to do
-            for line in textwrap.wrap(f"error: {step.error}", WIDTH - len(_INDENT)):
+            for line in textwrap.wrap(f"{label}: {step.error}", WIDTH - len(_INDENT)):
                 self.write(_INDENT + line)
 
     def _callback(self, cb: SimCallback) -> None:
