@@ -109,8 +109,9 @@ def run(flow, pairs, payload_json, scenario, as_json, verbose, http_mode, live, 
     """Run FLOW once on the embedded sandbox and print its trace."""
     from engine.load.build import load_flow
     from engine.load.params_file import values_for
+    from engine.local.in_call import parse_now
     from engine.local.run import LocalRun, run_record
-    from engine.local.scenario import Scenario, load_scenario, parse_now
+    from engine.local.scenario import Scenario, load_scenario
     from engine.local.trace import Tracer
 
     try:

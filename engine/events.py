@@ -44,8 +44,8 @@ class CallbackKind(StrEnum):
 
 
 CALLBACK_KINDS: frozenset[str] = frozenset(CallbackKind)
-# The callbacks the provider answers with an XML document (the others take an empty body).
 SUMMARY_CHARS = 200  # of a response body in the run record
+# The callbacks the provider answers with an XML document (the others take an empty body).
 XML_KINDS: frozenset[str] = frozenset({CallbackKind.ANSWER, CallbackKind.DIGITS, CallbackKind.NO_INPUT,
                                        CallbackKind.RECORD, CallbackKind.DIAL, CallbackKind.CONFERENCE,
                                        CallbackKind.CONFIRM})

@@ -9,8 +9,9 @@ from click.testing import CliRunner
 
 from engine.cli import main
 from engine.load.build import check_text
+from engine.local.in_call import parse_now
 from engine.local.run import LocalRun
-from engine.local.scenario import Scenario, parse_now
+from engine.local.scenario import Scenario
 from engine.local.testfile import parse_test_file
 
 FLOW = """\

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from engine.local import scenario, testfile
+from engine.local import in_call, scenario, testfile
 
 TEST_SCHEMA_ID = "https://callflow.dev/schemas/flow-test-v1.json"
 SCENARIO_SCHEMA_ID = "https://callflow.dev/schemas/scenario-v1.json"
@@ -40,7 +40,7 @@ def _defs() -> dict:
         "record": _object({"duration": {**_SECONDS, "description": "Seconds of message left at a record node."},
                            "digits": {"type": "string", "description": "The key that ends it (else silence)."}},
                           "What the callee leaves at a <Record>.", ("duration",)),
-        "forward": {"type": "object", "additionalProperties": {"enum": list(scenario.FORWARD_RESULTS)},
+        "forward": {"type": "object", "additionalProperties": {"enum": list(in_call.FORWARD_RESULTS)},
                     "description": "How numbers a call_forward (<Dial>) rings behave; unlisted ones answer."},
         "conference": _object({"members": {"type": "integer", "minimum": 0, "description": "Already in the room."},
                                "stay": {**_SECONDS, "description": "Seconds the callee stays in the room."}},
