@@ -18,3 +18,16 @@ def test_committed_nodes_doc_is_the_generated_one():
         assert f"## `{name}`" in text
         for key in node_type.fields:
             assert f"`{key}`" in text
+
+
+def test_the_drawings_of_the_bundled_flows_in_flows_md_are_current():
+    from click.testing import CliRunner
+
+    from engine.cli import main
+
+    flows_md = (DOC.parent / "flows.md").read_text()
+    for flow in ("support-line", "conference-bridge"):
+        drawn = CliRunner().invoke(main, ["graph", str(DOC.parent.parent / "flows" / f"{flow}.yaml"),
+                                          "--format", "mermaid"])
+        assert drawn.exit_code == 0, drawn.output
+        assert f"```mermaid\n{drawn.output.rstrip()}\n```" in flows_md, f"redraw {flow} in docs/flows.md"
