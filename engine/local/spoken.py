@@ -65,9 +65,17 @@ def step_detail(kind: str, outputs) -> str:
         return ""
     if kind == "call_out":
         return f"to {outputs.get('to')}" if outputs.get("to") else ""
-    if kind == "get_input":
-        digits = outputs.get("digits")
-        return f"digits {digits}" if digits else "nothing pressed"
+    if kind in ("get_input", "ivr_menu"):
+        digits, speech = outputs.get("digits"), outputs.get("speech")
+        return f'said "{speech}"' if speech else f"digits {digits}" if digits else "nothing pressed"
+    if kind == "business_hours":
+        return f"{outputs.get('weekday')} {outputs.get('local_time')}"
+    if kind == "call_forward" and outputs.get("to"):
+        return f"bridged to {outputs['to']} for {outputs.get('duration')} s"
+    if kind == "record" and outputs.get("duration"):
+        return f"{outputs['duration']} s recorded"
+    if kind == "counter":
+        return f"count {outputs.get('count')}"
     if kind == "http_request" and outputs.get("status_code"):  # 0: no response at all
         return f"HTTP {outputs['status_code']}"
     return ""
