@@ -85,8 +85,9 @@ def place_call(endpoint: str, body: dict, environ=os.environ) -> dict:
 
 
 def _step_line(step: dict, variables: dict) -> str:
-    detail = step_detail(step["type"], variables.get(step["node"]))
-    error = f"  [error: {step['error']}]" if step.get("error") else ""
+    again = step.get("outcome") == "again"  # asked again: its outputs are the later attempt's
+    detail = "" if again else step_detail(step["type"], variables.get(step["node"]))
+    error = f"  [{'note' if again else 'error'}: {step['error']}]" if step.get("error") else ""
     return (f"  {step['node']} ({step['type']}) -> {step.get('outcome') or '(end)'}"
             + (f"  {detail}" if detail else "") + error)
 

@@ -80,7 +80,8 @@ class Tracer:
         if self.verbose:
             self.write(f"  {head}{error}")
             return
-        detail = step_detail(step.type, state.variables.get(step.node)) or _timer_detail(step)
+        detail = "" if step.outcome == "again" else (  # its outputs are the later attempt's
+            step_detail(step.type, state.variables.get(step.node)) or _timer_detail(step))
         request = next((r for r in reversed(state.requests) if r["node"] == step.node), None)
         body = request.get("json") if request else None
         if step.type == "call_out" and isinstance(body, dict) and body.get("sip_headers"):
