@@ -9,14 +9,13 @@ nothing, and a hangup ends what waited on the call. `CallEvents` is a part of `E
 from __future__ import annotations
 
 from engine.events import XML_KINDS, Callback, CallbackKind, Response, ServeDocument
-from engine.node import Context
 from engine.state import RunState, WaitReason
 
 HANGUP_DOCUMENT = "<Response><Hangup/></Response>"
 
 
 class CallEvents:
-    """The callback rules of `Executor` (a mixin: the executor supplies `flow`, `env`,
+    """The callback rules of `Executor` (a mixin: the executor supplies `flow`, `context`,
     `clock`, `_resume`, `_complete`)."""
 
     def _on_callback(self, state: RunState, event: Callback, effects: list) -> bool:
@@ -60,7 +59,7 @@ class CallEvents:
             # Answered by the waiting node (a confirm sound) or noted in its outputs (a
             # recording of its bridged call); the run goes on waiting.
             spec = self.flow.nodes[state.waiting.node]
-            ctx = Context(spec, state, self.env, event.seq, self.clock())
+            ctx = self.context(spec, state, event.seq)
             effects.append(ServeDocument(spec.node_type.side_callback(ctx, event)))
             return kind != CallbackKind.CONFIRM
         if kind in _INPUT_KINDS and state.waits_for(WaitReason.INPUT, event.seq):
