@@ -266,8 +266,8 @@ class Executor(CallEvents):
             step.ended_at = self.clock()
             return None
         if kind is Repeat:  # the same node again, as a new step (the record shows each attempt)
-            state.variables[spec.name] = action.outputs
-            step.outcome, step.ended_at, step.error = "again", self.clock(), action.note
+            state.variables[spec.name] = keep(action.outputs)
+            step.outcome, step.ended_at, step.error = "again", self.clock(), keep(action.note)
             return spec.name
         if kind is SetTimer:
             self._wait(state, spec.name, seq, WaitReason.TIMER, until=self.clock() + action.seconds)
