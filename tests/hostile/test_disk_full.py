@@ -83,7 +83,7 @@ def test_a_disk_filled_during_traffic_loses_nothing(workdir):
         before = serve.get(f"/v1/runs/{some_run}").json()
         url = f"{serve.url}/callbacks/{some_run}/1/ring"
         ring = {"CallUUID": "c-ring", "CallStatus": "ringing", "Event": "Ring"}
-        r = httpx.post(url, data=ring, headers=sign_v3_headers("POST", url, ring, PLIVO_TOKEN))
+        r = httpx.post(url, data=ring, headers=sign_v3_headers("POST", url, ring, PLIVO_TOKEN), timeout=15)
         after = serve.get(f"/v1/runs/{some_run}").json()
         if r.status_code == 503:
             assert "store" in r.json()["error"] and after == before, r.text
