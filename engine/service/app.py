@@ -9,6 +9,8 @@
   GET|POST /callbacks/inbound/{flow_id}         incoming call: starts a run
   GET|POST /callbacks/inbound/{flow_id}/hangup  its hangup (the run is found by CallUUID)
                                                 (engine/service/callbacks.py)
+  /v1/campaigns[/{id}[/results|/pause|/resume|/cancel]]   outbound campaigns
+                                                (engine/service/campaign_api.py)
   GET  /health, /ready, /metrics                 the operator's (engine/service/probes.py)
   POST /sandbox/inbound                         with --sandbox: a simulated incoming call
                                                 (engine/service/sandbox_route.py)
@@ -31,7 +33,7 @@ from starlette.requests import Request as HttpRequest
 from starlette.routing import Route
 
 from engine.errors import StoreError
-from engine.service import api, callbacks, console, probes, sandbox_route
+from engine.service import api, callbacks, campaign_api, console, probes, sandbox_route
 from engine.service.auth import BasicAuth
 from engine.service.http import error
 from engine.service.logs import event
@@ -63,7 +65,7 @@ def _routes() -> list[Route]:
         Route("/metrics", probes.metrics, methods=["GET"]),
         Route("/sandbox/inbound", sandbox_route.sandbox_inbound, methods=["POST"]),
     ]
-    return routes + console.ROUTES
+    return routes + campaign_api.ROUTES + console.ROUTES
 
 
 ROUTES = _routes()

@@ -25,7 +25,7 @@ import threading
 import time
 
 from engine.errors import Conflict, RunExists, StoreUnavailable, StoreUnusable
-from engine.service import sqlite_ops
+from engine.service import sqlite_campaigns, sqlite_ops
 from engine.service.db_check import (
     ELSEWHERE,
     check_database,
@@ -76,8 +76,8 @@ CREATE INDEX IF NOT EXISTS runs_status ON runs (status, id);
 CREATE INDEX IF NOT EXISTS runs_waiting ON runs (waiting_for, updated_at) WHERE waiting_for IS NOT NULL;
 """
 _INDEX_CALL = "CREATE INDEX IF NOT EXISTS runs_call ON runs (call_uuid) WHERE call_uuid IS NOT NULL"
-SCHEMA_VERSION = 5  # 2: call_uuid (inbound hangups find their run); 3: idempotency_keys; 4: leases;
-# 5: flow_revisions
+SCHEMA_VERSION = 6  # 2: call_uuid (inbound hangups find their run); 3: idempotency_keys; 4: leases;
+# 5: flow_revisions; 6: campaigns
 
 
 class _SQLite:
@@ -114,6 +114,7 @@ class _SQLite:
         self.db.executescript(KEYS_SCHEMA)  # 3 (from 1 or 2: a new table, nothing to move)
         add_lease_columns(self.db)  # 4
         self.db.executescript(sqlite_ops.REVISIONS_SCHEMA)  # 5 (a new table, nothing to move)
+        sqlite_campaigns.create_tables(self.db)  # 6 (new tables)
         self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         # One process per file (the lock, `FileLock`): a lease left by an earlier process is void.
         sqlite_ops.release(self.db, None, None)
@@ -290,7 +291,7 @@ def _resolve(entries) -> None:
             fut.set_result(result)
 
 
-class SQLiteStore:
+class SQLiteStore(sqlite_campaigns.SQLiteCampaigns):
     """`Store` on SQLite. `inline=True` runs the calls on the caller's thread (the event
     loop): only for measuring what the store thread buys (bench/e2e.py --db-mode)."""
 

@@ -14,6 +14,7 @@ exactly one acts on each; a dead process's leases are taken over once they expir
 * a run that waited longer than the run timeout (`CALLFLOW_RUN_TIMEOUT`) for a provider
   callback gets `Expired`: no run waits forever;
 * a run waiting on a durable timer that is due is resumed (engine/service/timers.py);
+* running campaigns start their next rows (engine/service/campaigns.py);
 * the leases of the runs this process works on are renewed every third of
   `CALLFLOW_LEASE_SECONDS`.
 
@@ -27,6 +28,7 @@ import logging
 
 from engine.errors import StoreError
 from engine.events import Expired, Response
+from engine.service.campaigns import TICK, pace_campaigns
 from engine.service.reconcile import reconcile
 from engine.service.runs import Service
 from engine.service.store import Claim
@@ -114,7 +116,8 @@ async def sweep_forever(service: Service) -> None:
     interval = min(max(min(deadlines) / 4, 0.05), 1.0)  # a stopped process's queue is sent within 1 s
     loops = [_every(interval, sweep, service, "in-doubt sweep"),
              _every(interval, fire_timers, service, "timers"),  # its own loop: a slow provider never delays it
-             _every(settings.lease_seconds / 3, renew, service, "lease renewal")]
+             _every(settings.lease_seconds / 3, renew, service, "lease renewal"),
+             _every(TICK, pace_campaigns, service, "campaigns")]  # engine/service/campaigns.py
     if settings.reconcile_seconds > 0:
         loops.append(_every(interval, reconcile, service, "reconciliation"))
     await asyncio.gather(*loops)
