@@ -367,5 +367,9 @@ def schema(output, kind):
         click.echo(text, nl=False)
 
 
+from engine.cli_campaign import campaign  # noqa: E402  (a command group of its own module)
+
+main.add_command(campaign)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
