@@ -56,7 +56,10 @@ _BASE = ("SELECT id, name, flow_id, status, rate, max_in_flight, call_window, ti
 
 
 def create_tables(db: sqlite3.Connection) -> None:
+    """The tables (schema 5); a campaign lease left by an earlier process is void (one process
+    per file, as for the runs' leases)."""
     db.executescript(CAMPAIGN_SCHEMA)
+    db.execute("UPDATE campaigns SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL")
 
 
 def create_campaign(db: sqlite3.Connection, spec: CampaignSpec) -> None:
