@@ -56,7 +56,7 @@ def starts_allowed(rate: float, next_at: float, now: float, recent: int, in_flig
                    max_in_flight: int | None) -> int:
     """How many runs may start now: due by the schedule, under the cap (`recent`: starts
     within `window_seconds` before now) and under `max_in_flight` (None: no bound)."""
-    if now < next_at:
+    if now + 1e-6 < next_at:  # a tick due on the dot, give or take float rounding, is due
         return 0
     due = 1 + math.floor((now - max(next_at, now - lag(rate))) * rate + 1e-9)
     room = window_limit(rate) - recent

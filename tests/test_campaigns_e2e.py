@@ -20,9 +20,8 @@ from datetime import datetime
 
 import httpx
 import pytest
-from processes import REPO, clean_env, wait_for
-
 from hostile.harness import FLOW, FLOWS, Serve
+from processes import REPO, clean_env, wait_for
 
 ROWS = int(os.environ.get("CALLFLOW_TEST_CAMPAIGN_ROWS", "40"))
 RATE = float(os.environ.get("CALLFLOW_TEST_CAMPAIGN_RATE", "10"))

@@ -58,7 +58,8 @@ class OfflineCampaign:
         rows = iter(rows)
         next_at, more = self.now, True
         while more or self.finishing:
-            self._tick_clock()
+            if self.real_time:
+                self.now = time.time()
             while self.finishing and self.finishing[0] <= self.now:
                 heapq.heappop(self.finishing)
             if not more and not self.real_time:  # the rest is waiting for the runs in flight to end
@@ -68,7 +69,7 @@ class OfflineCampaign:
                 if not self.real_time:  # closed: on to the next minute (windows are in minutes)
                     self.now = math.floor(self.now / 60) * 60 + 60 - TICK
             elif more:
-                while self.starts and self.starts[0] <= self.now - window_seconds(self.options.rate):
+                while self.starts and self.starts[0] <= self.now - window_seconds(self.options.rate) + 1e-6:
                     self.starts.popleft()
                 allowed = starts_allowed(self.options.rate, next_at, self.now, len(self.starts),
                                          len(self.finishing), self.options.max_in_flight)
@@ -77,13 +78,9 @@ class OfflineCampaign:
             self.on_tick(self.progress(total, more))
             if self.real_time:
                 time.sleep(TICK)
+            elif more or self.finishing:
+                self.now += TICK
         return sorted(self.results, key=lambda r: r["row"])
-
-    def _tick_clock(self) -> None:
-        if self.real_time:
-            self.now = time.time()
-        elif self.results or self.starts:
-            self.now += TICK
 
     def _start(self, rows: Iterator[CheckedRow], allowed: int) -> tuple[int, bool]:
         """Start up to `allowed` rows; (how many started, whether rows remain)."""
