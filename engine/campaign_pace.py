@@ -66,8 +66,9 @@ def starts_allowed(rate: float, next_at: float, now: float, recent: int, in_flig
 
 
 def lag(rate: float) -> float:
-    """How much schedule a late tick may catch up (one start, or a tenth of a second)."""
-    return min(window_seconds(rate), max(1.0 / rate, 0.1))
+    """How much schedule a late tick may catch up: a tenth of a second (two pacing ticks), so
+    that after a pause at most 1 + rate / 10 runs start at once."""
+    return 0.1
 
 
 def next_start(rate: float, next_at: float, now: float, started: int) -> float:

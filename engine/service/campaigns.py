@@ -6,7 +6,8 @@ on run rows; one process paces a campaign at a time, a dead process's lease expi
 another takes over), then for each: inside its calling window (in its time zone), it counts
 the rows in flight (marking done those whose run finished) and the starts of the last second,
 asks `starts_allowed` (engine/campaign_pace.py) how many may start now, and starts that many
-pending rows in line order through `Service.trigger`; `QueueFull` ends the tick.
+pending rows in line order through `Service.trigger`, side by side; a row refused with
+`QueueFull` waits for a later tick.
 
 No row starts twice: each start goes through `trigger` under an idempotency key of its own
 (the campaign and the CSV line), written with the run in one transaction, and the row is
@@ -18,6 +19,7 @@ stalled holder) get the same runs the same way.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -77,14 +79,20 @@ async def pace(service: Service, campaign: PacedCampaign) -> int:
     allowed = starts_allowed(campaign.rate, campaign.next_at, now, recent, in_flight, campaign.max_in_flight)
     if allowed <= 0:
         return 0
-    started = 0
-    for line, payload in await store.pending_rows(campaign.id, allowed):
-        try:
-            keyed = await service.trigger(campaign.flow_id, payload, row_key(campaign.id, line, payload, now))
-        except QueueFull:  # this process has enough requests unanswered: the next tick goes on
-            break
-        # Recorded after the run exists (its start time then bounds the run's creation from above).
-        await store.mark_started(campaign.id, line, keyed.run_id, service.clock())
-        started += 1
+    rows = await store.pending_rows(campaign.id, allowed)
+    # Side by side: their creates and records share the store's group commits (one after the
+    # other, a tick's starts took a commit each, ~40 starts/s at most).
+    outcomes = await asyncio.gather(*(_start_row(service, campaign, line, payload, now) for line, payload in rows))
+    started = sum(outcomes)
     await store.set_next_at(campaign.id, next_start(campaign.rate, campaign.next_at, now, started))
     return started
+
+
+async def _start_row(service: Service, campaign: PacedCampaign, line: int, payload: dict, now: float) -> bool:
+    try:
+        keyed = await service.trigger(campaign.flow_id, payload, row_key(campaign.id, line, payload, now))
+    except QueueFull:  # this process has enough requests unanswered: a later tick starts it
+        return False
+    # Recorded after the run exists (its start time then bounds the run's creation from above).
+    await service.store.mark_started(campaign.id, line, keyed.run_id, service.clock())
+    return True
