@@ -82,7 +82,7 @@ def size_over_http(serve: Serve, rows: int) -> dict:
         r = client.post("/v1/campaigns", json={"flow_id": FLOW, "csv": text, "rate": 1})
         took = time.perf_counter() - started
         r.raise_for_status()
-        client.post(f"/v1/campaigns/{r.json()['id']}/pause")
+        client.post(f"/v1/campaigns/{r.json()['id']}/pause", json={})
     return {"rows": rows, "csv_mb": len(text) / 1e6, "seconds": took, "rss_before_mb": before,
             "rss_after_mb": rss_mb(serve.pid)}
 

@@ -183,7 +183,7 @@ def _action(name: str):
     @click.argument("campaign_id")
     @server_option
     def command(campaign_id, server):
-        click.echo(describe(Client(server).ok("POST", f"/v1/campaigns/{campaign_id}/{name}")))
+        click.echo(describe(Client(server).ok("POST", f"/v1/campaigns/{campaign_id}/{name}", json={})))
     return command
 
 

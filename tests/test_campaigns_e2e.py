@@ -132,6 +132,7 @@ def test_a_bad_row_refuses_the_campaign_naming_its_line_and_skip_runs_the_rest(s
 
 
 def test_bad_input_is_one_error_line(serve, workdir):
+    before = serve.get("/v1/campaigns").json()["campaigns"]
     path = workdir / "ok.csv"
     path.write_text(contacts(2, start=200))
     for args, message in [(("start", "nope", str(path)), "error: no flow with id 'nope'"),
@@ -145,6 +146,17 @@ def test_bad_input_is_one_error_line(serve, workdir):
     r = httpx.post(f"{serve.url}/v1/campaigns", json={"flow_id": FLOW, "csv": "a,b\n1,2\n"}, auth=serve.auth)
     assert r.status_code == 400 and "destination column" in r.json()["error"]
     assert httpx.get(f"{serve.url}/v1/campaigns").status_code == 401
+    # A form on another site cannot send JSON without asking first: text/plain is refused.
+    forged = httpx.post(f"{serve.url}/v1/campaigns", content='{"flow_id": "%s", "csv": "to\\n+12025550100\\n"}' % FLOW,
+                        headers={"Content-Type": "text/plain"}, auth=serve.auth)
+    assert forged.status_code == 415 and serve.get("/v1/campaigns").json()["campaigns"] == before
+    assert httpx.post(f"{serve.url}/v1/campaigns/x/pause", auth=serve.auth).status_code == 415
+
+
+def test_the_console_has_a_campaigns_page(serve):
+    page = serve.get("/console/campaigns.html")
+    assert page.status_code == 200 and "campaigns.js" in page.text
+    assert serve.get("/console/campaigns.js").status_code == 200 and 'href="/console/campaigns.html"' in serve.get("/").text
 
 
 def test_paused_killed_restarted_resumed_every_row_runs_once(workdir):

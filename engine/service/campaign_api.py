@@ -54,7 +54,16 @@ def _records(body: dict):
     raise CampaignInvalid("give the rows: csv (the CSV text, header = payload keys) or rows (a list of objects)")
 
 
+def _json_only(request: HttpRequest) -> None:
+    """These POSTs change what gets called: a browser on another site cannot send
+    application/json without asking first (CORS), so a form there cannot start or resume a
+    campaign with the Basic credentials the browser remembers for the console."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+        raise HttpError(415, "send the request as JSON (Content-Type: application/json)")
+
+
 async def _read_json(request: HttpRequest) -> dict:
+    _json_only(request)
     raw = await read_body(request, MAX_CAMPAIGN_BODY)
     try:
         body = loads_json_strict(raw)
@@ -130,6 +139,10 @@ async def campaign_action(request: HttpRequest):
     if action not in ACTIONS:
         return error(404, f"no action {action!r} (pause, resume, cancel)")
     store, campaign_id = service_of(request).store, request.path_params["campaign_id"]
+    try:
+        _json_only(request)
+    except HttpError as e:
+        return error(e.status, e.message)
     status, allowed = ACTIONS[action]
     now = await store.set_campaign_status(campaign_id, status, allowed)
     if now is None:
