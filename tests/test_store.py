@@ -262,4 +262,4 @@ def test_flow_revisions_are_kept_idempotently_and_a_schema_4_file_gains_the_tabl
         assert run(s.unfinished_by_revision()) == {("f", ""): 1}
     finally:
         run(s.close())
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 5
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 6  # and on to 6 (campaigns)
