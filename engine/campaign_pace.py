@@ -58,6 +58,8 @@ def starts_allowed(rate: float, next_at: float, now: float, recent: int, in_flig
     within `window_seconds` before now) and under `max_in_flight` (None: no bound)."""
     if now + 1e-6 < next_at:  # a tick due on the dot, give or take float rounding, is due
         return 0
+    if next_at <= 0:  # never started: the first start, then the schedule from it
+        next_at = now
     due = 1 + math.floor((now - max(next_at, now - lag(rate))) * rate + 1e-9)
     room = window_limit(rate) - recent
     if max_in_flight is not None:
@@ -75,6 +77,8 @@ def next_start(rate: float, next_at: float, now: float, started: int) -> float:
     """The schedule after `started` starts at `now`."""
     if started == 0:
         return next_at
+    if next_at <= 0:
+        next_at = now
     return max(next_at, now - lag(rate)) + started / rate
 
 

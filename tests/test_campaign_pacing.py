@@ -7,7 +7,7 @@ from __future__ import annotations
 from test_server import go
 from test_timer_service import Clock, on_store, service
 
-from engine.campaign_pace import parse_window, starts_allowed
+from engine.campaign_pace import next_start, parse_window, starts_allowed
 from engine.campaign_rows import check_rows, dict_records
 from engine.service.campaign_store import CampaignSpec, StoredRow
 from engine.service.campaigns import pace_campaigns, row_key
@@ -139,11 +139,12 @@ def test_pause_resume_and_cancel(tmp_path):
 
 
 def test_starts_allowed_counts_the_cap_and_the_schedule():
-    assert starts_allowed(5, 0.0, 0.0, 0, 0, None) == 1
-    assert starts_allowed(5, 0.0, 0.1, 5, 0, None) == 0  # five in the last second already
-    assert starts_allowed(100, 0.0, 0.05, 0, 0, None) == 6
-    assert starts_allowed(100, 0.0, 5.0, 0, 0, None) == 11  # a late tick catches up a tenth of a second only
-    assert starts_allowed(0.5, 0.0, 0.0, 0, 0, None) == 1 and starts_allowed(0.5, 0.0, 1.0, 1, 0, None) == 0
-    assert starts_allowed(10, 0.0, 1.0, 0, 4, 5) == 1
-
-
+    t = 1000.0  # the schedule: the next start is due at t
+    assert starts_allowed(5, 0.0, t, 0, 0, None) == 1  # never started: one now, then the schedule
+    assert starts_allowed(5, t, t, 0, 0, None) == 1
+    assert starts_allowed(5, t, t + 0.1, 5, 0, None) == 0  # five in the last second already
+    assert starts_allowed(100, t, t + 0.05, 0, 0, None) == 6
+    assert starts_allowed(100, t, t + 5.0, 0, 0, None) == 11  # a late tick catches up a tenth of a second only
+    assert starts_allowed(0.5, t, t, 0, 0, None) == 1 and starts_allowed(0.5, t, t + 1.0, 1, 0, None) == 0
+    assert starts_allowed(10, t, t + 1.0, 0, 4, 5) == 1
+    assert next_start(2, 0.0, t, 1) == t + 0.5  # the second start of a campaign comes 1/rate after the first
