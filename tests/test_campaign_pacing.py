@@ -10,7 +10,7 @@ from test_timer_service import Clock, on_store, service
 from engine.campaign_pace import next_start, parse_window, starts_allowed
 from engine.campaign_rows import check_rows, dict_records
 from engine.service.campaign_store import CampaignSpec, StoredRow
-from engine.service.campaigns import pace_campaigns, row_key
+from engine.service.campaigns import IDLE_TICK, pace_campaigns, row_key, wake
 
 
 def numbers(count: int) -> list[dict]:
@@ -123,12 +123,16 @@ def test_pause_resume_and_cancel(tmp_path):
     async def main():
         async with on_store(tmp_path) as (store, clock, provider):
             svc = service(store, clock, provider=provider)
+            assert await pace_campaigns(svc) == 0  # none running: the next look is IDLE_TICK away
             await make(store, clock, numbers(20), rate=10)
+            assert await play([svc], clock, IDLE_TICK - 0.1) == []
+            wake(svc)  # as POST /v1/campaigns does
             await play([svc], clock, 0.3)
             assert await store.set_campaign_status("c1", "paused", ("running",)) == "paused"
             held = (await store.campaign("c1"))["progress"]["started"]
             assert await play([svc], clock, 2.0) == []
             assert await store.set_campaign_status("c1", "running", ("paused",)) == "running"
+            wake(svc)  # as POST .../resume does
             await play([svc], clock, 0.1)
             assert await store.set_campaign_status("c1", "cancelled", ("running", "paused")) == "cancelled"
             assert await play([svc], clock, 2.0) == []

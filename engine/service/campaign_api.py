@@ -36,6 +36,7 @@ from engine.errors import HttpError
 from engine.jsontext import loads_json_strict
 from engine.service.auth import authorized
 from engine.service.campaign_store import ROW_BATCH, CampaignSpec, StoredRow
+from engine.service.campaigns import wake
 from engine.service.http import deny, error, read_body
 from engine.service.runs import service_of
 
@@ -98,6 +99,7 @@ async def create_campaign(request: HttpRequest):
     spec = CampaignSpec(str(uuid.uuid4()), options.name, entry.flow.id, options.rate, options.max_in_flight,
                         options.window, options.timezone, service.clock())
     await _store(service.store, spec, entry.flow, body, options.dnc)
+    wake(service)
     record = await service.store.campaign(spec.id)
     return JSONResponse({"api_id": str(uuid.uuid4()), **record, "skipped_rows": problems}, status_code=201)
 
@@ -149,6 +151,8 @@ async def campaign_action(request: HttpRequest):
         return error(404, "no campaign with this id")
     if now != status:
         return error(409, f"the campaign is {now}: it cannot {action}")
+    if status == "running":
+        wake(service_of(request))
     return JSONResponse({"api_id": str(uuid.uuid4()), **(await store.campaign(campaign_id))})
 
 

@@ -23,6 +23,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import weakref
 
 from engine.campaign_pace import (
     next_start,
@@ -38,6 +39,13 @@ from engine.service.store import IdempotencyKey
 logger = logging.getLogger("callflow.server")  # one logger name for the whole service
 
 TICK = 0.05  # seconds between pacing ticks: at 100 starts/s, five a tick
+IDLE_TICK = 1.0  # with no campaign running, look again this often (a new one here: `wake`)
+_idle_until: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # service -> when to look again
+
+
+def wake(service: Service) -> None:
+    """A campaign was created or resumed through this process: pace from the next tick on."""
+    _idle_until.pop(service, None)
 KEY_TTL = 24 * 3600.0  # the row's key only has to outlive the moment between the start and its record
 
 
@@ -51,11 +59,13 @@ def row_key(campaign_id: str, line: int, payload: dict, now: float) -> Idempoten
 async def pace_campaigns(service: Service) -> int:
     """One tick: claim the running campaigns and start what each may start now."""
     claim = getattr(service.store, "claim_campaigns", None)  # a store without campaigns (a test's)
-    if service.stopping or claim is None:
+    if service.stopping or claim is None or service.clock() < _idle_until.get(service, 0.0):
         return 0
     now = service.clock()
     claimed = await claim(now=now, owner=service.owner,
                                                   lease_until=now + service.settings.lease_seconds)
+    if not claimed:  # nothing to pace: no store call every 50 ms while no campaign runs
+        _idle_until[service] = now + IDLE_TICK
     started = 0
     for campaign in claimed:
         started += await pace(service, campaign)
