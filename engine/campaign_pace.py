@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from nodes.business_hours import opening_table  # the same hours, parsed the same way
+
 MAX_RATE = 1000.0  # starts per second; beyond, the store's commits are the limit anyway
 _RATE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*$", re.I)
 _PER = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_SPAN = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5][0-9])$")
 
 
 def parse_rate(text: str | float | int) -> float:
@@ -118,10 +119,12 @@ def parse_window(spec: dict, default_timezone: str = "UTC") -> Window:
     hours_spec = spec.get("hours")
     if not isinstance(hours_spec, dict) or not hours_spec:
         raise ValueError("window.hours: a mapping of days to HH:MM-HH:MM, e.g. {mon-fri: 09:00-17:00}")
-    hours: dict[int, list] = {}
-    for days, spans in hours_spec.items():
-        for day in _days(str(days)):
-            hours.setdefault(day, []).extend(_spans(days, spans))
+    problems: list[str] = []
+    table = opening_table(hours_spec, lambda where, code, message, key=False: problems.append(
+        f"window.hours.{'.'.join(map(str, where))}: {message}"))
+    if problems:
+        raise ValueError(problems[0])
+    hours = {day: [(start, end) for start, end, _ in spans] for day, spans in table.items()}
     closed = set()
     for item in spec.get("closed_on") or []:
         try:
@@ -137,25 +140,4 @@ def check_timezone(name: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"timezone {name!r}: not an IANA time zone name (e.g. Europe/London)") from None
     return str(name)
-
-
-def _days(text: str) -> list[int]:
-    text = text.strip().lower()
-    first, sep, last = text.partition("-")
-    if first not in DAYS or (sep and last not in DAYS):
-        raise ValueError(f"window.hours: {text!r} is not a day or a day range (mon, mon-fri, sat, sun)")
-    a, b = DAYS.index(first), DAYS.index(last if sep else first)
-    return [d % 7 for d in range(a, (b if b >= a else b + 7) + 1)]
-
-
-def _spans(days, spans) -> list[tuple[int, int]]:
-    out = []
-    for span in spans if isinstance(spans, list) else [spans]:
-        m = _SPAN.match(str(span).replace(" ", ""))
-        start = int(m.group(1)) * 60 + int(m.group(2)) if m else 0
-        end = int(m.group(3)) * 60 + int(m.group(4)) if m else 0
-        if not m or end <= start or end > 24 * 60:
-            raise ValueError(f"window.hours.{days}: {span!r} is not HH:MM-HH:MM (start before end)")
-        out.append((start, end))
-    return out
 
