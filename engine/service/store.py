@@ -199,7 +199,8 @@ class Store(Protocol):
 def open_store(url: str | None, **kwargs) -> Store:
     """A store from a URL: `sqlite:///relative.db`, `sqlite:////abs/path.db`,
     `sqlite:///:memory:`, or a plain file path. Query `?synchronous=full` for power-loss
-    durability."""
+    durability. `postgresql://user:password@host:port/db?pool_size=10` (or `postgres://`):
+    PostgreSQL, checked and migrated here."""
     # Imported here, not at the top: a backend (and its driver) loads only when chosen.
     from engine.service.sqlite_store import SQLiteStore
 
@@ -221,6 +222,7 @@ def open_store(url: str | None, **kwargs) -> Store:
             kwargs["inline"] = True
         return SQLiteStore(path, sync=sync, **kwargs)
     if parsed.scheme in ("postgres", "postgresql"):
-        raise ValueError(f"{parsed.scheme}: not implemented yet; the Store interface in engine/service/store.py "
-                         "describes the PostgreSQL design")
-    raise ValueError(f"{url}: unknown store (use sqlite:///path/to/callflow.db)")
+        from engine.service.pg_store import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(f"{url}: unknown store (use sqlite:///path/to/callflow.db or postgresql://user@host/db)")
