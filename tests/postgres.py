@@ -9,13 +9,14 @@ own, created and dropped there).
 Fixtures (conftest.py imports them):
     pg_server  the server: .admin_url(), .new_database() -> URL, .stop()/.start() (the
                database going away and coming back)
-    pg_url     a fresh, empty database for this test (CREATE DATABASE: ~20 ms)
+    pg_url     a fresh, empty schema for this test, as a URL (as good as a database: ~2 ms)
 
 Tests skip only where no PostgreSQL binaries exist (and no CALLFLOW_TEST_POSTGRES), and say so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -108,9 +109,18 @@ class Cluster:
         asyncio.run(run())
 
     def new_database(self) -> str:
+        """A database of its own (CREATE DATABASE: ~0.3 s; `new_schema` is ~100x cheaper)."""
         name = "t_" + uuid.uuid4().hex[:12]
         self.sql(f"CREATE DATABASE {name}")
         return self.admin_url(name)
+
+    def new_schema(self) -> str:
+        """An empty schema in the `postgres` database, and a URL whose connections use it
+        (`search_path` is passed on to the server by asyncpg): as good as an empty database
+        for callflow's tables, in ~2 ms."""
+        name = "t_" + uuid.uuid4().hex[:12]
+        self.sql(f"CREATE SCHEMA {name}")
+        return self.admin_url() + f"?search_path={name}"
 
 
 @pytest.fixture(scope="session")
@@ -131,5 +141,8 @@ def pg_server():
 
 
 @pytest.fixture
-def pg_url(pg_server) -> str:
-    return pg_server.new_database()
+def pg_url(pg_server):
+    url = pg_server.new_schema()
+    yield url
+    with contextlib.suppress(Exception):  # an external server keeps no garbage; ours is thrown away anyway
+        pg_server.sql(f"DROP SCHEMA {url.rsplit('=', 1)[1]} CASCADE")
