@@ -178,12 +178,13 @@ def test_lease_written_with_the_state_and_renewed_in_one_statement(pg_url):
 
     async def main():
         await store.create_run(waiting_state("r1", t=1.0), lease=Lease("me", 4e9))
-        await store.create_run(waiting_state("r2", t=1.0), lease=Lease("me", 1.0))  # already expired
+        await store.create_run(waiting_state("r2", t=1.0), lease=Lease("other", 1.0))
         assert await store.renew("me", 5e9) == 1
         assert await store.mark_sent("r1", 1, "me") and not await store.mark_sent("r1", 1, "other")
         rows = dict(await sql(pg_url, "SELECT run_id, lease_until FROM runs"))
         assert rows == {"r1": 5e9, "r2": 1.0}
-        assert await store.release("me", ["r1"]) == 1 and await store.release("me") == 1
+        assert await store.release("other") == 1
+        assert await store.release("me", ["r2"]) == 0 and await store.release("me", ["r1"]) == 1
         timer = waiting_state("r3", reason=WaitReason.TIMER, until=50.0)
         await store.create_run(timer)
         assert await store.claim(Claim.TIMER, now=49.0, older_than=0, owner="me", lease_until=60) == []

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 import asyncpg
 
@@ -213,8 +212,8 @@ class PostgresStore:
         return [r[0] for r in rows]
 
     async def renew(self, owner: str, lease_until: float) -> int:
-        status = await self._run("execute", "UPDATE runs SET lease_until = $1 WHERE lease_owner = $2"
-                                 " AND lease_until >= $3", lease_until, owner, time.time())
+        status = await self._run("execute", "UPDATE runs SET lease_until = $1 WHERE lease_owner = $2",
+                                 lease_until, owner)
         return _count(status)
 
     async def release(self, owner: str, run_ids: list[str] | None = None) -> int:
