@@ -51,7 +51,9 @@ class Cluster:
         self._as_user: list[str] = []
 
     # -- our own server ------------------------------------------------------------------------
-    def create(self, bin_dir: Path) -> None:
+    def create(self, bin_dir: Path, durable: bool = False) -> None:
+        """`durable`: fsync on (commits still not flushed one by one: synchronous_commit off,
+        as SQLite's synchronous=NORMAL); the tests' default is no fsync at all."""
         self.bin = bin_dir
         self.dir = Path(tempfile.mkdtemp(prefix="callflow-pg-"))
         if os.geteuid() == 0:  # initdb and postgres refuse to run as root
@@ -63,7 +65,9 @@ class Cluster:
         with open(self.dir / "data" / "postgresql.conf", "a") as conf:
             # Throwaway data: no fsync. Enough connections for two serve processes' pools per test.
             conf.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.dir}'\n"
-                       "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n")
+                       "synchronous_commit = off\nmax_connections = 200\n")
+            if not durable:
+                conf.write("fsync = off\nfull_page_writes = off\n")
         self.start()
 
     def _pg(self, tool: str, *args: str) -> None:

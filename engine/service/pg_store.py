@@ -1,9 +1,9 @@
 """The PostgreSQL backend of the run store (`Store` in engine/service/store.py), for several
 `callflow serve` processes on one database.
 
-asyncpg (Apache-2.0) with its own pool (`pool_size` in the URL, default 10): every call is
-one statement (or one short transaction) on a pooled connection, prepared once per
-connection by asyncpg's statement cache. The state is a `jsonb` column holding
+asyncpg (Apache-2.0) with a small pool of its own (engine/service/pg_pool.py; `pool_size`
+in the URL, default 10): every call is one statement (or one short transaction) on a pooled
+connection, prepared once per connection by asyncpg's statement cache. The state is a `jsonb` column holding
 `RunState.to_json()`'s text (a text codec both ways: no decode to dict and back); the
 columns the sweeps, claims and listing read are written from the state on every save.
 
@@ -20,19 +20,19 @@ is `StoreUnavailable` (the service answers 503); the database is checked and mig
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import asyncpg
 
 from engine.errors import Conflict, RunExists
 from engine.service.pg_connect import (
-    COMMAND_TIMEOUT,
     CONNECT_TIMEOUT,
     DRIVER_ERRORS,
+    connect,
     open_database,
     parse_url,
     unavailable,
 )
+from engine.service.pg_pool import ConnectionPool
 from engine.service.store import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -44,6 +44,8 @@ from engine.service.store import (
 )
 from engine.state import RunState, WaitReason, iso
 
+EXECUTE, FETCH, FETCHROW, FETCHVAL = (asyncpg.Connection.execute, asyncpg.Connection.fetch,
+                                     asyncpg.Connection.fetchrow, asyncpg.Connection.fetchval)
 PURGE_BATCH = 100  # expired idempotency keys deleted per keyed create
 
 _FREE = "(lease_until IS NULL OR lease_until < $4)"
@@ -51,7 +53,8 @@ CLAIMS = {  # Claim kind -> (which rows, in what order, uses older_than); $4 now
     Claim.UNSENT: ("waiting_for = 'response' AND waiting_seq IS NOT NULL AND sent_seq IS DISTINCT FROM waiting_seq",
                    "updated_at", False),
     Claim.IN_DOUBT: ("waiting_for = 'response' AND (waiting_seq IS NULL OR sent_seq IS NOT DISTINCT FROM waiting_seq)"
-                     " AND updated_at < $5", "updated_at", True),
+                     " AND updated_at < $5",
+                     "updated_at", True),
     Claim.QUIET: ("waiting_for IN ('call', 'input', 'hangup') AND updated_at < $5", "updated_at", True),
     Claim.TIMER: ("waiting_for = 'timer' AND wake_at <= $4", "wake_at", False),
 }
@@ -94,11 +97,6 @@ def _summary(row) -> dict:
             "created_at": iso(row[5]), "updated_at": iso(row[6])}
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    # The state's JSON text goes in and comes out as text: RunState parses it once.
-    await conn.set_type_codec("jsonb", encoder=str, decoder=str, schema="pg_catalog", format="text")
-
-
 class PostgresStore:
     """`Store` on PostgreSQL; `url` as `open_store` takes it (postgresql://...)."""
 
@@ -106,50 +104,53 @@ class PostgresStore:
         self._target = parse_url(url)
         self.where = self._target.where
         self.schema_version = open_database(self._target)  # StoreUnusable here, not while serving
-        self._pool: asyncpg.Pool | None = None
-        self._pool_lock: asyncio.Lock | None = None
+        self._pool: ConnectionPool | None = None
         self._pool_loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self.statements = 0  # statements sent (bench/store_bench.py)
 
-    async def _get_pool(self) -> asyncpg.Pool:
-        """The pool of the running loop (made on first use: an asyncpg pool belongs to one
-        loop; a store used from a later loop, as tests do, gets a new pool there)."""
+    def _get_pool(self) -> ConnectionPool:
+        """The pool of the running loop (made on first use: a connection belongs to one loop;
+        a store used from a later loop, as tests do, gets a new pool there)."""
         if self._closed:
             raise RuntimeError("the store is closed")
         loop = asyncio.get_running_loop()
-        if self._pool is not None and self._pool_loop is loop:
-            return self._pool
-        if self._pool_lock is None or self._pool_loop is not loop:
-            self._discard_pool()
-            self._pool_lock, self._pool_loop = asyncio.Lock(), loop
-        async with self._pool_lock:
-            if self._pool is None:
-                try:
-                    self._pool = await asyncpg.create_pool(
-                        self._target.dsn, min_size=1, max_size=self._target.pool_size, init=_init_connection,
-                        timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT)
-                except DRIVER_ERRORS as e:
-                    raise unavailable(e) from None
+        if self._pool is None or self._pool_loop is not loop:
+            if self._pool is not None:
+                self._pool.terminate()
+            self._pool, self._pool_loop = ConnectionPool(self._connect, self._target.pool_size, CONNECT_TIMEOUT), loop
         return self._pool
 
-    def _discard_pool(self) -> None:
-        """Drop a pool of another (finished) loop: its connections are closed, not awaited."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            with contextlib.suppress(Exception):
-                pool.terminate()
+    async def _connect(self) -> asyncpg.Connection:
+        conn = await connect(self._target)
+        # The state's JSON text goes in and comes out as text: RunState parses it once.
+        await conn.set_type_codec("jsonb", encoder=str, decoder=str, schema="pg_catalog", format="text")
+        return conn
 
-    async def _run(self, method: str, sql: str, *args):
-        """One statement on a pooled connection (`method`: execute, fetch, fetchrow, fetchval)."""
-        pool = await self._get_pool()
-        self.statements += 1
+    async def _acquire(self) -> tuple[ConnectionPool, asyncpg.Connection]:
+        pool = self._get_pool()
         try:
-            return await getattr(pool, method)(sql, *args)
-        except asyncpg.UniqueViolationError:
-            raise
+            return pool, await pool.acquire()
         except DRIVER_ERRORS as e:
             raise unavailable(e) from None
+
+    async def _run(self, method, sql: str, *args):
+        """One statement on a pooled connection (`method`: asyncpg.Connection.execute, fetch...)."""
+        pool, conn = await self._acquire()
+        self.statements += 1
+        try:
+            result = await method(conn, sql, *args)
+        except asyncpg.UniqueViolationError:
+            pool.release(conn)
+            raise
+        except DRIVER_ERRORS as e:
+            pool.release(conn, broken=not isinstance(e, asyncpg.PostgresError))
+            raise unavailable(e) from None
+        except BaseException:  # cancelled mid-statement: the connection's state is unknown
+            pool.release(conn, broken=True)
+            raise
+        pool.release(conn)
+        return result
 
     # -- runs ----------------------------------------------------------------------------------
     @staticmethod
@@ -160,39 +161,46 @@ class PostgresStore:
 
     async def create_run(self, state: RunState, lease: Lease | None = None) -> int:
         try:
-            await self._run("execute", _INSERT, *self._insert_args(state, lease))
+            await self._run(EXECUTE, _INSERT, *self._insert_args(state, lease))
         except asyncpg.UniqueViolationError as e:
             raise _exists(state, e) from None
         return 1
 
     async def create_run_once(self, state: RunState, key: IdempotencyKey, lease: Lease | None = None) -> KeyedRun:
         """The key and the run in one transaction; see `Store.create_run_once`."""
-        pool = await self._get_pool()
+        pool, conn = await self._acquire()
         self.statements += 4
         try:
-            async with pool.acquire() as conn, conn.transaction():
+            async with conn.transaction():
                 won = await conn.fetchval(_CLAIM_KEY, key.scope, key.key, key.fingerprint, state.run_id,
                                           key.created_at, key.expires_before)
                 if won is None:  # a live key: the run that holds it
                     row = await conn.fetchrow("SELECT run_id, fingerprint FROM idempotency_keys"
                                               " WHERE scope = $1 AND key = $2", key.scope, key.key)
+                    pool.release(conn)
                     return KeyedRun(row[0], False, row[1])
                 await conn.execute(_INSERT, *self._insert_args(state, lease))
                 await conn.execute(_PURGE_KEYS, key.expires_before, PURGE_BATCH)
         except asyncpg.UniqueViolationError as e:
+            pool.release(conn)
             raise _exists(state, e) from None
         except DRIVER_ERRORS as e:
+            pool.release(conn, broken=not isinstance(e, asyncpg.PostgresError))
             raise unavailable(e) from None
+        except BaseException:
+            pool.release(conn, broken=True)
+            raise
+        pool.release(conn)
         return KeyedRun(state.run_id, True, key.fingerprint)
 
     async def load(self, run_id: str) -> StoredRun | None:
-        row = await self._run("fetchrow", "SELECT state, version FROM runs WHERE run_id = $1", run_id)
+        row = await self._run(FETCHROW, "SELECT state, version FROM runs WHERE run_id = $1", run_id)
         if row is None:
             return None
         return StoredRun(RunState.from_json(row[0]), row[1])
 
     async def save(self, state: RunState, version: int, lease: Lease | None = None) -> int:
-        status = await self._run("execute", _SAVE, state.run_id, *_columns(state), lease.owner if lease else None,
+        status = await self._run(EXECUTE, _SAVE, state.run_id, *_columns(state), lease.owner if lease else None,
                                  lease.until if lease else None, version)
         if status != "UPDATE 1":
             raise Conflict(state.run_id)
@@ -200,7 +208,7 @@ class PostgresStore:
 
     # -- leases and claims ---------------------------------------------------------------------
     async def mark_sent(self, run_id: str, seq: int, owner: str, sent: bool = True) -> bool:
-        status = await self._run("execute", "UPDATE runs SET sent_seq = $1 WHERE run_id = $2 AND lease_owner = $3",
+        status = await self._run(EXECUTE, "UPDATE runs SET sent_seq = $1 WHERE run_id = $2 AND lease_owner = $3",
                                  seq if sent else None, run_id, owner)
         return status == "UPDATE 1"
 
@@ -208,20 +216,20 @@ class PostgresStore:
                     limit: int = 100) -> list[str]:
         kind = Claim(kind)
         args = (owner, lease_until, limit, now, older_than) if CLAIMS[kind][2] else (owner, lease_until, limit, now)
-        rows = await self._run("fetch", _CLAIM_SQL[kind], *args)
+        rows = await self._run(FETCH, _CLAIM_SQL[kind], *args)
         return [r[0] for r in rows]
 
     async def renew(self, owner: str, lease_until: float) -> int:
-        status = await self._run("execute", "UPDATE runs SET lease_until = $1 WHERE lease_owner = $2",
+        status = await self._run(EXECUTE, "UPDATE runs SET lease_until = $1 WHERE lease_owner = $2",
                                  lease_until, owner)
         return _count(status)
 
     async def release(self, owner: str, run_ids: list[str] | None = None) -> int:
         if run_ids is None:
-            status = await self._run("execute", "UPDATE runs SET lease_owner = NULL, lease_until = NULL"
+            status = await self._run(EXECUTE, "UPDATE runs SET lease_owner = NULL, lease_until = NULL"
                                      " WHERE lease_owner = $1", owner)
         else:
-            status = await self._run("execute", "UPDATE runs SET lease_owner = NULL, lease_until = NULL"
+            status = await self._run(EXECUTE, "UPDATE runs SET lease_owner = NULL, lease_until = NULL"
                                      " WHERE lease_owner = $1 AND run_id = ANY($2::text[])", owner, list(run_ids))
         return _count(status)
 
@@ -239,50 +247,49 @@ class PostgresStore:
         sql = "SELECT id, run_id, flow_id, status, error, created_at, updated_at FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        rows = await self._run("fetch", f"{sql} ORDER BY id DESC LIMIT ${len(args) + 1}", *args, limit + 1)
+        rows = await self._run(FETCH, f"{sql} ORDER BY id DESC LIMIT ${len(args) + 1}", *args, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
         return [_summary(r) for r in rows], (str(rows[-1][0]) if more else None)
 
     async def find_by_call(self, call_uuid: str, flow_id: str | None = None) -> str | None:
         if flow_id:
-            return await self._run("fetchval", "SELECT run_id FROM runs WHERE call_uuid = $1 AND flow_id = $2"
+            return await self._run(FETCHVAL, "SELECT run_id FROM runs WHERE call_uuid = $1 AND flow_id = $2"
                                    " ORDER BY id DESC LIMIT 1", call_uuid, flow_id)
-        return await self._run("fetchval", "SELECT run_id FROM runs WHERE call_uuid = $1 ORDER BY id DESC LIMIT 1",
+        return await self._run(FETCHVAL, "SELECT run_id FROM runs WHERE call_uuid = $1 ORDER BY id DESC LIMIT 1",
                                call_uuid)
 
     async def in_doubt(self, older_than: float, limit: int = 100) -> list[str]:
-        rows = await self._run("fetch", "SELECT run_id FROM runs WHERE waiting_for = 'response' AND updated_at < $1"
+        rows = await self._run(FETCH, "SELECT run_id FROM runs WHERE waiting_for = 'response' AND updated_at < $1"
                                " ORDER BY updated_at LIMIT $2", older_than, limit)
         return [r[0] for r in rows]
 
     async def stale(self, older_than: float, limit: int = 100) -> list[str]:
         """Runs waiting for a callback (not a response) since before `older_than`."""
-        rows = await self._run("fetch", "SELECT run_id FROM runs WHERE waiting_for IS NOT NULL AND waiting_for <>"
+        rows = await self._run(FETCH, "SELECT run_id FROM runs WHERE waiting_for IS NOT NULL AND waiting_for <>"
                                " 'response' AND updated_at < $1 ORDER BY updated_at LIMIT $2", older_than, limit)
         return [r[0] for r in rows]
 
     async def waiting_counts(self, in_doubt_before: float) -> dict[str, int]:
-        rows = await self._run("fetch", "SELECT waiting_for, count(*), count(*) FILTER (WHERE updated_at < $1)"
+        rows = await self._run(FETCH, "SELECT waiting_for, count(*), count(*) FILTER (WHERE updated_at < $1)"
                                " FROM runs WHERE waiting_for IS NOT NULL GROUP BY waiting_for", in_doubt_before)
         counts = {r[0]: r[1] for r in rows}
         counts["in_doubt"] = next((r[2] for r in rows if r[0] == "response"), 0)
         return counts
 
     async def ping(self) -> None:
-        await self._run("fetchval", "SELECT 1")
+        await self._run(FETCHVAL, "SELECT 1")
 
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self._pool is not None and self._pool_loop is asyncio.get_running_loop():
-            try:
-                await asyncio.wait_for(self._pool.close(), timeout=CONNECT_TIMEOUT)
-            except (*DRIVER_ERRORS, asyncio.TimeoutError):
-                self._pool.terminate()
-            self._pool = None
-        self._discard_pool()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            if self._pool_loop is asyncio.get_running_loop():
+                await pool.close()
+            else:
+                pool.terminate()
 
 
 def _count(status: str) -> int:
