@@ -6,7 +6,8 @@ One `callflow sandbox`, then for each backend a `callflow serve` on it (SQLite: 
 temp folder, WAL, synchronous=NORMAL; PostgreSQL: a throwaway cluster of tests/postgres.py with
 fsync on and synchronous_commit off, the same "a crash of the process loses nothing, a power
 cut may lose the last commits" as SQLite's NORMAL), the seed flow's runs triggered as
-bench/e2e.py does. Per completed run: serve's CPU ms, the PostgreSQL server processes' CPU ms
+bench/e2e.py does. Rounds alternate between the two (the machine's other load hits both alike).
+Per completed run: serve's CPU ms, the PostgreSQL server processes' CPU ms
 (the database's work, which SQLite does inside serve), store calls (counted by a wrapper in
 the serve process: `--serve-counting`), SQL statements (PostgreSQL: sent by the store) and
 transactions committed (PostgreSQL: pg_stat_database). Medians of the rounds; the ratio is
@@ -117,44 +118,45 @@ async def commits(url: str) -> int:
         await conn.close()
 
 
-def measure(name: str, db: str, sandbox_url: str, tmp: Path, args, cluster=None) -> dict:
-    serve = Proc([sys.executable, str(Path(__file__).resolve()), "--serve-counting", str(tmp / "flows"),
-                  "--port", "0", "--db", db],
-                 env(CALLFLOW_AUTH_ID=AUTH_ID, CALLFLOW_AUTH_TOKEN=AUTH_TOKEN, PLIVO_AUTH_ID=PLIVO_ID,
-                     PLIVO_AUTH_TOKEN=PLIVO_TOKEN, PLIVO_API_URL=sandbox_url, CALLFLOW_LOG_LEVEL="warning"),
-                 ROOT, tmp / f"serve-{name}.log")
-    serve_url = serve.wait_line("callflow serving on ")
-    rounds, total_runs = [], 0
-    try:
-        asyncio.run(engine_phase(serve_url, min(200, args.runs), args.concurrency))  # warm up: pools, caches
-        total_runs += min(200, args.runs)
-        for _ in range(args.repeat):
-            pids = postgres_pids(cluster) if cluster else []
-            c0 = asyncio.run(commits(db)) if cluster else 0
-            cpu0, pg0, t0 = serve.cpu(), cpu_of(pids), time.perf_counter()
-            e = asyncio.run(engine_phase(serve_url, args.runs, args.concurrency))
-            seconds = time.perf_counter() - t0
-            done = e["runs"] - e["not_completed"]
-            c1 = asyncio.run(commits(db)) if cluster else 0
-            rounds.append({"serve": (serve.cpu() - cpu0) / done * 1000, "server": (cpu_of(pids) - pg0) / done * 1000,
-                           "rate": done / seconds, "commits": (c1 - c0) / done})
-            total_runs += e["runs"]
-            httpx.delete(f"{sandbox_url}/sandbox/calls")
-    finally:
-        serve.stop()
-    line = ""
-    end = time.monotonic() + 5
-    while not line and time.monotonic() < end:  # the reader thread may still be copying it
-        with contextlib.suppress(queue.Empty):
-            candidate = serve.lines.get(timeout=0.1)
-            if candidate.startswith(COUNTS_LINE):
-                line = candidate[len(COUNTS_LINE):]
-    counts = json.loads(line) if line else {"calls": {}, "statements": 0}
-    med = statistics.median
-    return {"serve": med(r["serve"] for r in rounds), "server": med(r["server"] for r in rounds),
-            "rate": med(r["rate"] for r in rounds), "commits": med(r["commits"] for r in rounds),
-            "calls": sum(counts["calls"].values()) / total_runs, "statements": counts["statements"] / total_runs,
-            "by_call": {k: round(v / total_runs, 2) for k, v in sorted(counts["calls"].items())}}
+class Backend:
+    """One `callflow serve` (under the counting wrapper) on one store, and its rounds."""
+
+    def __init__(self, name: str, db: str, sandbox_url: str, tmp: Path, cluster=None):
+        self.name, self.db, self.cluster, self.rounds, self.total_runs = name, db, cluster, [], 0
+        self.serve = Proc([sys.executable, str(Path(__file__).resolve()), "--serve-counting", str(tmp / "flows"),
+                           "--port", "0", "--db", db],
+                          env(CALLFLOW_AUTH_ID=AUTH_ID, CALLFLOW_AUTH_TOKEN=AUTH_TOKEN, PLIVO_AUTH_ID=PLIVO_ID,
+                              PLIVO_AUTH_TOKEN=PLIVO_TOKEN, PLIVO_API_URL=sandbox_url, CALLFLOW_LOG_LEVEL="warning"),
+                          ROOT, tmp / f"serve-{name}.log")
+        self.url = self.serve.wait_line("callflow serving on ")
+
+    def round(self, runs: int, concurrency: int, keep: bool = True) -> None:
+        pids = postgres_pids(self.cluster) if self.cluster else []
+        c0 = asyncio.run(commits(self.db)) if self.cluster else 0
+        cpu0, pg0, t0 = self.serve.cpu(), cpu_of(pids), time.perf_counter()
+        e = asyncio.run(engine_phase(self.url, runs, concurrency))
+        seconds = time.perf_counter() - t0
+        done = e["runs"] - e["not_completed"]
+        c1 = asyncio.run(commits(self.db)) if self.cluster else 0
+        self.total_runs += e["runs"]
+        if keep:
+            self.rounds.append({"serve": (self.serve.cpu() - cpu0) / done * 1000,
+                                "server": (cpu_of(pids) - pg0) / done * 1000,
+                                "rate": done / seconds, "commits": (c1 - c0) / done})
+
+    def finish(self) -> dict:
+        """The medians of the rounds and the calls per run serve counted (once stopped)."""
+        line, end = "", time.monotonic() + 5
+        while not line and time.monotonic() < end:  # the reader thread may still be copying it
+            with contextlib.suppress(queue.Empty):
+                candidate = self.serve.lines.get(timeout=0.1)
+                if candidate.startswith(COUNTS_LINE):
+                    line = candidate[len(COUNTS_LINE):]
+        counts = json.loads(line) if line else {"calls": {}, "statements": 0}
+        med, n = statistics.median, self.total_runs
+        return {**{k: med(r[k] for r in self.rounds) for k in ("serve", "server", "rate", "commits")},
+                "calls": sum(counts["calls"].values()) / n, "statements": counts["statements"] / n,
+                "by_call": {k: round(v / n, 2) for k, v in sorted(counts["calls"].items())}}
 
 
 def main() -> None:
@@ -182,16 +184,29 @@ def main() -> None:
                        env(PLIVO_AUTH_ID=PLIVO_ID, PLIVO_AUTH_TOKEN=PLIVO_TOKEN), ROOT, tmp / "sandbox.log")
         sandbox_url = sandbox.wait_line("sandbox listening on ")
         print(f"runs={args.runs} concurrency={args.concurrency} repeat={args.repeat} cores={os.cpu_count()}")
-        results = {"sqlite": measure("sqlite", f"sqlite:///{tmp}/bench.db", sandbox_url, tmp, args),
-                   "postgres": measure("postgres", db, sandbox_url, tmp, args, cluster)}
+        backends = []
+        try:
+            for name, url, server in (("sqlite", f"sqlite:///{tmp}/bench.db", None), ("pg-tcp", db, cluster),
+                                      ("pg-unix", cluster.socket_url(db.rsplit("/", 1)[1]), cluster)):
+                backends.append(Backend(name, url, sandbox_url, tmp, server))
+            for round_ in range(args.repeat + 1):  # round 0 warms up (pools, caches); rounds alternate backends
+                for backend in backends:
+                    backend.round(args.runs if round_ else min(200, args.runs), args.concurrency, keep=round_ > 0)
+                    httpx.delete(f"{sandbox_url}/sandbox/calls")
+        finally:
+            for backend in backends:
+                backend.serve.stop()
+        results = {b.name: b.finish() for b in backends}
         for name, r in results.items():
-            print(f"{name:9} {r['rate']:6.1f} runs/s  CPU ms/run: serve {r['serve']:.2f} + database server "
+            print(f"{name:8} {r['rate']:6.1f} runs/s  CPU ms/run: serve {r['serve']:.2f} + database server "
                   f"{r['server']:.2f} = {r['serve'] + r['server']:.2f}  store calls/run {r['calls']:.2f} "
                   f"SQL statements/run {r['statements'] or float('nan'):.2f} commits/run "
                   f"{r['commits'] or float('nan'):.2f}  {r['by_call']}")
-        s, p = results["sqlite"], results["postgres"]
-        print(f"ratio PostgreSQL/SQLite CPU per run: serve only {p['serve'] / s['serve']:.2f}, "
-              f"serve + database server {(p['serve'] + p['server']) / s['serve']:.2f} (target <= 1.3)")
+        s = results["sqlite"]
+        for name in ("pg-tcp", "pg-unix"):
+            p = results[name]
+            print(f"ratio {name}/sqlite CPU per run: serve only {p['serve'] / s['serve']:.2f}, "
+                  f"serve + database server {(p['serve'] + p['server']) / s['serve']:.2f} (target <= 1.3)")
     finally:
         if sandbox is not None:
             sandbox.stop()

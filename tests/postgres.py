@@ -97,6 +97,10 @@ class Cluster:
             return self.external.rsplit("/", 1)[0] + "/" + database
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    def socket_url(self, database: str) -> str:
+        """The same database over the cluster's unix socket (no TCP: cheaper per statement)."""
+        return f"postgresql:///{database}?host={self.dir}&port={self.port}&user=postgres"
+
     def sql(self, statement: str, database: str = "postgres") -> None:
         """One statement as the superuser (a short-lived connection)."""
         import asyncio

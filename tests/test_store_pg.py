@@ -258,3 +258,21 @@ def test_store_calls_raise_store_unavailable_when_the_server_is_gone(pg_server, 
         await store.close()
 
     run(main())
+
+
+def test_a_state_holding_nul_and_any_unicode_is_stored_as_written(pg_url):
+    """A webhook's answer or a callback parameter may carry U+0000 (jsonb would refuse it:
+    the run could never be saved again); the state's text comes back as it was."""
+    store = open_store(pg_url)
+    odd = {"body": "a\x00b", "emoji": "\U0001f4de", "quote": '"\\', "big": 2**63 - 1, "float": 0.1}
+
+    async def main():
+        s = waiting_state("r1")
+        s.variables["Web"] = odd
+        await store.create_run(s)
+        s.variables["Web"] = {**odd, "again": "\x00"}
+        await store.save(s, 1)
+        assert (await store.load("r1")).state == s
+        await store.close()
+
+    run(main())

@@ -28,7 +28,7 @@ CREATE TABLE runs (
     waiting_for text,
     call_uuid   text,
     version     integer NOT NULL,
-    state       jsonb NOT NULL
+    state       json NOT NULL  -- not jsonb: see pg_store.py
 );
 CREATE INDEX runs_flow ON runs (flow_id, id);
 CREATE INDEX runs_status ON runs (status, id);
@@ -48,7 +48,8 @@ CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
 # The leases and claims (several processes), durable timers, and inbound dedupe across
 # processes: `inbound_call_uuid` is written only for a run an incoming call started, unique,
 # so two processes receiving the same answer request cannot both start a run for it (the same
-# CallUUID may also appear on an outbound run's step: `call_uuid` stays non-unique). A run
+# CallUUID may also appear on an outbound run's step: `call_uuid` stays non-unique; of runs
+# stored before that share one, the newest keeps it, as `find_by_call` picks it). A run
 # stored before waits on a request nobody can tell sent or not: it counts as sent (in doubt,
 # never resent).
 _V2_LEASES = """
@@ -58,8 +59,9 @@ ALTER TABLE runs ADD COLUMN waiting_seq integer, ADD COLUMN sent_seq integer,
 UPDATE runs SET waiting_seq = (state->'waiting'->>'seq')::integer, sent_seq = (state->'waiting'->>'seq')::integer,
     wake_at = CASE WHEN state->'waiting'->>'for' = 'timer' THEN (state->'waiting'->>'until')::double precision END
     WHERE waiting_for IS NOT NULL;
-UPDATE runs SET inbound_call_uuid = state->'call'->>'uuid'
-    WHERE (state->'call'->>'seq')::integer = 0 AND coalesce(state->'call'->>'uuid', '') <> '';
+UPDATE runs SET inbound_call_uuid = state->'call'->>'uuid' WHERE id IN (
+    SELECT max(id) FROM runs WHERE (state->'call'->>'seq')::integer = 0 AND coalesce(state->'call'->>'uuid', '') <> ''
+    GROUP BY state->'call'->>'uuid');
 CREATE INDEX runs_wake ON runs (wake_at) WHERE wake_at IS NOT NULL;
 CREATE INDEX runs_lease ON runs (lease_owner) WHERE lease_owner IS NOT NULL;
 CREATE UNIQUE INDEX runs_inbound_call ON runs (inbound_call_uuid) WHERE inbound_call_uuid IS NOT NULL;

@@ -3,9 +3,13 @@
 
 asyncpg (Apache-2.0) with a small pool of its own (engine/service/pg_pool.py; `pool_size`
 in the URL, default 10): every call is one statement (or one short transaction) on a pooled
-connection, prepared once per connection by asyncpg's statement cache. The state is a `jsonb` column holding
-`RunState.to_json()`'s text (a text codec both ways: no decode to dict and back); the
-columns the sweeps, claims and listing read are written from the state on every save.
+connection, prepared once per connection by asyncpg's statement cache. The state is a
+`json` column holding `RunState.to_json()`'s text as it is (a text codec both ways: no
+decode to dict and back). Not `jsonb`: jsonb refuses `\\u0000`, which a webhook's answer or
+a callback parameter can carry (the run could never be saved again: a 503 forever, where
+SQLite stores it), and it costs the server a parse on every save and a rendering on every
+load; callflow never queries inside the state. The columns the sweeps, claims and listing
+read are written from the state on every save.
 
 Concurrency across processes: `save` is optimistic (`version` in the WHERE clause; 0 rows ->
 `Conflict`), `claim` hands each run to one process (`FOR UPDATE SKIP LOCKED`), an idempotency
@@ -124,7 +128,7 @@ class PostgresStore:
     async def _connect(self) -> asyncpg.Connection:
         conn = await connect(self._target)
         # The state's JSON text goes in and comes out as text: RunState parses it once.
-        await conn.set_type_codec("jsonb", encoder=str, decoder=str, schema="pg_catalog", format="text")
+        await conn.set_type_codec("json", encoder=str, decoder=str, schema="pg_catalog", format="text")
         return conn
 
     async def _acquire(self) -> tuple[ConnectionPool, asyncpg.Connection]:

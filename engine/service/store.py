@@ -68,7 +68,8 @@ PostgreSQL: `PostgresStore` in engine/service/pg_store.py (several processes).
 The PostgreSQL design notes:
 
 * the same table: `id bigserial` (paging order), `run_id text unique`, `version integer`,
-  indexed `flow_id`, `status`, `waiting_for`, `updated_at`, and `state jsonb`;
+  indexed `flow_id`, `status`, `waiting_for`, `updated_at`, and `state json` (not jsonb:
+  it refuses `\\u0000`, which a webhook's answer can carry);
 * `save` is `UPDATE runs SET state=$1, version=version+1, ... WHERE run_id=$2 AND
   version=$3` (0 rows -> `Conflict`), so two processes handling callbacks of the same run at
   once never lose an update: the loser reloads and re-applies. A per-run row lock
