@@ -276,3 +276,32 @@ def test_a_state_holding_nul_and_any_unicode_is_stored_as_written(pg_url):
         await store.close()
 
     run(main())
+
+
+def test_concurrent_loads_and_saves_go_in_batches_and_keep_each_outcome(pg_url):
+    """Many callers at once: loads and saves share statements (pg_batch.py), yet each caller
+    gets its own run, its own new version, or its own Conflict."""
+    store = open_store(pg_url)
+
+    async def main():
+        for i in range(60):
+            await store.create_run(waiting_state(f"r{i}"))
+        loaded = await asyncio.gather(*(store.load(f"r{i}") for i in [*range(60), 99]))
+        assert [s.state.run_id for s in loaded[:60]] == [f"r{i}" for i in range(60)] and loaded[60] is None
+        before = store.statements
+        states = [s.state for s in loaded[:60]]
+        for s in states:
+            s.status = "completed"
+        versions = [1 if i % 10 == 0 else 7 for i in range(60)]  # the rest name a version they are not at
+        results = await asyncio.gather(*(store.save(s, v) for s, v in zip(states, versions)), return_exceptions=True)
+        assert store.statements - before < 60  # batched
+        assert [r if isinstance(r, int) else type(r).__name__ for r in results] == \
+            [2 if v == 1 else "Conflict" for v in versions]
+        # two saves of one run from one version at once: exactly one wins
+        twice = await asyncio.gather(store.save(states[0], 2), store.save(states[0], 2), return_exceptions=True)
+        assert sorted(type(r).__name__ for r in twice) == ["Conflict", "int"]
+        rows = dict(await sql(pg_url, "SELECT run_id, version FROM runs"))
+        assert (rows["r0"], rows["r1"], rows["r10"]) == (3, 1, 2)
+        await store.close()
+
+    run(main())

@@ -28,6 +28,7 @@ import asyncio
 import asyncpg
 
 from engine.errors import Conflict, RunExists
+from engine.service.pg_batch import Batcher
 from engine.service.pg_connect import (
     CONNECT_TIMEOUT,
     DRIVER_ERRORS,
@@ -73,6 +74,14 @@ _INSERT = ("INSERT INTO runs (run_id, flow_id, status, error, created_at, update
 _SAVE = ("UPDATE runs SET status = $2, error = $3, updated_at = $4, waiting_for = $5, waiting_seq = $6,"
          " wake_at = $7, call_uuid = $8, state = $9, lease_owner = $10, lease_until = $11, version = version + 1"
          " WHERE run_id = $1 AND version = $12")
+# Several runs' saves in one statement (pg_batch.py): the same columns as _SAVE, as arrays.
+_SAVE_MANY = ("UPDATE runs SET status = v.status, error = v.error, updated_at = v.updated_at, waiting_for = v.waiting_for,"
+              " waiting_seq = v.waiting_seq, wake_at = v.wake_at, call_uuid = v.call_uuid, state = v.state::json,"
+              " lease_owner = v.lease_owner, lease_until = v.lease_until, version = runs.version + 1"
+              " FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::int4[], $7::float8[],"
+              " $8::text[], $9::text[], $10::text[], $11::float8[], $12::int4[]) AS v(run_id, status, error,"
+              " updated_at, waiting_for, waiting_seq, wake_at, call_uuid, state, lease_owner, lease_until, version)"
+              " WHERE runs.run_id = v.run_id AND runs.version = v.version RETURNING runs.run_id")
 _CLAIM_KEY = ("INSERT INTO idempotency_keys AS k (scope, key, fingerprint, run_id, created_at) VALUES ($1, $2, $3, $4, $5)"
               " ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, run_id = excluded.run_id,"
               " created_at = excluded.created_at WHERE k.created_at < $6 RETURNING run_id")
@@ -123,6 +132,8 @@ class PostgresStore:
             if self._pool is not None:
                 self._pool.terminate()
             self._pool, self._pool_loop = ConnectionPool(self._connect, self._target.pool_size, CONNECT_TIMEOUT), loop
+            self._loads = Batcher(self._load_one, self._load_many)
+            self._saves = Batcher(self._save_one, self._save_many)
         return self._pool
 
     async def _connect(self) -> asyncpg.Connection:
@@ -198,17 +209,34 @@ class PostgresStore:
         return KeyedRun(state.run_id, True, key.fingerprint)
 
     async def load(self, run_id: str) -> StoredRun | None:
+        self._get_pool()  # this loop's pool and batchers
+        return await self._loads.call(run_id, run_id)
+
+    async def _load_one(self, run_id: str) -> StoredRun | None:
         row = await self._run(FETCHROW, "SELECT state, version FROM runs WHERE run_id = $1", run_id)
-        if row is None:
-            return None
-        return StoredRun(RunState.from_json(row[0]), row[1])
+        return None if row is None else StoredRun(RunState.from_json(row[0]), row[1])
+
+    async def _load_many(self, calls: list[tuple]) -> list:
+        rows = await self._run(FETCH, "SELECT run_id, state, version FROM runs WHERE run_id = ANY($1::text[])",
+                               [run_id for run_id, in calls])
+        found = {r[0]: r for r in rows}
+        return [StoredRun(RunState.from_json(found[run_id][1]), found[run_id][2]) if run_id in found else None
+                for run_id, in calls]
 
     async def save(self, state: RunState, version: int, lease: Lease | None = None) -> int:
-        status = await self._run(EXECUTE, _SAVE, state.run_id, *_columns(state), lease.owner if lease else None,
-                                 lease.until if lease else None, version)
-        if status != "UPDATE 1":
-            raise Conflict(state.run_id)
-        return version + 1
+        self._get_pool()
+        args = (state.run_id, *_columns(state), lease.owner if lease else None, lease.until if lease else None,
+                version)
+        return await self._saves.call(state.run_id, *args)
+
+    async def _save_one(self, *args) -> int:
+        if await self._run(EXECUTE, _SAVE, *args) != "UPDATE 1":
+            raise Conflict(args[0])
+        return args[-1] + 1
+
+    async def _save_many(self, calls: list[tuple]) -> list:
+        saved = {r[0] for r in await self._run(FETCH, _SAVE_MANY, *(list(column) for column in zip(*calls)))}
+        return [args[-1] + 1 if args[0] in saved else Conflict(args[0]) for args in calls]
 
     # -- leases and claims ---------------------------------------------------------------------
     async def mark_sent(self, run_id: str, seq: int, owner: str, sent: bool = True) -> bool:
