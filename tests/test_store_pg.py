@@ -179,7 +179,7 @@ def test_lease_written_with_the_state_and_renewed_in_one_statement(pg_url):
     async def main():
         await store.create_run(waiting_state("r1", t=1.0), lease=Lease("me", 4e9))
         await store.create_run(waiting_state("r2", t=1.0), lease=Lease("other", 1.0))
-        assert await store.renew("me", 5e9) == 1
+        assert await store.renew("me", 5e9, ["r1", "r2"]) == 1  # r2 is another's
         assert await store.mark_sent("r1", 1, "me") and not await store.mark_sent("r1", 1, "other")
         rows = dict(await sql(pg_url, "SELECT run_id, lease_until FROM runs"))
         assert rows == {"r1": 5e9, "r2": 1.0}

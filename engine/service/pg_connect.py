@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
@@ -66,7 +67,10 @@ def problem(error: BaseException) -> str:
     """asyncpg's or the socket's error in a few words, on one line."""
     if isinstance(error, (asyncio.TimeoutError, TimeoutError)):
         return "no answer in time"
+    if isinstance(error, socket.gaierror):  # a host name that does not resolve
+        return f"cannot resolve the host ({error.strerror})"
     if isinstance(error, OSError) and (error.errno or error.strerror):
+        # asyncio's "Connect call failed ('127.0.0.1', 5432)" says less than the errno
         return (os.strerror(error.errno) if error.errno else error.strerror).lower()
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__

@@ -251,9 +251,9 @@ class PostgresStore:
         rows = await self._run(FETCH, _CLAIM_SQL[kind], *args)
         return [r[0] for r in rows]
 
-    async def renew(self, owner: str, lease_until: float) -> int:
-        status = await self._run(EXECUTE, "UPDATE runs SET lease_until = $1 WHERE lease_owner = $2",
-                                 lease_until, owner)
+    async def renew(self, owner: str, lease_until: float, run_ids: list[str]) -> int:
+        status = await self._run(EXECUTE, "UPDATE runs SET lease_until = $1 WHERE lease_owner = $2"
+                                 " AND run_id = ANY($3::text[])", lease_until, owner, list(run_ids))
         return _count(status)
 
     async def release(self, owner: str, run_ids: list[str] | None = None) -> int:
@@ -290,17 +290,6 @@ class PostgresStore:
                                    " ORDER BY id DESC LIMIT 1", call_uuid, flow_id)
         return await self._run(FETCHVAL, "SELECT run_id FROM runs WHERE call_uuid = $1 ORDER BY id DESC LIMIT 1",
                                call_uuid)
-
-    async def in_doubt(self, older_than: float, limit: int = 100) -> list[str]:
-        rows = await self._run(FETCH, "SELECT run_id FROM runs WHERE waiting_for = 'response' AND updated_at < $1"
-                               " ORDER BY updated_at LIMIT $2", older_than, limit)
-        return [r[0] for r in rows]
-
-    async def stale(self, older_than: float, limit: int = 100) -> list[str]:
-        """Runs waiting for a callback (not a response) since before `older_than`."""
-        rows = await self._run(FETCH, "SELECT run_id FROM runs WHERE waiting_for IS NOT NULL AND waiting_for <>"
-                               " 'response' AND updated_at < $1 ORDER BY updated_at LIMIT $2", older_than, limit)
-        return [r[0] for r in rows]
 
     async def waiting_counts(self, in_doubt_before: float) -> dict[str, int]:
         rows = await self._run(FETCH, "SELECT waiting_for, count(*), count(*) FILTER (WHERE updated_at < $1)"
