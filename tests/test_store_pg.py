@@ -82,6 +82,27 @@ def test_a_version_1_database_is_upgraded_and_its_waiting_run_counts_as_sent(pg_
     run(check())
 
 
+def test_db_upgrade_works_for_sqlite_files_too(tmp_path):
+    from engine.service.sqlite_store import SCHEMA_VERSION as SQLITE_VERSION
+
+    done = cli("db", "upgrade", "--db", f"sqlite:///{tmp_path}/runs.db")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"sqlite:///{tmp_path}/runs.db: schema version {SQLITE_VERSION}"
+
+
+def test_the_unix_socket_and_password_settings_in_the_url(pg_server):
+    if pg_server.external:
+        pytest.skip("the socket folder of the tests' own cluster")
+    store = open_store(pg_server.socket_url("postgres") + "&pool_size=2")
+    assert store.schema_version == SCHEMA_VERSION
+    run(store.close())
+    with pytest.raises(ValueError, match="pool_size must be"):
+        open_store("postgresql://u@127.0.0.1/db?pool_size=none")
+    from engine.service.pg_connect import redact
+    assert redact("postgresql://u:s3cret@h/db?password=s3cret&sslmode=require") == \
+        "postgresql://u:***@h/db?password=***&sslmode=require"
+
+
 def test_a_newer_schema_is_refused_by_serve_and_upgrade_with_exit_2(pg_url, tmp_path):
     open_store(pg_url)
     run(sql(pg_url, "UPDATE callflow_schema SET version = 99"))
@@ -302,6 +323,28 @@ def test_concurrent_loads_and_saves_go_in_batches_and_keep_each_outcome(pg_url):
         assert sorted(type(r).__name__ for r in twice) == ["Conflict", "int"]
         rows = dict(await sql(pg_url, "SELECT run_id, version FROM runs"))
         assert (rows["r0"], rows["r1"], rows["r10"]) == (3, 1, 2)
+        await store.close()
+
+    run(main())
+
+
+def test_concurrent_creates_and_sent_marks_are_batched_and_a_duplicate_is_told_apart(pg_url):
+    store = open_store(pg_url)
+
+    async def main():
+        states = [waiting_state(f"r{i}") for i in range(40)]
+        before = store.statements
+        created = await asyncio.gather(*(store.create_run(s, Lease("me", 4e9)) for s in [*states, states[5]]),
+                                       return_exceptions=True)
+        # of the two creates of r5, either may win (concurrent batches); exactly one does
+        assert sorted(map(type, (created[5], created[40])), key=str) == sorted([int, RunExists], key=str)
+        assert created[:5] + created[6:40] == [1] * 39
+        marks = await asyncio.gather(*(store.mark_sent(s.run_id, 1, "me" if i % 2 else "other")
+                                       for i, s in enumerate(states)))
+        assert marks == [bool(i % 2) for i in range(40)]
+        assert store.statements - before < 80
+        rows = dict(await sql(pg_url, "SELECT run_id, sent_seq FROM runs"))
+        assert [rows[f"r{i}"] for i in range(4)] == [None, 1, None, 1]
         await store.close()
 
     run(main())

@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
+from urllib.parse import parse_qsl, urlencode, urlparse
 
 import asyncpg
 
@@ -49,18 +49,22 @@ def parse_url(url: str) -> PgTarget:
     size = ours.get("pool_size", str(DEFAULT_POOL_SIZE))
     if not size.isdigit() or not 1 <= int(size) <= 1000:
         raise ValueError(f"{redact(url)}: pool_size must be a whole number from 1 to 1000")
-    dsn = urlunparse(parsed._replace(scheme="postgresql", query=urlencode(rest)))
+    query_text = urlencode(rest, safe="/")
+    dsn = f"postgresql://{parsed.netloc}{parsed.path}" + (f"?{query_text}" if query_text else "")
     return PgTarget(dsn, redact(url), int(size))
 
 
 def redact(url: str) -> str:
-    """The URL without its password (what messages and logs may show)."""
+    """The URL without its password (what messages and logs may show), in the user part or
+    the query (`?password=`)."""
     parsed = urlparse(url)
-    if parsed.password is None:
-        return url
-    netloc = parsed.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunparse(parsed._replace(netloc=f"{user}:***@{netloc[1]}"))
+    query = parse_qsl(parsed.query, keep_blank_values=True)
+    if any(k == "password" for k, _ in query):
+        parsed = parsed._replace(query=urlencode([(k, "***" if k == "password" else v) for k, v in query], safe="*/"))
+    if parsed.password is not None:
+        user, host = parsed.netloc.rsplit("@", 1)
+        parsed = parsed._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}")
+    return f"{parsed.scheme}://{parsed.netloc}{parsed.path}" + (f"?{parsed.query}" if parsed.query else "")
 
 
 def problem(error: BaseException) -> str:

@@ -27,7 +27,7 @@ import asyncio
 
 import asyncpg
 
-from engine.errors import Conflict, RunExists
+from engine.errors import Conflict, RunExists, StoreUnavailable
 from engine.service.pg_batch import Batcher
 from engine.service.pg_connect import (
     CONNECT_TIMEOUT,
@@ -38,6 +38,19 @@ from engine.service.pg_connect import (
     unavailable,
 )
 from engine.service.pg_pool import ConnectionPool
+from engine.service.pg_sql import (
+    CLAIM_KEY,
+    CLAIM_SQL,
+    CLAIMS,
+    INSERT,
+    INSERT_MANY,
+    MARK_SENT,
+    MARK_SENT_MANY,
+    PURGE_BATCH,
+    PURGE_KEYS,
+    SAVE,
+    SAVE_MANY,
+)
 from engine.service.store import (
     DEFAULT_PAGE,
     MAX_PAGE,
@@ -51,44 +64,6 @@ from engine.state import RunState, WaitReason, iso
 
 EXECUTE, FETCH, FETCHROW, FETCHVAL = (asyncpg.Connection.execute, asyncpg.Connection.fetch,
                                      asyncpg.Connection.fetchrow, asyncpg.Connection.fetchval)
-PURGE_BATCH = 100  # expired idempotency keys deleted per keyed create
-
-_FREE = "(lease_until IS NULL OR lease_until < $4)"
-CLAIMS = {  # Claim kind -> (which rows, in what order, uses older_than); $4 now, $5 older_than
-    Claim.UNSENT: ("waiting_for = 'response' AND waiting_seq IS NOT NULL AND sent_seq IS DISTINCT FROM waiting_seq",
-                   "updated_at", False),
-    Claim.IN_DOUBT: ("waiting_for = 'response' AND (waiting_seq IS NULL OR sent_seq IS NOT DISTINCT FROM waiting_seq)"
-                     " AND updated_at < $5",
-                     "updated_at", True),
-    Claim.QUIET: ("waiting_for IN ('call', 'input', 'hangup') AND updated_at < $5", "updated_at", True),
-    Claim.TIMER: ("waiting_for = 'timer' AND wake_at <= $4", "wake_at", False),
-}
-# Every kind also needs a free lease; SKIP LOCKED: rows another process is claiming are its own.
-_CLAIM_SQL = {kind: f"UPDATE runs SET lease_owner = $1, lease_until = $2 WHERE id IN (SELECT id FROM runs WHERE"
-                    f" {where} AND {_FREE} ORDER BY {order} LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING run_id"
-              for kind, (where, order, _) in CLAIMS.items()}
-
-_INSERT = ("INSERT INTO runs (run_id, flow_id, status, error, created_at, updated_at, waiting_for, waiting_seq,"
-           " wake_at, call_uuid, state, lease_owner, lease_until, inbound_call_uuid, version)"
-           " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1)")
-_SAVE = ("UPDATE runs SET status = $2, error = $3, updated_at = $4, waiting_for = $5, waiting_seq = $6,"
-         " wake_at = $7, call_uuid = $8, state = $9, lease_owner = $10, lease_until = $11, version = version + 1"
-         " WHERE run_id = $1 AND version = $12")
-# Several runs' saves in one statement (pg_batch.py): the same columns as _SAVE, as arrays.
-_SAVE_MANY = ("UPDATE runs SET status = v.status, error = v.error, updated_at = v.updated_at, waiting_for = v.waiting_for,"
-              " waiting_seq = v.waiting_seq, wake_at = v.wake_at, call_uuid = v.call_uuid, state = v.state::json,"
-              " lease_owner = v.lease_owner, lease_until = v.lease_until, version = runs.version + 1"
-              " FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::text[], $6::int4[], $7::float8[],"
-              " $8::text[], $9::text[], $10::text[], $11::float8[], $12::int4[]) AS v(run_id, status, error,"
-              " updated_at, waiting_for, waiting_seq, wake_at, call_uuid, state, lease_owner, lease_until, version)"
-              " WHERE runs.run_id = v.run_id AND runs.version = v.version RETURNING runs.run_id")
-_CLAIM_KEY = ("INSERT INTO idempotency_keys AS k (scope, key, fingerprint, run_id, created_at) VALUES ($1, $2, $3, $4, $5)"
-              " ON CONFLICT (scope, key) DO UPDATE SET fingerprint = excluded.fingerprint, run_id = excluded.run_id,"
-              " created_at = excluded.created_at WHERE k.created_at < $6 RETURNING run_id")
-_PURGE_KEYS = ("DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys WHERE created_at < $1"
-               " LIMIT $2)")
-
-
 def _columns(state: RunState) -> tuple:
     """What the sweeps and listing read, from the state: (status, error, updated_at,
     waiting_for, waiting_seq, wake_at, call_uuid, state)."""
@@ -134,6 +109,8 @@ class PostgresStore:
             self._pool, self._pool_loop = ConnectionPool(self._connect, self._target.pool_size, CONNECT_TIMEOUT), loop
             self._loads = Batcher(self._load_one, self._load_many)
             self._saves = Batcher(self._save_one, self._save_many)
+            self._creates = Batcher(self._create_one, self._create_many)
+            self._marks = Batcher(self._mark_one, self._mark_many)
         return self._pool
 
     async def _connect(self) -> asyncpg.Connection:
@@ -175,11 +152,23 @@ class PostgresStore:
                 text, lease.owner if lease else None, lease.until if lease else None, _inbound_call(state))
 
     async def create_run(self, state: RunState, lease: Lease | None = None) -> int:
+        self._get_pool()  # this loop's pool and batchers
+        return await self._creates.call(state.run_id, state, lease)
+
+    async def _create_one(self, state: RunState, lease: Lease | None) -> int:
         try:
-            await self._run(EXECUTE, _INSERT, *self._insert_args(state, lease))
+            await self._run(EXECUTE, INSERT, *self._insert_args(state, lease))
         except asyncpg.UniqueViolationError as e:
             raise _exists(state, e) from None
         return 1
+
+    async def _create_many(self, calls: list[tuple]) -> list:
+        rows = [self._insert_args(state, lease) for state, lease in calls]
+        try:
+            await self._run(EXECUTE, INSERT_MANY, *(list(column) for column in zip(*rows)))
+        except asyncpg.UniqueViolationError:  # which one? each alone (rare: run ids are UUIDs)
+            return [await _outcome(self._create_one(state, lease)) for state, lease in calls]
+        return [1] * len(calls)
 
     async def create_run_once(self, state: RunState, key: IdempotencyKey, lease: Lease | None = None) -> KeyedRun:
         """The key and the run in one transaction; see `Store.create_run_once`."""
@@ -187,15 +176,15 @@ class PostgresStore:
         self.statements += 4
         try:
             async with conn.transaction():
-                won = await conn.fetchval(_CLAIM_KEY, key.scope, key.key, key.fingerprint, state.run_id,
+                won = await conn.fetchval(CLAIM_KEY, key.scope, key.key, key.fingerprint, state.run_id,
                                           key.created_at, key.expires_before)
                 if won is None:  # a live key: the run that holds it
                     row = await conn.fetchrow("SELECT run_id, fingerprint FROM idempotency_keys"
                                               " WHERE scope = $1 AND key = $2", key.scope, key.key)
                     pool.release(conn)
                     return KeyedRun(row[0], False, row[1])
-                await conn.execute(_INSERT, *self._insert_args(state, lease))
-                await conn.execute(_PURGE_KEYS, key.expires_before, PURGE_BATCH)
+                await conn.execute(INSERT, *self._insert_args(state, lease))
+                await conn.execute(PURGE_KEYS, key.expires_before, PURGE_BATCH)
         except asyncpg.UniqueViolationError as e:
             pool.release(conn)
             raise _exists(state, e) from None
@@ -230,25 +219,31 @@ class PostgresStore:
         return await self._saves.call(state.run_id, *args)
 
     async def _save_one(self, *args) -> int:
-        if await self._run(EXECUTE, _SAVE, *args) != "UPDATE 1":
+        if await self._run(EXECUTE, SAVE, *args) != "UPDATE 1":
             raise Conflict(args[0])
         return args[-1] + 1
 
     async def _save_many(self, calls: list[tuple]) -> list:
-        saved = {r[0] for r in await self._run(FETCH, _SAVE_MANY, *(list(column) for column in zip(*calls)))}
+        saved = {r[0] for r in await self._run(FETCH, SAVE_MANY, *(list(column) for column in zip(*calls)))}
         return [args[-1] + 1 if args[0] in saved else Conflict(args[0]) for args in calls]
 
     # -- leases and claims ---------------------------------------------------------------------
     async def mark_sent(self, run_id: str, seq: int, owner: str, sent: bool = True) -> bool:
-        status = await self._run(EXECUTE, "UPDATE runs SET sent_seq = $1 WHERE run_id = $2 AND lease_owner = $3",
-                                 seq if sent else None, run_id, owner)
-        return status == "UPDATE 1"
+        self._get_pool()
+        return await self._marks.call(run_id, run_id, seq if sent else None, owner)
+
+    async def _mark_one(self, run_id: str, seq: int | None, owner: str) -> bool:
+        return await self._run(EXECUTE, MARK_SENT, run_id, seq, owner) == "UPDATE 1"
+
+    async def _mark_many(self, calls: list[tuple]) -> list:
+        marked = {r[0] for r in await self._run(FETCH, MARK_SENT_MANY, *(list(column) for column in zip(*calls)))}
+        return [run_id in marked for run_id, _, _ in calls]
 
     async def claim(self, kind: Claim, *, now: float, older_than: float, owner: str, lease_until: float,
                     limit: int = 100) -> list[str]:
         kind = Claim(kind)
         args = (owner, lease_until, limit, now, older_than) if CLAIMS[kind][2] else (owner, lease_until, limit, now)
-        rows = await self._run(FETCH, _CLAIM_SQL[kind], *args)
+        rows = await self._run(FETCH, CLAIM_SQL[kind], *args)
         return [r[0] for r in rows]
 
     async def renew(self, owner: str, lease_until: float, run_ids: list[str]) -> int:
@@ -311,6 +306,14 @@ class PostgresStore:
                 await pool.close()
             else:
                 pool.terminate()
+
+
+async def _outcome(call) -> object:
+    """The result of awaiting `call`, or the store error it raised (one caller's outcome)."""
+    try:
+        return await call
+    except (RunExists, StoreUnavailable) as e:
+        return e
 
 
 def _count(status: str) -> int:
