@@ -27,8 +27,11 @@ class ConnectionPool:
         self._closed = False
 
     async def acquire(self) -> asyncpg.Connection:
-        if self._idle:
-            return self._idle.pop()
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.is_closed():
+                return conn
+            self._count -= 1  # the server closed it while idle (a restart): not a 503 for the next caller
         if self._count >= self.size:
             conn = await self._wait()
             if conn is not None:
