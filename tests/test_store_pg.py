@@ -348,3 +348,20 @@ def test_concurrent_creates_and_sent_marks_are_batched_and_a_duplicate_is_told_a
         await store.close()
 
     run(main())
+
+
+def test_flow_revisions_are_kept_once_and_counted_by_unfinished_runs(pg_url):
+    store = open_store(pg_url)
+
+    async def main():
+        await store.save_revision("f", "rev1", "spec: callflow/v1\n")
+        await store.save_revision("f", "rev1", "spec: callflow/v1\n")  # idempotent
+        assert await store.load_revision("rev1") == "spec: callflow/v1\n" and await store.load_revision("x") is None
+        s = waiting_state("r1")
+        s.flow_revision = "rev1"
+        await store.create_run(s)
+        await store.create_run(waiting_state("r2"))
+        assert await store.unfinished_by_revision() == {("f", "rev1"): 1, ("f", ""): 1}
+        await store.close()
+
+    run(main())

@@ -67,7 +67,18 @@ CREATE INDEX runs_lease ON runs (lease_owner) WHERE lease_owner IS NOT NULL;
 CREATE UNIQUE INDEX runs_inbound_call ON runs (inbound_call_uuid) WHERE inbound_call_uuid IS NOT NULL;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_RUNS, _V2_LEASES)
+# The source of each flow revision runs may still need (contract section 7: a run finishes on
+# the revision it started on), so any process can rebuild the flow a run started on.
+_V3_REVISIONS = """
+CREATE TABLE flow_revisions (
+    revision text PRIMARY KEY,
+    flow_id  text NOT NULL,
+    source   text NOT NULL,
+    saved_at double precision NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1_RUNS, _V2_LEASES, _V3_REVISIONS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

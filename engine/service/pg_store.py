@@ -24,6 +24,7 @@ is `StoreUnavailable` (the service answers 503); the database is checked and mig
 from __future__ import annotations
 
 import asyncio
+import time
 
 import asyncpg
 
@@ -292,6 +293,22 @@ class PostgresStore:
         counts = {r[0]: r[1] for r in rows}
         counts["in_doubt"] = next((r[2] for r in rows if r[0] == "response"), 0)
         return counts
+
+    # -- flow revisions (`Store.save_revision` and friends) -------------------------------------
+    async def save_revision(self, flow_id: str, revision: str, source: str) -> None:
+        """Idempotent: a revision is its source's hash, so a second save has nothing to change."""
+        await self._run(EXECUTE, "INSERT INTO flow_revisions (revision, flow_id, source, saved_at)"
+                        " VALUES ($1, $2, $3, $4) ON CONFLICT (revision) DO NOTHING", revision, flow_id, source,
+                        time.time())
+
+    async def load_revision(self, revision: str) -> str | None:
+        return await self._run(FETCHVAL, "SELECT source FROM flow_revisions WHERE revision = $1", revision)
+
+    async def unfinished_by_revision(self) -> dict[tuple[str, str], int]:
+        """(flow id, revision) -> runs waiting that started on it (the waiting runs only)."""
+        rows = await self._run(FETCH, "SELECT flow_id, state->>'flow_revision', count(*) FROM runs"
+                               " WHERE waiting_for IS NOT NULL GROUP BY 1, 2")
+        return {(flow_id, revision or ""): n for flow_id, revision, n in rows}
 
     async def ping(self) -> None:
         await self._run(FETCHVAL, "SELECT 1")
