@@ -246,7 +246,8 @@ def sandbox(host, port, scenario, auth_id, auth_token):
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on (0: any free port).")
 @click.option("--db", envvar="CALLFLOW_DB", metavar="URL",
-              help="Run store: sqlite:///path/to/file.db (default: callflow.db in the current folder).")
+              help="Run store: sqlite:///path/to/file.db (default: callflow.db in the current folder) or "
+              "postgresql://user:password@host:port/database.")
 @click.option("--sandbox", is_flag=True, help="Place simulated calls on an embedded sandbox provider.")
 @click.option("--scenario", type=click.Path(dir_okay=False),
               help="How the embedded sandbox's callees behave (YAML; with --sandbox).")
@@ -286,6 +287,21 @@ def call(url, caller, number, sip_headers, digits, hangup_after, sandbox_url, as
     from engine.local.call_command import call_main
 
     sys.exit(call_main(url, caller, number, sip_headers, digits, hangup_after, sandbox_url, as_json, click.echo))
+
+
+@main.group()
+def db():
+    """The run store's database."""
+
+
+@db.command("upgrade")
+@click.option("--db", "url", envvar="CALLFLOW_DB", metavar="URL", required=True,
+              help="Run store: sqlite:///path/to/file.db or postgresql://user:password@host:port/database.")
+def db_upgrade(url):
+    """Migrate the database to this callflow's schema (as `serve` does at start) and print its version."""
+    from engine.service.main import upgrade_main
+
+    sys.exit(upgrade_main(url, click.echo))
 
 
 @main.command()

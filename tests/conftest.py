@@ -24,3 +24,7 @@ def make_flow():
         return flow
 
     return make
+
+
+# A real PostgreSQL server per worker, a fresh database per test (tests/postgres.py).
+from postgres import pg_server, pg_url  # noqa: E402,F401

@@ -150,7 +150,8 @@ def test_sqlite_urls(url, path, monkeypatch, tmp_path):
     run(s.close())
 
 
-@pytest.mark.parametrize("url", ["postgresql://db/callflow", "mysql://x", "sqlite://", "sqlite:///x.db?synchronous=bogus"])
+@pytest.mark.parametrize("url", ["mysql://x", "sqlite://", "sqlite:///x.db?synchronous=bogus",
+                                 "postgresql://db/callflow?pool_size=0"])
 def test_unsupported_urls(url):
     with pytest.raises(ValueError):
         open_store(url)

@@ -10,11 +10,13 @@ import pytest
 from engine.service.store import Claim, Lease, open_store
 from engine.state import RunState, Waiting, WaitReason
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 
 
 @pytest.fixture(params=BACKENDS)
 def store_url(request, tmp_path):
+    if request.param == "postgres":  # a fresh schema on the tests' PostgreSQL server (tests/postgres.py)
+        return request.getfixturevalue("pg_url")
     return f"sqlite:///{tmp_path}/runs.db"
 
 

@@ -91,6 +91,21 @@ def serve_main(flows_dir: str, host: str, port: int, db: str | None, sandbox: bo
     return 0
 
 
+def upgrade_main(url: str, echo: Echo) -> int:
+    """`callflow db upgrade`: open the store (which migrates it), print the version, close."""
+    try:
+        store = open_store(url)
+    except (ValueError, OSError, StoreError) as e:
+        echo(f"error: {e}", err=True)
+        return 2
+    version = getattr(store, "schema_version", None)
+    if version is None:  # SQLite: the file is at the version this code writes once open
+        from engine.service.sqlite_store import SCHEMA_VERSION as version
+    asyncio.run(store.close())
+    echo(f"{getattr(store, 'where', url)}: schema version {version}")
+    return 0
+
+
 def _json_warnings(echo: Echo) -> Echo:
     """`echo` with its stderr lines logged as `serve.message` events instead (errors that
     stop the process stay plain `error:` lines)."""

@@ -68,7 +68,8 @@ PostgreSQL: `PostgresStore` in engine/service/pg_store.py (several processes).
 The PostgreSQL design notes:
 
 * the same table: `id bigserial` (paging order), `run_id text unique`, `version integer`,
-  indexed `flow_id`, `status`, `waiting_for`, `updated_at`, and `state jsonb`;
+  indexed `flow_id`, `status`, `waiting_for`, `updated_at`, and `state json` (not jsonb:
+  it refuses `\\u0000`, which a webhook's answer can carry);
 * `save` is `UPDATE runs SET state=$1, version=version+1, ... WHERE run_id=$2 AND
   version=$3` (0 rows -> `Conflict`), so two processes handling callbacks of the same run at
   once never lose an update: the loser reloads and re-applies. A per-run row lock
@@ -199,7 +200,8 @@ class Store(Protocol):
 def open_store(url: str | None, **kwargs) -> Store:
     """A store from a URL: `sqlite:///relative.db`, `sqlite:////abs/path.db`,
     `sqlite:///:memory:`, or a plain file path. Query `?synchronous=full` for power-loss
-    durability."""
+    durability. `postgresql://user:password@host:port/db?pool_size=10` (or `postgres://`):
+    PostgreSQL, checked and migrated here."""
     # Imported here, not at the top: a backend (and its driver) loads only when chosen.
     from engine.service.sqlite_store import SQLiteStore
 
@@ -221,6 +223,7 @@ def open_store(url: str | None, **kwargs) -> Store:
             kwargs["inline"] = True
         return SQLiteStore(path, sync=sync, **kwargs)
     if parsed.scheme in ("postgres", "postgresql"):
-        raise ValueError(f"{parsed.scheme}: not implemented yet; the Store interface in engine/service/store.py "
-                         "describes the PostgreSQL design")
-    raise ValueError(f"{url}: unknown store (use sqlite:///path/to/callflow.db)")
+        from engine.service.pg_store import PostgresStore
+
+        return PostgresStore(url)
+    raise ValueError(f"{url}: unknown store (use sqlite:///path/to/callflow.db or postgresql://user@host/db)")
