@@ -5,7 +5,8 @@ backends, each new connection to the next backend in turn (as a plain L4 load ba
         ... proxy.url ...; proxy.connections -> {backend: count}
 
 It runs on an event loop in a thread of its own; bytes are copied both ways until either
-side closes. A backend that refuses the connection closes the client's (the client retries).
+side closes. A backend that refuses the connection is skipped for the next one, as a load
+balancer does with a dead process; when all refuse, the client's connection is closed.
 """
 
 from __future__ import annotations
@@ -45,13 +46,17 @@ class RoundRobinProxy:
         self._thread.join(10)
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        index = self._next
-        self._next = (index + 1) % len(self.backends)
-        host, port = self.backends[index]
-        self.connections[self._names[index]] += 1
-        try:
-            backend_reader, backend_writer = await asyncio.open_connection(host, port)
-        except OSError:
+        for _ in range(len(self.backends)):  # a backend that refuses: the next one (a dead process)
+            index = self._next
+            self._next = (index + 1) % len(self.backends)
+            host, port = self.backends[index]
+            try:
+                backend_reader, backend_writer = await asyncio.open_connection(host, port)
+            except OSError:
+                continue
+            self.connections[self._names[index]] += 1
+            break
+        else:
             client_writer.close()
             return
         await asyncio.gather(_pipe(client_reader, backend_writer), _pipe(backend_reader, client_writer),

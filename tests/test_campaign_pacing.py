@@ -4,6 +4,7 @@ store, and a crash between a row's start and its record."""
 
 from __future__ import annotations
 
+import pytest
 from test_server import go
 from test_timer_service import Clock, on_store, service
 
@@ -89,9 +90,12 @@ def test_a_closed_window_starts_nothing_until_it_opens(tmp_path):
     go(main())
 
 
-def test_two_processes_pace_one_campaign_and_no_row_starts_twice(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_two_processes_pace_one_campaign_and_no_row_starts_twice(tmp_path, backend, request):
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else None
+
     async def main():
-        async with on_store(tmp_path) as (store, clock, provider):
+        async with on_store(tmp_path, url) as (store, clock, provider):
             one, two = service(store, clock, "one", provider), service(store, clock, "two", provider)
             await make(store, clock, numbers(30), rate=20)
             starts = await play([one, two], clock, 3.0)

@@ -20,7 +20,7 @@ from engine.service.runs import Service
 from engine.service.settings import Settings
 from engine.service.sqlite_ops import _FREE, CLAIMS
 from engine.service.sqlite_store import SQLiteStore
-from engine.service.store import Claim
+from engine.service.store import Claim, open_store
 from engine.service.timers import fire_timers
 from engine.state import WaitReason
 
@@ -70,9 +70,10 @@ def service(store, clock: Clock, owner: str = "one", provider=None) -> Service:
 
 
 @contextlib.asynccontextmanager
-async def on_store(tmp_path):
-    """A real SQLite store, a clock, a provider that answers every Call: (store, clock, provider)."""
-    store = SQLiteStore(str(tmp_path / "runs.db"))
+async def on_store(tmp_path, url: str | None = None):
+    """A real store (SQLite, or the one at `url`), a clock, a provider that answers every Call:
+    (store, clock, provider)."""
+    store = open_store(url) if url else SQLiteStore(str(tmp_path / "runs.db"))
     try:
         yield store, Clock(), FakeProvider()
     finally:

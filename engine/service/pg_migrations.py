@@ -12,6 +12,7 @@ find it current. A database at a version newer than this code knows is refused
 from __future__ import annotations
 
 from engine.errors import StoreUnusable
+from engine.service.pg_campaigns import CAMPAIGNS_MIGRATION  # v4
 
 # Any fixed 64-bit number, the same in every callflow process: the lock serialising migrations.
 MIGRATION_LOCK = 0x63616C6C666C6F77  # "callflow"
@@ -78,7 +79,7 @@ CREATE TABLE flow_revisions (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_RUNS, _V2_LEASES, _V3_REVISIONS)
+MIGRATIONS: tuple[str, ...] = (_V1_RUNS, _V2_LEASES, _V3_REVISIONS, CAMPAIGNS_MIGRATION)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

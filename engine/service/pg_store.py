@@ -30,6 +30,7 @@ import asyncpg
 
 from engine.errors import Conflict, RunExists, StoreUnavailable
 from engine.service.pg_batch import Batcher
+from engine.service.pg_campaigns import PgCampaigns
 from engine.service.pg_connect import (
     CONNECT_TIMEOUT,
     DRIVER_ERRORS,
@@ -86,7 +87,7 @@ def _summary(row) -> dict:
             "created_at": iso(row[5]), "updated_at": iso(row[6])}
 
 
-class PostgresStore:
+class PostgresStore(PgCampaigns):
     """`Store` on PostgreSQL; `url` as `open_store` takes it (postgresql://...)."""
 
     def __init__(self, url: str):
