@@ -139,6 +139,21 @@ def _host(url: str) -> str:
     return "?"
 
 
+async def _connected(session, context, params) -> None:
+    """The request has its connection (new or reused) and nothing of it is written yet: the
+    moment it becomes "sent" (`handing(True)`); False takes it back. A process killed while
+    it waited for the connection (DNS, TCP, TLS) leaves it unsent, to be sent by another."""
+    handing = context.trace_request_ctx
+    if handing is not None and not await handing(True):
+        raise HandedBack("taken back before it was sent")
+
+
+_MARK_SENT = aiohttp.TraceConfig()
+_MARK_SENT.on_connection_create_end.append(_connected)
+_MARK_SENT.on_connection_reuseconn.append(_connected)
+_MARK_SENT.freeze()
+
+
 class Provider:
     """Performs Request effects over two `aiohttp.ClientSession`s: one for the provider's API
     (Basic auth, `max_connections` keep-alive connections), one for everything else
@@ -277,15 +292,13 @@ class Provider:
         session = self._api
         if session is None:  # accept-encoding: the API's answers are small, take them as they are
             session = self._api = client_session(self._limits[0], ssl_context=self._ssl, headers=self._api_headers,
-                                                 skip_auto_headers=("Accept-Encoding",))
+                                                 skip_auto_headers=("Accept-Encoding",), trace_configs=[_MARK_SENT])
         timeout = max(timeout, 0.001)
         async with self._api_slots:
-            if handing is not None and not await handing(True):
-                raise HandedBack("taken back before it was sent")
             try:
                 async with asyncio.timeout(2 * timeout):
                     async with session.request(method, url, data=body, headers=headers, timeout=_timeouts(timeout),
-                                               allow_redirects=False) as response:
+                                               allow_redirects=False, trace_request_ctx=handing) as response:
                         data = await _read_capped(response)
                         return response.status, _headers(response), data
             except ResponseTooLarge:
