@@ -12,18 +12,14 @@ from __future__ import annotations
 
 import json
 
-import asyncpg
-
 from engine.service.campaign_store import (
     CampaignSpec,
     PacedCampaign,
     StoredRow,
     campaign_progress,
 )
+from engine.service.pg_pool import EXECUTE, FETCH, FETCHROW, FETCHVAL
 from engine.state import iso
-
-EXECUTE, FETCH, FETCHROW, FETCHVAL = (asyncpg.Connection.execute, asyncpg.Connection.fetch,
-                                      asyncpg.Connection.fetchrow, asyncpg.Connection.fetchval)
 
 CAMPAIGNS_MIGRATION = """
 CREATE TABLE campaigns (

@@ -17,6 +17,10 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
+# The statement kinds `PostgresStore._run` takes (a connection's unbound method).
+EXECUTE, FETCH, FETCHROW, FETCHVAL = (asyncpg.Connection.execute, asyncpg.Connection.fetch,
+                                     asyncpg.Connection.fetchrow, asyncpg.Connection.fetchval)
+
 
 class ConnectionPool:
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], size: int, wait_timeout: float):

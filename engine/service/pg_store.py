@@ -39,7 +39,7 @@ from engine.service.pg_connect import (
     parse_url,
     unavailable,
 )
-from engine.service.pg_pool import ConnectionPool
+from engine.service.pg_pool import EXECUTE, FETCH, FETCHROW, FETCHVAL, ConnectionPool
 from engine.service.pg_sql import (
     CLAIM_KEY,
     CLAIM_SQL,
@@ -61,19 +61,14 @@ from engine.service.store import (
     KeyedRun,
     Lease,
     StoredRun,
+    sweep_columns,
 )
-from engine.state import RunState, WaitReason, iso
+from engine.state import RunState, iso
 
-EXECUTE, FETCH, FETCHROW, FETCHVAL = (asyncpg.Connection.execute, asyncpg.Connection.fetch,
-                                     asyncpg.Connection.fetchrow, asyncpg.Connection.fetchval)
+
 def _columns(state: RunState) -> tuple:
-    """What the sweeps and listing read, from the state: (status, error, updated_at,
-    waiting_for, waiting_seq, wake_at, call_uuid, state)."""
-    waiting = state.waiting
-    wake_at = waiting.until if waiting is not None and waiting.reason is WaitReason.TIMER else None
-    call_uuid = (state.call.uuid or None) if state.call is not None else None
-    return (state.status, state.error, state.updated_at, waiting.reason.value if waiting else None,
-            waiting.seq if waiting else None, wake_at, call_uuid, state.to_json())
+    """(status, error, updated_at, waiting_for, waiting_seq, wake_at, call_uuid, state)."""
+    return (state.status, state.error, state.updated_at, *sweep_columns(state), state.to_json())
 
 
 def _inbound_call(state: RunState) -> str | None:

@@ -204,9 +204,9 @@ class Provider:
         return req.provider and req.url.startswith(self._api_prefix)
 
     async def perform(self, req: Request, handing: Handing | None = None) -> Response:
-        """Send `req`; the answer as a Response. `handing(True)` is awaited once a connection
-        slot is ours, right before the request is written: False takes it back (HandedBack
-        is raised, nothing was sent); `handing(False)` after a refusal (429, 503, no
+        """Send `req`; the answer as a Response. `handing(True)` is awaited once the request
+        has its connection, right before it is written (`_connected`): False takes it back
+        (HandedBack is raised, nothing was sent); `handing(False)` after a refusal (429, 503, no
         connection: not processed) before waiting to resend. Recorded, queued and sent stay
         apart that way (engine/service/runs.py)."""
         if not req.provider:
@@ -323,7 +323,7 @@ class Provider:
         session = self._web
         if session is None:
             session = self._web = client_session(self._limits[1], ssl_context=self._ssl,
-                                                 public_only=not self.allow_private_http)
+                                                 public_only=not self.allow_private_http, trace_configs=[_MARK_SENT])
         try:
             method, encoded, headers, body = req.encode()
             url = URL(encoded)
@@ -331,10 +331,9 @@ class Provider:
                 return Response(error=f"refusing {url.host}: not a public address "
                                       "(CALLFLOW_HTTP_ALLOW_PRIVATE=1 allows private and loopback hosts)")
             async with self._web_slots:
-                if handing is not None and not await handing(True):
-                    raise HandedBack("taken back before it was sent")
                 async with asyncio.timeout(timeout):  # the whole exchange, as in `callflow run`
-                    async with session.request(method, url, data=body, headers=headers, allow_redirects=False) as r:
+                    async with session.request(method, url, data=body, headers=headers, allow_redirects=False,
+                                               trace_request_ctx=handing) as r:
                         try:
                             data = await _read_capped(r)
                         except ResponseTooLarge as e:

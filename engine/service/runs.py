@@ -172,7 +172,8 @@ class Service:
         run_id = str(uuid.uuid4())
         state = entry.executor.new_run(run_id)
         effects = entry.executor.advance(state, Trigger(payload))
-        lease = self.lease() if _requests(effects) else None
+        sends = _requests(effects)
+        lease = self.lease() if sends else None
         self.unanswered += 1  # its place in the queue, taken before any await (the check above is racy otherwise)
         await self.locks.acquire(run_id)
         try:
@@ -184,7 +185,7 @@ class Service:
             self.unanswered -= 1
             self.locks.release(run_id)
             raise
-        if not keyed.created or not any(isinstance(e, Request) for e in effects):
+        if not keyed.created or not sends:
             self.unanswered -= 1
             self.locks.release(run_id)
             if keyed.created:

@@ -48,8 +48,9 @@ from engine.service.store import (
     KeyedRun,
     Lease,
     StoredRun,
+    sweep_columns,
 )
-from engine.state import RunState, WaitReason, iso
+from engine.state import RunState, iso
 
 
 def _summary(row) -> dict:
@@ -121,12 +122,9 @@ class _SQLite:
 
     @staticmethod
     def _columns(state: RunState, lease: Lease | None) -> tuple:
-        waiting = state.waiting
-        call_uuid = state.call.uuid if state.call else None
-        wake_at = waiting.until if waiting is not None and waiting.reason is WaitReason.TIMER else None
-        return (state.flow_id, state.status, state.error, state.created_at, state.updated_at,
-                waiting.reason.value if waiting else None, state.to_json(), call_uuid or None,
-                waiting.seq if waiting else None, wake_at, lease.owner if lease else None,
+        waiting_for, waiting_seq, wake_at, call_uuid = sweep_columns(state)
+        return (state.flow_id, state.status, state.error, state.created_at, state.updated_at, waiting_for,
+                state.to_json(), call_uuid, waiting_seq, wake_at, lease.owner if lease else None,
                 lease.until if lease else None)
 
     def create_run(self, state: RunState, lease: Lease | None = None) -> int:

@@ -95,7 +95,7 @@ from enum import StrEnum
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
-from engine.state import RunState
+from engine.state import RunState, WaitReason
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -139,6 +139,16 @@ class Lease:
 
     owner: str
     until: float
+
+
+def sweep_columns(state: RunState) -> tuple:
+    """The columns the sweeps and claims read, derived from the state on every save, one
+    rule for every backend: (waiting_for, waiting_seq, wake_at, call_uuid)."""
+    waiting = state.waiting
+    if waiting is None:
+        return None, None, None, (state.call.uuid or None) if state.call else None
+    wake_at = waiting.until if waiting.reason is WaitReason.TIMER else None
+    return waiting.reason.value, waiting.seq, wake_at, (state.call.uuid or None) if state.call else None
 
 
 class Claim(StrEnum):
