@@ -67,7 +67,10 @@ def test_a_disk_filled_during_traffic_loses_nothing(workdir):
     try:
         answers = asyncio.run(_burst(serve, 20))
         first = answers[0].json()["api_id"]  # placed and saved before the disk fills: waits for its callbacks
-        wait_for(lambda: serve.get(f"/v1/runs/{first}").json()["status"] == "waiting", what="the first run to wait")
+        # "waiting" alone is also the wait for the Call's answer, whose save would then hold the run
+        # (patiently, for the whole window) and the ring callback below with it: wait for the answer saved.
+        wait_for(lambda: serve.get(f"/v1/runs/{first}").json()["requests"][0].get("response"),
+                 what="the first run's Call answered and saved")
         fill = f"/proc/{serve.pid}/root{disk}/fill"
         _fill(fill)
         full_since = time.monotonic()
