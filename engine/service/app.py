@@ -16,6 +16,9 @@
                                                 (engine/service/sandbox_route.py)
   GET  /, /console/*, /v1/flows/{flow_id}[/graph.svg]   the web console (engine/service/console.py)
 
+Unsafe methods a browser sends from another site are refused with 403 before any route
+(engine/service/same_origin.py).
+
 The endpoints find the `Service` in `app.state.service` and the trigger API's credentials
 in `app.state.auth`; the lifespan runs the sweeper and, at shutdown, lets effects in flight
 finish.
@@ -29,6 +32,7 @@ import logging
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request as HttpRequest
 from starlette.routing import Route
 
@@ -38,6 +42,7 @@ from engine.service.auth import BasicAuth
 from engine.service.http import error
 from engine.service.logs import event
 from engine.service.runs import Service
+from engine.service.same_origin import SameOriginGuard
 from engine.service.sweeper import sweep_forever
 
 
@@ -109,7 +114,9 @@ async def lifespan(app: Starlette):
 def create_app(service: Service, sandbox: Starlette | None = None) -> Starlette:
     """The app serving `service`, its trigger API behind `service.settings`' auth pair;
     `sandbox`: the embedded sandbox's app (`serve --sandbox`), which places incoming calls."""
-    app = Starlette(routes=ROUTES, lifespan=lifespan,
+    # Every unsafe method from another site is refused first (the console's credentials).
+    guard = Middleware(SameOriginGuard, public_url=service.settings.public_url)
+    app = Starlette(routes=ROUTES, lifespan=lifespan, middleware=[guard],
                     exception_handlers={HTTPException: http_error, StoreError: store_error,
                                         Exception: server_error})
     app.router.redirect_slashes = False
