@@ -160,7 +160,7 @@ def test_a_version_2_database_is_migrated(tmp_path):
 
     go(main())
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
         assert db.execute("SELECT run_id FROM idempotency_keys").fetchall() == [("r1",)]
 
 

@@ -263,4 +263,50 @@ def test_flow_revisions_are_kept_idempotently_and_a_schema_4_file_gains_the_tabl
         assert run(s.unfinished_by_revision()) == {("f", ""): 1}
     finally:
         run(s.close())
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 6  # and on to 6 (campaigns)
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 7  # and on to 7
+
+
+def test_a_schema_6_file_gets_the_numbers_of_its_runs_and_inbound_dedupe(tmp_path):
+    """Schema 6 -> 7: the old runs' numbers come from their stored states; two old runs of one
+    incoming call (nothing refused it before) do not fail the unique index: the newest keeps
+    the mark, and a third run for that call is refused from now on."""
+    from test_store_contract import inbound, outbound
+
+    path = str(tmp_path / "runs.db")
+    s = SQLiteStore(path)
+    run(s.create_run(outbound("out", "+12025550100", "14155550199")))
+    run(s.close())
+    db = sqlite3.connect(path)
+    for index in ("runs_from_number", "runs_to_number", "runs_inbound_call"):
+        db.execute(f"DROP INDEX {index}")
+    for column in ("from_number", "to_number", "inbound_call_uuid"):
+        db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+    db.execute("ALTER TABLE flow_revisions DROP COLUMN current_at")
+    for i, run_id in enumerate(("dup-old", "dup-new")):  # as schema 6 stored them
+        db.execute("INSERT INTO runs (run_id, flow_id, status, created_at, updated_at, version, state)"
+                   " VALUES (?, 'f', 'completed', ?, ?, 1, ?)", (run_id, i, i, inbound(run_id, "ca-1").to_json()))
+    db.execute("PRAGMA user_version = 6")
+    db.commit()
+    db.close()
+    s = SQLiteStore(path)
+    try:
+        found = lambda number: [r["run_id"] for r in run(s.list_runs(number=number))[0]]  # noqa: E731
+        assert found("+14155550199") == ["out"]  # written without its + in the old state
+        assert found("+14155550100") == ["dup-new", "dup-old"]
+        with pytest.raises(RunExists):
+            run(s.create_run(inbound("third", "ca-1")))
+        marks = sqlite3.connect(path).execute("SELECT run_id FROM runs WHERE inbound_call_uuid = 'ca-1'").fetchall()
+        assert marks == [("dup-new",)]
+    finally:
+        run(s.close())
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 7
+
+
+def test_phone_numbers_are_kept_and_searched_in_one_form():
+    from engine.service.store import phone_number
+
+    for typed in ("+14155550100", "14155550100", " +1 (415) 555-0100 ", "1.415.555.0100"):
+        assert phone_number(typed) == "+14155550100", typed
+    assert phone_number("sip:alice@example.com ") == "sip:alice@example.com"
+    assert phone_number("") is None and phone_number(None) is None and phone_number("  ") is None
+    assert phone_number(14155550100) == "+14155550100"

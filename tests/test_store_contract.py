@@ -4,11 +4,13 @@ the sent mark. Each test runs on every backend the `store_url` fixture lists."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
+from engine.errors import RunExists
 from engine.service.store import Claim, Lease, open_store
-from engine.state import RunState, Waiting, WaitReason
+from engine.state import Call, RunState, Waiting, WaitReason
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -136,6 +138,107 @@ def test_concurrent_claims_share_the_runs_out_without_overlap(store_url):
                                                      lease_until=3000.0, limit=30) for i in range(10)))
             flat = [r for g in got for r in g]
             assert len(flat) == len(set(flat)) == 200
+        finally:
+            await store.close()
+
+    run(main())
+
+
+# -- the number search, inbound dedupe, revisions pruning (schema 7 / migration 5) ------------------
+def inbound(run_id: str, call_uuid: str, src: str = "14155550100", to: str = "+12025550100",
+            status: str = "waiting") -> RunState:
+    """A run an incoming call started, as the executor leaves it (the trigger's `call` outputs)."""
+    return RunState(run_id=run_id, flow_id="f", status=status, created_at=1000.0, updated_at=1000.0,
+                    variables={"Start": {"call": {"from": src, "to": to, "call_uuid": call_uuid}}},
+                    waiting=Waiting("Ask", 1, WaitReason.INPUT) if status == "waiting" else None,
+                    call=Call("Start", 0, up=True, uuid=call_uuid))
+
+
+def outbound(run_id: str, src: str, to: str) -> RunState:
+    """A run whose call_out placed a call (its outputs name both ends)."""
+    return RunState(run_id=run_id, flow_id="g", status="waiting", created_at=1000.0, updated_at=1000.0,
+                    variables={"Call": {"from": src, "to": to, "call_uuid": None}},
+                    waiting=Waiting("Call", 1, WaitReason.CALL), call=Call("Call", 1, legs=to.count("<") + 1))
+
+
+def test_runs_are_found_by_either_number_of_their_call(store_url):
+    async def main():
+        store = open_store(store_url)
+        try:
+            await store.create_run(inbound("in", "ca-1"))  # Plivo sends From without its +
+            await store.create_run(outbound("out", "+12025550100", "+14155550199<sip:desk@example.com"))
+            await store.create_run(RunState(run_id="none", flow_id="f", status="completed"))
+            later = outbound("later", "+13105550000", "+13105550001")
+            await store.create_run(later)
+
+            async def found(number, **kw):
+                return [r["run_id"] for r in (await store.list_runs(number=number, **kw))[0]]
+
+            assert await found("+14155550100") == ["in"]
+            assert await found("+12025550100") == ["out", "in"]  # the caller of one, the callee of the other
+            assert await found("+12025550100", flow_id="g") == ["out"]
+            assert await found("+14155550199") == ["out"]  # of several destinations: the first
+            assert await found("+19995550000") == []
+            assert await found("+13105550001") == ["later"]
+            later.variables["Call"] = {"from": "+13105550000", "to": "+13105550002"}  # a save rewrites them
+            await store.save(later, 1)
+            assert await found("+13105550001") == [] and await found("+13105550002") == ["later"]
+            page, cursor = await store.list_runs(number="+12025550100", limit=1)
+            assert [r["run_id"] for r in page] == ["out"] and cursor
+            assert [r["run_id"] for r in (await store.list_runs(number="+12025550100", cursor=cursor))[0]] == ["in"]
+        finally:
+            await store.close()
+
+    run(main())
+
+
+def test_a_second_run_for_one_incoming_call_is_refused(store_url):
+    async def main():
+        store = open_store(store_url)
+        try:
+            await store.create_run(inbound("first", "ca-dup"))
+            with pytest.raises(RunExists, match="ca-dup"):
+                await store.create_run(inbound("second", "ca-dup"))
+            assert await store.load("second") is None
+            assert await store.find_by_call("ca-dup") == "first"
+            # the same CallUUID on an outbound run's step (not the run's first call) is not refused
+            other = outbound("out", "+12025550100", "+14155550100")
+            other.call.uuid = "ca-dup"
+            await store.create_run(other)
+        finally:
+            await store.close()
+
+    run(main())
+
+
+def test_revisions_nobody_serves_or_needs_are_pruned(store_url):
+    async def main():
+        store = open_store(store_url)
+        try:
+            for rev in ("cur", "old-needed", "old-done", "old-recent"):
+                await store.save_revision("f", rev, f"source {rev}")
+            needed = inbound("live", "ca-live")
+            needed.flow_revision = "old-needed"
+            await store.create_run(needed)
+            done = inbound("done", "ca-done", status="completed")
+            done.flow_revision = "old-done"
+            await store.create_run(done)
+            now = time.time()
+            # nothing is old enough yet: every revision was saved (so marked current) just now
+            assert await store.prune_revisions(["cur"], now, now - 60) == 0
+            # later: "cur" and "old-recent" are served (marked now), "old-done" nobody serves or needs
+            assert await store.prune_revisions(["cur", "old-recent"], now + 3000, now + 600) == 1
+            assert await store.load_revision("old-done") is None
+            assert await store.load_revision("old-needed") == "source old-needed"  # its run waits on it
+            assert (await store.load("done")).state.flow_revision == "old-done"  # the run keeps naming it
+            needed.status, needed.waiting = "completed", None
+            await store.save(needed, 1)
+            # "old-recent" was last served at +3000: gone once that is older than the keep period too
+            assert await store.prune_revisions(["cur"], now + 3600, now + 3100) == 2
+            assert [await store.load_revision(r) for r in ("cur", "old-needed", "old-recent")] == \
+                ["source cur", None, None]
+            await store.save_revision("f", "old-done", "source old-done")  # loaded again: back
+            assert await store.load_revision("old-done") == "source old-done"
         finally:
             await store.close()
 

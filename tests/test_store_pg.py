@@ -365,3 +365,39 @@ def test_flow_revisions_are_kept_once_and_counted_by_unfinished_runs(pg_url):
         await store.close()
 
     run(main())
+
+
+def test_a_version_4_database_gets_the_numbers_of_its_runs(pg_url):
+    """Migration 5 fills from_number/to_number from the stored states with the rule
+    `store.phone_number` applies on save (the same SQL-side)."""
+    from test_store_contract import inbound, outbound
+
+    async def at_version_4():
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await migrate(conn, "test", target=4)
+            for i, state in enumerate((inbound("in", "ca-1", src="1 415 555-0100"),
+                                       outbound("out", "+12025550100", "14155550199<+14155550198"),
+                                       RunState(run_id="plain", flow_id="f", status="completed"))):
+                await conn.execute("INSERT INTO runs (run_id, flow_id, status, created_at, updated_at, version, state)"
+                                   " VALUES ($1, 'f', $2, $3, $3, 1, $4)", state.run_id, state.status, float(i),
+                                   state.to_json())
+            await conn.execute("INSERT INTO flow_revisions VALUES ('r', 'f', 'x', 5.0)")
+        finally:
+            await conn.close()
+
+    run(at_version_4())
+    store = open_store(pg_url)
+    rows = run(sql(pg_url, "SELECT run_id, from_number, to_number FROM runs ORDER BY id"))
+    assert [tuple(r) for r in rows] == [("in", "+14155550100", "+12025550100"),
+                                        ("out", "+12025550100", "+14155550199"), ("plain", None, None)]
+    assert run(sql(pg_url, "SELECT current_at FROM flow_revisions"))[0][0] == 5.0
+
+    async def check():
+        try:
+            page, _ = await store.list_runs(number="+12025550100")
+            assert [r["run_id"] for r in page] == ["out", "in"]
+        finally:
+            await store.close()
+
+    run(check())

@@ -79,7 +79,36 @@ CREATE TABLE flow_revisions (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_RUNS, _V2_LEASES, _V3_REVISIONS, CAMPAIGNS_MIGRATION)
+
+def _phone(raw: str) -> str:
+    """SQL for `store.phone_number` of the text expression `raw` (the same rule)."""
+    compact = f"regexp_replace({raw}, '[[:space:]().-]', '', 'g')"
+    return (f"CASE WHEN {compact} ~ '^[+]?[0-9]+$' THEN '+' || ltrim({compact}, '+')"
+            f" ELSE nullif(btrim({raw}), '') END")
+
+
+# The number search (`from_number`, `to_number`: `store.number_columns`, filled here for the runs
+# stored before from the outputs of the node that holds the run's call) and the revisions' last
+# use (`current_at`: `Store.prune_revisions`; the save time for those saved before).
+_V5_NUMBERS = f"""
+ALTER TABLE runs ADD COLUMN from_number text, ADD COLUMN to_number text;
+WITH outputs AS (
+    SELECT id, state->'variables'->(state->'call'->>'node') AS o FROM runs WHERE state->'call'->>'node' IS NOT NULL
+), calls AS (
+    SELECT id, CASE WHEN json_typeof(o->'call') = 'object' THEN o->'call' ELSE o END AS c FROM outputs
+    WHERE json_typeof(o) = 'object'
+), raw AS (
+    SELECT id, c->>'from' AS f, split_part(c->>'to', '<', 1) AS t FROM calls
+)
+UPDATE runs SET from_number = {_phone('raw.f')}, to_number = {_phone('raw.t')} FROM raw WHERE runs.id = raw.id;
+CREATE INDEX runs_from_number ON runs (from_number, id) WHERE from_number IS NOT NULL;
+CREATE INDEX runs_to_number ON runs (to_number, id) WHERE to_number IS NOT NULL;
+ALTER TABLE flow_revisions ADD COLUMN current_at double precision;
+UPDATE flow_revisions SET current_at = saved_at;
+ALTER TABLE flow_revisions ALTER COLUMN current_at SET NOT NULL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1_RUNS, _V2_LEASES, _V3_REVISIONS, CAMPAIGNS_MIGRATION, _V5_NUMBERS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

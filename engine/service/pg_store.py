@@ -46,8 +46,10 @@ from engine.service.pg_sql import (
     CLAIMS,
     INSERT,
     INSERT_MANY,
+    MARK_CURRENT,
     MARK_SENT,
     MARK_SENT_MANY,
+    PRUNE_REVISIONS,
     PURGE_BATCH,
     PURGE_KEYS,
     SAVE,
@@ -61,20 +63,16 @@ from engine.service.store import (
     KeyedRun,
     Lease,
     StoredRun,
+    inbound_call_uuid,
+    number_columns,
     sweep_columns,
 )
 from engine.state import RunState, iso
 
 
 def _columns(state: RunState) -> tuple:
-    """(status, error, updated_at, waiting_for, waiting_seq, wake_at, call_uuid, state)."""
-    return (state.status, state.error, state.updated_at, *sweep_columns(state), state.to_json())
-
-
-def _inbound_call(state: RunState) -> str | None:
-    """The CallUUID of the incoming call that started the run (its call is step 0's)."""
-    call = state.call
-    return (call.uuid or None) if call is not None and call.seq == 0 else None
+    """(status, error, updated_at, waiting_for, waiting_seq, wake_at, call_uuid, state, from_number, to_number)."""
+    return (state.status, state.error, state.updated_at, *sweep_columns(state), state.to_json(), *number_columns(state))
 
 
 def _summary(row) -> dict:
@@ -144,9 +142,10 @@ class PostgresStore(PgCampaigns):
     # -- runs ----------------------------------------------------------------------------------
     @staticmethod
     def _insert_args(state: RunState, lease: Lease | None) -> tuple:
-        status, error, updated, waiting, seq, wake, call_uuid, text = _columns(state)
+        status, error, updated, waiting, seq, wake, call_uuid, text, src, dst = _columns(state)
         return (state.run_id, state.flow_id, status, error, state.created_at, updated, waiting, seq, wake, call_uuid,
-                text, lease.owner if lease else None, lease.until if lease else None, _inbound_call(state))
+                text, src, dst, lease.owner if lease else None, lease.until if lease else None,
+                inbound_call_uuid(state))
 
     async def create_run(self, state: RunState, lease: Lease | None = None) -> int:
         self._get_pool()  # this loop's pool and batchers
@@ -259,11 +258,15 @@ class PostgresStore(PgCampaigns):
 
     # -- reads ---------------------------------------------------------------------------------
     async def list_runs(self, *, flow_id: str | None = None, status: str | None = None,
-                        limit: int = DEFAULT_PAGE, cursor: str | None = None) -> tuple[list[dict], str | None]:
+                        limit: int = DEFAULT_PAGE, cursor: str | None = None,
+                        number: str | None = None) -> tuple[list[dict], str | None]:
         limit = max(1, min(int(limit), MAX_PAGE))
         if cursor is not None and not str(cursor).isdigit():
             raise ValueError("cursor: not a cursor this service handed out")
         where, args = [], []
+        if number:
+            args.append(number)
+            where.append("(from_number = $1 OR to_number = $1)")
         for column, value in (("flow_id", flow_id), ("status", status), ("id", cursor)):
             if value:
                 args.append(int(value) if column == "id" else value)
@@ -292,10 +295,10 @@ class PostgresStore(PgCampaigns):
 
     # -- flow revisions (`Store.save_revision` and friends) -------------------------------------
     async def save_revision(self, flow_id: str, revision: str, source: str) -> None:
-        """Idempotent: a revision is its source's hash, so a second save has nothing to change."""
-        await self._run(EXECUTE, "INSERT INTO flow_revisions (revision, flow_id, source, saved_at)"
-                        " VALUES ($1, $2, $3, $4) ON CONFLICT (revision) DO NOTHING", revision, flow_id, source,
-                        time.time())
+        """Idempotent: a revision is its source's hash, so a second save only marks it current."""
+        await self._run(EXECUTE, "INSERT INTO flow_revisions (revision, flow_id, source, saved_at, current_at)"
+                        " VALUES ($1, $2, $3, $4, $4) ON CONFLICT (revision) DO UPDATE SET current_at = $4",
+                        revision, flow_id, source, time.time())
 
     async def load_revision(self, revision: str) -> str | None:
         return await self._run(FETCHVAL, "SELECT source FROM flow_revisions WHERE revision = $1", revision)
@@ -305,6 +308,12 @@ class PostgresStore(PgCampaigns):
         rows = await self._run(FETCH, "SELECT flow_id, state->>'flow_revision', count(*) FROM runs"
                                " WHERE waiting_for IS NOT NULL GROUP BY 1, 2")
         return {(flow_id, revision or ""): n for flow_id, revision, n in rows}
+
+    async def prune_revisions(self, current: list[str], now: float, older_than: float) -> int:
+        """Mark `current`, then delete (one statement each: see `Store.prune_revisions`)."""
+        if current:
+            await self._run(EXECUTE, MARK_CURRENT, now, list(current))
+        return _count(await self._run(EXECUTE, PRUNE_REVISIONS, older_than))
 
     async def ping(self) -> None:
         await self._run(FETCHVAL, "SELECT 1")
@@ -336,5 +345,5 @@ def _count(status: str) -> int:
 
 def _exists(state: RunState, error: asyncpg.UniqueViolationError) -> RunExists:
     if getattr(error, "constraint_name", None) == "runs_inbound_call":
-        return RunExists(f"{state.run_id}: a run already answers the incoming call {_inbound_call(state)}")
+        return RunExists(f"{state.run_id}: a run already answers the incoming call {inbound_call_uuid(state)}")
     return RunExists(state.run_id)

@@ -7,7 +7,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-from engine.service.store import Claim, IdempotencyKey, KeyedRun
+from engine.service.store import (
+    Claim,
+    IdempotencyKey,
+    KeyedRun,
+    inbound_call_uuid,
+    number_columns,
+)
 from engine.state import RunState
 
 # Idempotency keys of the trigger API: one row per (scope, key), written in the transaction
@@ -174,9 +180,10 @@ CREATE TABLE IF NOT EXISTS flow_revisions (
 
 
 def save_revision(db: sqlite3.Connection, flow_id: str, revision: str, source: str, now: float) -> None:
-    """Idempotent: a revision is its source's hash, so a second save has nothing to change."""
-    db.execute("INSERT OR IGNORE INTO flow_revisions (revision, flow_id, source, saved_at) VALUES (?, ?, ?, ?)",
-               (revision, flow_id, source, now))
+    """Idempotent: a revision is its source's hash, so a second save only marks it current."""
+    db.execute("INSERT INTO flow_revisions (revision, flow_id, source, saved_at, current_at) VALUES (?, ?, ?, ?, ?)"
+               " ON CONFLICT (revision) DO UPDATE SET current_at = excluded.current_at",
+               (revision, flow_id, source, now, now))
 
 
 def load_revision(db: sqlite3.Connection, revision: str) -> str | None:
@@ -190,3 +197,69 @@ def unfinished_by_revision(db: sqlite3.Connection) -> dict[tuple[str, str], int]
     rows = db.execute("SELECT flow_id, json_extract(state, '$.flow_revision'), count(*) FROM runs"
                       " WHERE waiting_for IS NOT NULL GROUP BY 1, 2").fetchall()
     return {(flow_id, revision or ""): n for flow_id, revision, n in rows}
+
+
+_UNFINISHED_REVISIONS = ("SELECT json_extract(state, '$.flow_revision') FROM runs WHERE status IN ('running', 'waiting')"
+                         " AND json_extract(state, '$.flow_revision') IS NOT NULL")
+
+
+def prune_revisions(db: sqlite3.Connection, current: list[str], now: float, older_than: float) -> int:
+    """`Store.prune_revisions`: mark `current`, delete the old ones no unfinished run needs."""
+    for start in range(0, len(current), 500):
+        part = current[start:start + 500]
+        db.execute(f"UPDATE flow_revisions SET current_at = ? WHERE revision IN ({','.join('?' * len(part))})",
+                   (now, *part))
+    return db.execute(f"DELETE FROM flow_revisions WHERE coalesce(current_at, saved_at) < ?"
+                      f" AND revision NOT IN ({_UNFINISHED_REVISIONS})", (older_than,)).rowcount
+
+
+# -- schema 7: the number search, inbound dedupe, revisions' last use ------------------------------
+SEARCH_COLUMNS = (("from_number", "TEXT"), ("to_number", "TEXT"), ("inbound_call_uuid", "TEXT"))
+SEARCH_INDEXES = """
+CREATE INDEX IF NOT EXISTS runs_from_number ON runs (from_number) WHERE from_number IS NOT NULL;
+CREATE INDEX IF NOT EXISTS runs_to_number ON runs (to_number) WHERE to_number IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS runs_inbound_call ON runs (inbound_call_uuid) WHERE inbound_call_uuid IS NOT NULL;
+"""
+
+
+def add_search_columns(db: sqlite3.Connection) -> None:
+    """Schema 6 -> 7, in one transaction: the columns, filled from the stored states of the
+    runs that have a call, then the indexes; `flow_revisions.current_at` (their last use,
+    `prune_revisions`), the save time for those saved before."""
+    have = {r[1] for r in db.execute("PRAGMA table_info(runs)")}
+    missing = [(name, kind) for name, kind in SEARCH_COLUMNS if name not in have]
+    revisions = {r[1] for r in db.execute("PRAGMA table_info(flow_revisions)")}
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for name, kind in missing:
+            db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+        if missing:
+            _fill_search_columns(db)
+        if "current_at" not in revisions:
+            db.execute("ALTER TABLE flow_revisions ADD COLUMN current_at REAL")
+            db.execute("UPDATE flow_revisions SET current_at = saved_at")
+        for statement in filter(str.strip, SEARCH_INDEXES.split(";")):
+            db.execute(statement)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _fill_search_columns(db: sqlite3.Connection) -> None:
+    """The numbers of every stored run with a call, and the inbound CallUUID: of runs stored
+    before that share one (nothing refused it then), the newest keeps it, as `find_by_call`
+    picks it and as PostgreSQL's migration 2 did; the others stay found by `call_uuid`."""
+    numbers, inbound = [], {}
+    for row_id, text in db.execute("SELECT id, state FROM runs WHERE json_extract(state, '$.call') IS NOT NULL"
+                                   " ORDER BY id"):
+        try:
+            state = RunState.from_json(text)
+        except (ValueError, TypeError, KeyError):  # a state this version cannot read: left unsearchable
+            continue
+        numbers.append((*number_columns(state), row_id))
+        uuid = inbound_call_uuid(state)
+        if uuid:
+            inbound[uuid] = row_id
+    db.executemany("UPDATE runs SET from_number = ?, to_number = ? WHERE id = ?", numbers)
+    db.executemany("UPDATE runs SET inbound_call_uuid = ? WHERE id = ?", inbound.items())

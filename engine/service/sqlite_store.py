@@ -48,6 +48,8 @@ from engine.service.store import (
     KeyedRun,
     Lease,
     StoredRun,
+    inbound_call_uuid,
+    number_columns,
     sweep_columns,
 )
 from engine.state import RunState, iso
@@ -77,8 +79,9 @@ CREATE INDEX IF NOT EXISTS runs_status ON runs (status, id);
 CREATE INDEX IF NOT EXISTS runs_waiting ON runs (waiting_for, updated_at) WHERE waiting_for IS NOT NULL;
 """
 _INDEX_CALL = "CREATE INDEX IF NOT EXISTS runs_call ON runs (call_uuid) WHERE call_uuid IS NOT NULL"
-SCHEMA_VERSION = 6  # 2: call_uuid (inbound hangups find their run); 3: idempotency_keys; 4: leases;
-# 5: flow_revisions; 6: campaigns
+SCHEMA_VERSION = 7  # 2: call_uuid (inbound hangups find their run); 3: idempotency_keys; 4: leases;
+# 5: flow_revisions; 6: campaigns; 7: from_number/to_number (the number search), inbound_call_uuid
+# (unique: inbound dedupe, as on PostgreSQL), flow_revisions.current_at (pruning)
 
 
 class _SQLite:
@@ -116,6 +119,7 @@ class _SQLite:
         add_lease_columns(self.db)  # 4
         self.db.executescript(sqlite_ops.REVISIONS_SCHEMA)  # 5 (a new table, nothing to move)
         sqlite_campaigns.create_tables(self.db)  # 6 (new tables)
+        sqlite_ops.add_search_columns(self.db)  # 7 (columns filled from the stored states)
         self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         # One process per file (the lock, `FileLock`): a lease left by an earlier process is void.
         sqlite_ops.release(self.db, None, None)
@@ -124,16 +128,20 @@ class _SQLite:
     def _columns(state: RunState, lease: Lease | None) -> tuple:
         waiting_for, waiting_seq, wake_at, call_uuid = sweep_columns(state)
         return (state.flow_id, state.status, state.error, state.created_at, state.updated_at, waiting_for,
-                state.to_json(), call_uuid, waiting_seq, wake_at, lease.owner if lease else None,
-                lease.until if lease else None)
+                state.to_json(), call_uuid, waiting_seq, wake_at, *number_columns(state),
+                lease.owner if lease else None, lease.until if lease else None)
 
     def create_run(self, state: RunState, lease: Lease | None = None) -> int:
         try:
             self.db.execute(
                 "INSERT INTO runs (run_id, flow_id, status, error, created_at, updated_at, waiting_for, state,"
-                " call_uuid, waiting_seq, wake_at, lease_owner, lease_until, version)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)", (state.run_id, *self._columns(state, lease)))
-        except sqlite3.IntegrityError:
+                " call_uuid, waiting_seq, wake_at, from_number, to_number, lease_owner, lease_until,"
+                " inbound_call_uuid, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                (state.run_id, *self._columns(state, lease), inbound_call_uuid(state)))
+        except sqlite3.IntegrityError as e:
+            if "inbound_call_uuid" in str(e):
+                raise RunExists(f"{state.run_id}: a run already answers the incoming call "
+                                f"{inbound_call_uuid(state)}") from None
             raise RunExists(state.run_id) from None
         return 1
 
@@ -156,14 +164,18 @@ class _SQLite:
         _flow, status, error, _created, updated, *rest = self._columns(state, lease)
         cur = self.db.execute(
             "UPDATE runs SET status = ?, error = ?, updated_at = ?, waiting_for = ?, state = ?, call_uuid = ?,"
-            " waiting_seq = ?, wake_at = ?, lease_owner = ?, lease_until = ?, version = version + 1"
+            " waiting_seq = ?, wake_at = ?, from_number = ?, to_number = ?, lease_owner = ?, lease_until = ?,"
+            " version = version + 1"
             " WHERE run_id = ? AND version = ?", (status, error, updated, *rest, state.run_id, version))
         if cur.rowcount != 1:
             raise Conflict(state.run_id)
         return version + 1
 
-    def list_runs(self, flow_id, status, limit, cursor) -> tuple[list[dict], str | None]:
+    def list_runs(self, flow_id, status, limit, cursor, number) -> tuple[list[dict], str | None]:
         where, args = [], []
+        if number:
+            where.append("(from_number = ? OR to_number = ?)")
+            args += [number, number]
         if flow_id:
             where.append("flow_id = ?")
             args.append(flow_id)
@@ -358,11 +370,12 @@ class SQLiteStore(sqlite_campaigns.SQLiteCampaigns):
         return await self._call(sqlite_ops.release, self._db.db, owner, run_ids)
 
     async def list_runs(self, *, flow_id: str | None = None, status: str | None = None,
-                        limit: int = DEFAULT_PAGE, cursor: str | None = None) -> tuple[list[dict], str | None]:
+                        limit: int = DEFAULT_PAGE, cursor: str | None = None,
+                        number: str | None = None) -> tuple[list[dict], str | None]:
         limit = max(1, min(int(limit), MAX_PAGE))
         if cursor is not None and not str(cursor).isdigit():
             raise ValueError("cursor: not a cursor this service handed out")
-        return await self._call(self._db.list_runs, flow_id, status, limit, cursor)
+        return await self._call(self._db.list_runs, flow_id, status, limit, cursor, number)
 
     async def find_by_call(self, call_uuid: str, flow_id: str | None = None) -> str | None:
         return await self._call(self._db.find_by_call, call_uuid, flow_id)
@@ -375,6 +388,9 @@ class SQLiteStore(sqlite_campaigns.SQLiteCampaigns):
 
     async def unfinished_by_revision(self) -> dict[tuple[str, str], int]:
         return await self._call(sqlite_ops.unfinished_by_revision, self._db.db)
+
+    async def prune_revisions(self, current: list[str], now: float, older_than: float) -> int:
+        return await self._call(sqlite_ops.prune_revisions, self._db.db, list(current), now, older_than)
 
     async def close(self) -> None:
         if self._closed:

@@ -14,7 +14,8 @@ The interface (`Store`) is async and small:
   (optimistic concurrency) and returns the new version, else raises `Conflict`: the caller
   reloads and applies its event again to the newer state (the executor is deterministic and
   idempotent for repeated callbacks, so re-applying is safe);
-* `list_runs(flow_id, status, limit, cursor)` pages run summaries newest first;
+* `list_runs(flow_id, status, limit, cursor, number)` pages run summaries newest first;
+  `number` (as `phone_number` writes it) matches the run's call on either side;
 * `find_by_call(call_uuid, flow_id)`: the run controlling a call (an incoming call's hangup
   comes to the application's hangup URL, which cannot name the run);
 * `create_run_once(state, key)`: `create_run` under an idempotency key (`IdempotencyKey`:
@@ -56,10 +57,19 @@ Flow revisions (contract section 7: a run finishes on the revision it started on
   The service saves every flow it loads before it starts runs on it;
 * `load_revision(revision)` -> the source, or None: any process rebuilds the flow a run
   started on, after a reload changed or removed the file, or in a process that never read it;
-* `unfinished_by_revision()` -> {(flow_id, revision): runs still waiting} (`GET /v1/flows`).
+* `unfinished_by_revision()` -> {(flow_id, revision): runs still waiting} (`GET /v1/flows`);
+* `prune_revisions(current, now, older_than)`: marks the revisions in `current` (this
+  process's) as current at `now`, then deletes every revision that no process marked
+  current since `older_than` and that no unfinished run started on; returns how many went.
+  One DELETE whose condition is the whole rule, so several processes pruning at once delete
+  the same rows (idempotent); a revision some process still serves is marked by it every
+  sweep (engine/service/sweeper.py), so it is never old enough to go.
 
 The columns the sweeps read are written from the state on every save: `waiting_for`,
-`waiting_seq`, `wake_at` (`Waiting.until` of a TIMER wait), `call_uuid`.
+`waiting_seq`, `wake_at` (`Waiting.until` of a TIMER wait), `call_uuid` (`sweep_columns`);
+and for the listing's number search `from_number`, `to_number` (`number_columns`). A run an
+incoming call started also has `inbound_call_uuid` (`inbound_call_uuid`), unique on both
+backends: of two answer requests for one call only one creates a run (`RunExists`).
 
 SQLite: `SQLiteStore` in engine/service/sqlite_store.py (`open_store` picks the backend from
 a URL); one process per file (a lock), so at open every lease is void and released.
@@ -90,6 +100,7 @@ The PostgreSQL design notes:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -151,6 +162,44 @@ def sweep_columns(state: RunState) -> tuple:
     return waiting.reason.value, waiting.seq, wake_at, (state.call.uuid or None) if state.call else None
 
 
+_PUNCTUATION = re.compile(r"[\s().-]")
+_DIGITS = re.compile(r"\+?[0-9]+")
+
+
+def phone_number(value) -> str | None:
+    """A number as the store keeps and searches it: E.164 with its `+` (Plivo's callbacks
+    send `From=14155550100`, people type `+1 415 555 0100`, `(415) 555-0100`...: digits with
+    or without `+`, spaces, dots, dashes and parentheses are one number); anything else (a SIP
+    URI) as written, trimmed; None for nothing."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    compact = _PUNCTUATION.sub("", text)
+    if _DIGITS.fullmatch(compact):
+        return "+" + compact.lstrip("+")
+    return text or None
+
+
+def number_columns(state: RunState) -> tuple[str | None, str | None]:
+    """(from_number, to_number) of the run's call (its latest): the numbers its node
+    recorded in its outputs, `from`/`to` (an outbound call's; of several destinations called
+    at once, the first) or `call.from`/`call.to` (the incoming call a trigger answered)."""
+    call = state.call
+    outputs = state.variables.get(call.node) if call is not None else None
+    if not isinstance(outputs, dict):
+        return None, None
+    if isinstance(outputs.get("call"), dict):
+        outputs = outputs["call"]
+    to = outputs.get("to")
+    return phone_number(outputs.get("from")), phone_number(str(to).split("<", 1)[0] if to is not None else None)
+
+
+def inbound_call_uuid(state: RunState) -> str | None:
+    """The CallUUID of the incoming call that started the run (its call is step 0's)."""
+    call = state.call
+    return (call.uuid or None) if call is not None and call.seq == 0 else None
+
+
 class Claim(StrEnum):
     """What `Store.claim` looks for (every kind: lease free, i.e. none or expired).
 
@@ -190,7 +239,8 @@ class Store(Protocol):
     async def release(self, owner: str, run_ids: list[str] | None = None) -> int: ...
 
     async def list_runs(self, *, flow_id: str | None = None, status: str | None = None,
-                        limit: int = DEFAULT_PAGE, cursor: str | None = None) -> tuple[list[dict], str | None]: ...
+                        limit: int = DEFAULT_PAGE, cursor: str | None = None,
+                        number: str | None = None) -> tuple[list[dict], str | None]: ...
 
     async def find_by_call(self, call_uuid: str, flow_id: str | None = None) -> str | None: ...
 
@@ -203,6 +253,8 @@ class Store(Protocol):
     async def load_revision(self, revision: str) -> str | None: ...
 
     async def unfinished_by_revision(self) -> dict[tuple[str, str], int]: ...
+
+    async def prune_revisions(self, current: list[str], now: float, older_than: float) -> int: ...
 
     async def close(self) -> None: ...
 
