@@ -143,7 +143,7 @@ def test_flow_detail(tmp_path):
             {"name": "customer", "default": None, "required": True, "editable": True},
         ]
         assert d["run_url"] == f"/v1/account/{AUTH_ID}/phlo/{FLOW}/"
-        assert d["graph_url"] == f"/v1/flows/{FLOW}/graph.svg"
+        assert d["graph_url"] == f"/v1/flows/{FLOW}/graph.svg?revision={d['revision']}" and d["current"] is True
         nodes = {n["name"]: n for n in d["nodes"]}
         assert list(nodes) == ["Start", "Call", "Greet", "Done"]
         assert nodes["Call"]["next"]["answered"] == "Greet" and nodes["Call"]["next"]["busy"] == "Done"

@@ -553,6 +553,37 @@ def test_runs_api(tmp_path):
     go(main())
 
 
+def test_runs_are_searched_by_the_number_of_either_end_of_their_call(tmp_path):
+    """GET /v1/runs?number=: an incoming call's caller (Plivo sends From without its +) and
+    callee, an outbound call's callee, typed with or without + and with spaces."""
+    async def main():
+        async with serving(tmp_path) as (service, client):
+            outbound = await started(client, service)  # the seed flow calls TO
+            params = {"CallUUID": "in-search", "From": "12025550199", "To": "12025551234", "Direction": "inbound",
+                      "CallStatus": "ringing", "X-PH-customer": "janedoe"}
+            path = "/callbacks/inbound/inbound"
+            h = sign_v3_headers("POST", PUBLIC + path, params, PLIVO_TOKEN)
+            assert (await client.post(path, data=params, headers=h)).status_code == 200
+
+            async def found(number):
+                r = await client.get("/v1/runs", params={"number": number}, headers=basic())
+                assert r.status_code == 200, r.text
+                return [(x["flow_id"], x["run_id"] == outbound) for x in r.json()["runs"]]
+
+            for typed in ("+12025550199", "12025550199", "+1 202 555 0199", "1-202-555-0199"):
+                assert await found(typed) == [("inbound", False)], typed
+            # the incoming call's callee, and the caller id of the outbound run: both ends count
+            assert await found("+12025551234") == [("inbound", False), (FLOW, True)]
+            state = (await service.store.load(outbound)).state
+            callee = state.variables["Call"]["to"]
+            assert await found(callee) == [(FLOW, True)]
+            assert await found("+19990000000") == []
+            r = await client.get("/v1/runs", params={"number": "1" * 300}, headers=basic())
+            assert r.status_code == 400 and "number" in r.json()["error"]
+
+    go(main())
+
+
 def test_load_folder_refuses_invalid_and_duplicate_flows(tmp_path):
     (tmp_path / "a.yaml").write_text((FLOWS / f"{FLOW}.yaml").read_text())
     (tmp_path / "a.test.yaml").write_text("not: a flow")

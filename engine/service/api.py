@@ -2,7 +2,8 @@
 
   POST /v1/account/{auth_id}/phlo/{flow_id}/   run a flow (PHLO runner API)
   GET  /v1/phlo/{flow_id}/                      PHLO-style flow info (the SDK's get())
-  GET  /v1/runs/{run_id}, GET /v1/runs          run records, run summaries (paged)
+  GET  /v1/runs/{run_id}, GET /v1/runs          run records, run summaries (paged; ?flow_id=,
+                                                ?status=, ?number= either end of the run's call)
   GET  /v1/flows                                the loaded flows
 
 Module-level endpoints: each finds the `Service` in `request.app.state` (`service_of`).
@@ -25,12 +26,13 @@ from engine.service.deploy import flows_listing, reload_flows
 from engine.service.http import MAX_BODY, deny, error, read_body
 from engine.service.readback import readable_json, valid_cursor
 from engine.service.runs import service_of
-from engine.service.store import IdempotencyKey
+from engine.service.store import IdempotencyKey, phone_number
 
 RUN_STATUSES = ("running", "waiting", "completed", "failed")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
-IDEMPOTENCY_TTL = 24 * 3600.0  # a key answers with its run for a day, as Stripe's do
+IDEMPOTENCY_TTL = 24 * 3600.0
+MAX_NUMBER_LENGTH = 256  # a SIP URI at most  # a key answers with its run for a day, as Stripe's do
 
 
 async def run_flow(request: HttpRequest):
@@ -126,9 +128,12 @@ async def list_runs(request: HttpRequest):
     cursor = q.get("cursor") or None
     if cursor is not None and not valid_cursor(cursor):
         return error(400, "cursor: not a cursor this service handed out (use next_cursor from a previous page)")
+    number = phone_number(q.get("number"))
+    if number is not None and len(number) > MAX_NUMBER_LENGTH:
+        return error(400, f"number must be at most {MAX_NUMBER_LENGTH} characters")
     try:
         runs, cursor = await service_of(request).store.list_runs(
-            flow_id=q.get("flow_id") or None, status=status, limit=limit, cursor=cursor)
+            flow_id=q.get("flow_id") or None, status=status, limit=limit, cursor=cursor, number=number)
     except ValueError as e:
         return error(400, str(e))
     return JSONResponse({"api_id": str(uuid.uuid4()), "runs": runs, "next_cursor": cursor})
@@ -137,8 +142,10 @@ async def list_runs(request: HttpRequest):
 async def list_flows(request: HttpRequest):
     if not authorized(request):
         return deny()
-    flows = await flows_listing(service_of(request))
-    return JSONResponse({"api_id": str(uuid.uuid4()), "flows": flows})
+    service = service_of(request)
+    flows = await flows_listing(service)
+    # The last reload this process refused (None once one applied): the console's banner.
+    return JSONResponse({"api_id": str(uuid.uuid4()), "flows": flows, "refused_reload": service.refused_reload})
 
 
 async def reload(request: HttpRequest):

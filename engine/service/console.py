@@ -13,6 +13,9 @@ on the `WWW-Authenticate` challenge, and sends them with every request after tha
                                         form fields, its incoming-call URL
   GET /v1/flows/{flow_id}/graph.svg     the flow drawn by engine.graph_svg.to_svg
 
+Both take `?revision=<sha256>`: that revision of the flow as stored (a run's page draws the
+graph the run ran on, after a reload changed or removed the file); 404 once it was pruned.
+
 `create_app` in engine/service/app.py adds `ROUTES`. The endpoints read the service through
 the small `ConsoleSource` protocol (its loaded flows), not through `Service` itself.
 """
@@ -20,6 +23,7 @@ the small `ConsoleSource` protocol (its loaded flows), not through `Service` its
 from __future__ import annotations
 
 import functools
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -34,6 +38,7 @@ from engine.events import InboundCall
 from engine.flow import Flow
 from engine.node import NodeSpec
 from engine.service.auth import auth_of, authorized
+from engine.service.deploy import entry_of_revision
 from engine.service.http import deny, error
 from engine.templating import Template
 
@@ -46,6 +51,8 @@ MEDIA_TYPES = {
     ".png": "image/png",
     ".ico": "image/x-icon",
 }
+REVISION = re.compile(r"[0-9a-f]{64}")
+MAX_CACHED_SVGS = 256  # drawn revisions kept per app (oldest drawn first out)
 # The console loads nothing but its own files and talks to nothing but this service.
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -146,12 +153,13 @@ def flow_detail(flow: Flow, auth_id: str, created_on: str, public_url: str = "",
         "fields": trigger_fields(flow),
         "run_url": f"/v1/account/{auth_id}/phlo/{flow.id}/",
         "incoming": incoming(flow, public_url, sandbox),
-        "graph_url": f"/v1/flows/{flow.id}/graph.svg",
+        "revision": flow.revision,
+        "graph_url": f"/v1/flows/{flow.id}/graph.svg?revision={flow.revision}",
     }
 
 
 def _svg_cache(request: HttpRequest) -> dict[str, str]:
-    """flow id -> SVG, one per app: flows do not change while the service runs."""
+    """revision -> SVG, one per app: a revision never changes (its bytes are its name)."""
     state = request.app.state
     try:
         return state.console_svgs
@@ -173,7 +181,15 @@ def _of_a_flow(handle: Callable[[HttpRequest, str, ServedFlow], Awaitable[Respon
             return deny(SECURITY_HEADERS)
         source: ConsoleSource = request.app.state.service
         flow_id = request.path_params["flow_id"]
+        revision = request.query_params.get("revision")
         entry = source.flows.get(flow_id)
+        if revision and (entry is None or entry.flow.revision != revision):
+            if not REVISION.fullmatch(revision):
+                return error(400, "revision must be a flow revision (64 hex digits, as runs record it)")
+            entry = await entry_of_revision(source, flow_id, revision)
+            if entry is None:
+                return error(404, f"revision {revision[:12]} of the flow {flow_id!r} is not stored "
+                                  "(pruned: no run needs it any more, or it never was)")
         if entry is None:
             return error(404, f"no flow with id {flow_id!r}")
         return await handle(request, flow_id, entry)
@@ -201,18 +217,22 @@ async def static(request: HttpRequest):
 async def get_flow(request: HttpRequest, flow_id: str, entry: ServedFlow):
     source: ConsoleSource = request.app.state.service
     sandbox = getattr(request.app.state, "sandbox", None) is not None
-    return JSONResponse(flow_detail(entry.flow, auth_of(request).auth_id, entry.created_on,
-                                    source.settings.public_url, sandbox))
+    detail = flow_detail(entry.flow, auth_of(request).auth_id, entry.created_on, source.settings.public_url, sandbox)
+    detail["current"] = source.flows.get(flow_id) is entry  # False: an older revision (or a removed flow)
+    return JSONResponse(detail)
 
 
 @_of_a_flow
 async def get_graph(request: HttpRequest, flow_id: str, entry: ServedFlow):
     svgs = _svg_cache(request)
-    svg = svgs.get(flow_id)
+    revision = entry.flow.revision
+    svg = svgs.get(revision)
     if svg is None:
         from engine.graph_svg import to_svg
 
-        svg = svgs[flow_id] = await run_in_threadpool(to_svg, entry.flow)  # a big flow takes a while
+        svg = svgs[revision] = await run_in_threadpool(to_svg, entry.flow)  # a big flow takes a while
+        while len(svgs) > MAX_CACHED_SVGS:
+            svgs.pop(next(iter(svgs)))
     return Response(svg, media_type="image/svg+xml",
                     headers={**SECURITY_HEADERS, "Cache-Control": "private, max-age=60"})
 

@@ -9,13 +9,21 @@ after the file changed or was removed (`flow_for_run`; built once per process, t
 `reload_flows` re-reads FLOWS_DIR (and the parameters file) on SIGHUP and on
 `POST /v1/flows/reload`: every file is checked first, and when any is invalid nothing
 changes and the diagnostics are returned; else the new revisions are saved and swapped in
-at once (runs in progress keep the entry they hold).
+at once (runs in progress keep the entry they hold). A refused reload is also kept
+(`service.refused_reload`: when, why, the diagnostics) until a later reload applies, for
+`GET /v1/flows` and the console's banner: a SIGHUP has nobody to answer. It is this
+process's memory: with several processes, each reports the last reload it refused itself.
+
+`entry_of_revision` gives the console any stored revision of a flow (a run's page draws the
+graph the run ran on); `prune_revisions` (from the sweeper) deletes the stored revisions no
+process serves and no unfinished run needs, once they are older than the keep period.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +33,7 @@ from engine.flow import Flow
 from engine.load.build import check_text
 from engine.load.discover import load_folder
 from engine.load.params_file import ParamsFileError, load_params_file, values_for
-from engine.state import RunState
+from engine.state import RunState, iso
 
 logger = logging.getLogger("callflow.server")
 MAX_CACHED_REVISIONS = 256  # older revisions rebuilt in this process (each a built flow)
@@ -76,21 +84,34 @@ async def flow_for_run(service, state: RunState):
         return current
     if not revision:
         return None
+    entry = await entry_of_revision(service, state.flow_id, revision)
+    if entry is None:
+        logger.warning("run %s: flow revision %s is not in the store (or no longer builds); going on with the "
+                       "current one", state.run_id, revision[:12],
+                       extra={"event": "run.revision_missing", "run_id": state.run_id, "flow": state.flow_id})
+        return current
+    return entry
+
+
+async def entry_of_revision(service, flow_id: str, revision: str):
+    """The LoadedFlow of `flow_id` at `revision`: the current one, one this process built
+    before, or rebuilt from the store; None when the store has no such revision of that flow
+    (never stored, or pruned) or it no longer builds."""
+    current = service.flows.get(flow_id)
+    if current is not None and current.flow.revision == revision:
+        return current
     cached = service.revisions.get(revision)
     if cached is not None:
-        return cached
+        return cached if cached.flow.id == flow_id else None
     source = await service.store.load_revision(revision)
     if source is None:
-        logger.warning("run %s: flow revision %s is not in the store; going on with the current one",
-                       state.run_id, revision[:12], extra={"event": "run.revision_missing", "run_id": state.run_id,
-                                                           "flow": state.flow_id})
-        return current
-    flow, diagnostics = check_text(source, f"{state.flow_id}@{revision[:12]}")
-    if flow is None:
-        logger.error("flow %s revision %s no longer builds: %s", state.flow_id, revision[:12],
-                     diagnostics[0] if diagnostics else "?", extra={"event": "flow.revision_invalid",
-                                                                    "flow": state.flow_id})
-        return current
+        return None
+    flow, diagnostics = check_text(source, f"{flow_id}@{revision[:12]}")
+    if flow is None or flow.id != flow_id:
+        logger.error("flow %s revision %s no longer builds: %s", flow_id, revision[:12],
+                     diagnostics[0] if diagnostics else "another flow id", extra={"event": "flow.revision_invalid",
+                                                                                  "flow": flow_id})
+        return None
     entry = service.loaded(flow)
     service.revisions.put(revision, entry)
     return entry
@@ -110,11 +131,11 @@ async def reload_flows(service) -> ReloadResult:
         try:
             params = await asyncio.to_thread(load_params_file, service.params_path)
         except ParamsFileError as e:
-            return _refused(ReloadResult(False, diagnostics, error=str(e)))
+            return _refused(service, ReloadResult(False, diagnostics, error=str(e)))
         errors = [d for d in diagnostics if d.severity == "error"]
         if errors and not service.allow_invalid:
-            return _refused(ReloadResult(False, diagnostics,
-                                         error=f"{len(errors)} error(s) in the flows under {folder}: nothing changed"))
+            return _refused(service, ReloadResult(False, diagnostics, error=f"{len(errors)} error(s) in the flows "
+                                                                            f"under {folder}: nothing changed"))
         if errors:  # --allow-invalid: a flow whose file is now invalid keeps its running revision
             broken = {d.path for d in errors}
             for fid, entry in service.flows.items():
@@ -123,6 +144,7 @@ async def reload_flows(service) -> ReloadResult:
         await save_revisions(service.store, flows)
         result = ReloadResult(True, diagnostics)
         _swap(service, flows, params, result)
+        service.refused_reload = None
         logger.info("flows reloaded: %d flow(s); added %s, changed %s, removed %s", len(flows),
                     result.added or "none", result.changed or "none", result.removed or "none",
                     extra={"event": "flows.reloaded", "count": len(flows)})
@@ -146,7 +168,8 @@ def _swap(service, flows: dict[str, Flow], params: dict, result: ReloadResult) -
     service.flows = fresh  # one assignment: a handler sees the old set or the new one
 
 
-def _refused(result: ReloadResult) -> ReloadResult:
+def _refused(service, result: ReloadResult) -> ReloadResult:
+    service.refused_reload = {"at": iso(time.time()), "process": service.owner, **result.as_dict()}
     for d in result.diagnostics:
         if d.severity == "error":
             logger.warning("reload refused: %s", d, extra={"event": "flows.reload_refused"})
@@ -168,3 +191,16 @@ async def flows_listing(service) -> list[dict]:
                         "path": e.flow.path, "warnings": len(e.flow.diagnostics), "created_on": e.created_on,
                         "revision": e.flow.revision, "loaded_at": e.loaded_at, "runs_on_older_revisions": older})
     return listing
+
+
+async def prune_revisions(service) -> int:
+    """Delete the stored revisions that no process served for `revision_keep_seconds` and
+    that no unfinished run started on (`Store.prune_revisions`); this process's current ones
+    are marked served now. Returns how many went."""
+    now = service.clock()
+    current = sorted({entry.flow.revision for entry in service.flows.values()})
+    pruned = await service.store.prune_revisions(current, now, now - service.settings.revision_keep_seconds)
+    if pruned:
+        logger.info("pruned %d flow revision(s) no run needs", pruned, extra={"event": "flows.revisions_pruned",
+                                                                             "count": pruned})
+    return pruned

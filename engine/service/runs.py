@@ -101,6 +101,7 @@ class Service:
         self.flows_dir, self.params_path, self.allow_invalid = ".", None, False
         self.reload_lock = asyncio.Lock()
         self.revisions = Revisions()
+        self.refused_reload: dict | None = None  # the last reload refused, until one applies
         self.flows = {fid: self.loaded(f) for fid, f in flows.items()}
         self.store = store
         self.provider = provider

@@ -16,6 +16,9 @@
                                            process takes them over this long after it died (30)
   CALLFLOW_MAX_QUEUED                      unsent provider requests a process holds before
                                            triggers get 429 + Retry-After (default 1,000)
+  CALLFLOW_REVISION_KEEP_SECONDS           a stored flow revision no process serves and no
+                                           unfinished run needs is deleted this long after it
+                                           was last served (default 7 days; at least 10 min)
   PLIVO_AUTH_ID / PLIVO_AUTH_TOKEN / PLIVO_API_URL   the provider (`ProviderConfig`)
 """
 
@@ -36,6 +39,11 @@ DEFAULT_RUN_TIMEOUT = 15_000.0
 DEFAULT_RECONCILE_SECONDS = 60.0
 DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_MAX_QUEUED = 1000
+# Finished runs' pages draw the graph of their own revision for a week after it was last
+# served; never less than 10 minutes, many times the sweeper's marking of the revisions a
+# process serves (every minute), so a revision still served by any process is never pruned.
+DEFAULT_REVISION_KEEP_SECONDS = 7 * 24 * 3600.0
+MIN_REVISION_KEEP_SECONDS = 600.0
 
 
 def process_owner() -> str:
@@ -60,6 +68,7 @@ class Settings:
     reconcile_seconds: float = DEFAULT_RECONCILE_SECONDS  # CALLFLOW_RECONCILE_SECONDS (0: off)
     lease_seconds: float = DEFAULT_LEASE_SECONDS  # CALLFLOW_LEASE_SECONDS
     max_queued: int = DEFAULT_MAX_QUEUED  # CALLFLOW_MAX_QUEUED
+    revision_keep_seconds: float = DEFAULT_REVISION_KEEP_SECONDS  # CALLFLOW_REVISION_KEEP_SECONDS
     owner: str = field(default_factory=process_owner)
 
     def __repr__(self) -> str:  # never show tokens
@@ -115,4 +124,6 @@ def settings_from_env(public_url: str, environ=os.environ) -> Settings:
                     generated_credentials=generated,
                     provider_connections=_count(environ, "CALLFLOW_PROVIDER_CONNECTIONS", DEFAULT_CONNECTIONS),
                     lease_seconds=lease, max_queued=_count(environ, "CALLFLOW_MAX_QUEUED", DEFAULT_MAX_QUEUED),
+                    revision_keep_seconds=max(MIN_REVISION_KEEP_SECONDS, _seconds(
+                        environ, "CALLFLOW_REVISION_KEEP_SECONDS", DEFAULT_REVISION_KEEP_SECONDS)),
                     allow_private_http=environ.get("CALLFLOW_HTTP_ALLOW_PRIVATE", "").lower() in ("1", "true", "yes"))

@@ -15,6 +15,10 @@ exactly one acts on each; a dead process's leases are taken over once they expir
   callback gets `Expired`: no run waits forever;
 * a run waiting on a durable timer that is due is resumed (engine/service/timers.py);
 * running campaigns start their next rows (engine/service/campaigns.py);
+* every minute, the stored flow revisions this process serves are marked served, and those
+  no process served for `CALLFLOW_REVISION_KEEP_SECONDS` that no unfinished run needs are
+  deleted (engine/service/deploy.py `prune_revisions`: one idempotent DELETE, so processes
+  pruning at once agree);
 * the leases of the runs this process works on are renewed every third of
   `CALLFLOW_LEASE_SECONDS`.
 
@@ -29,6 +33,7 @@ import logging
 from engine.errors import StoreError
 from engine.events import Expired, Response
 from engine.service.campaigns import TICK, pace_campaigns
+from engine.service.deploy import prune_revisions
 from engine.service.reconcile import reconcile
 from engine.service.runs import Service
 from engine.service.store import Claim
@@ -36,6 +41,7 @@ from engine.service.timers import fire_timers
 from engine.state import WaitReason
 
 logger = logging.getLogger("callflow.server")  # one logger name for the whole service
+PRUNE_INTERVAL = 60.0  # seconds between two markings (and prunings) of the stored revisions
 
 
 async def send_unsent(service: Service) -> int:
@@ -117,7 +123,8 @@ async def sweep_forever(service: Service) -> None:
     loops = [_every(interval, sweep, service, "in-doubt sweep"),
              _every(interval, fire_timers, service, "timers"),  # its own loop: a slow provider never delays it
              _every(settings.lease_seconds / 3, renew, service, "lease renewal"),
-             _every(TICK, pace_campaigns, service, "campaigns")]  # engine/service/campaigns.py
+             _every(TICK, pace_campaigns, service, "campaigns"),  # engine/service/campaigns.py
+             _every(PRUNE_INTERVAL, prune_revisions, service, "revision pruning")]
     if settings.reconcile_seconds > 0:
         loops.append(_every(interval, reconcile, service, "reconciliation"))
     await asyncio.gather(*loops)

@@ -1,6 +1,6 @@
 /* callflow console: plain JavaScript, no dependencies, no build step.
  *
- * Pages are URL fragments: #/flows, #/flows/<id>, #/runs?flow=<id>&status=<status>,
+ * Pages are URL fragments: #/flows, #/flows/<id>, #/runs?flow=<id>&status=<status>&number=<number>,
  * #/runs/<run id>. Everything comes from the service's JSON API (same origin, the
  * browser's Basic auth). Every text from the service (names, payload values, errors, XML)
  * reaches the page through textContent, attribute setters or DOMParser: never parsed as HTML.
@@ -165,20 +165,43 @@
     return body;
   }
 
-  const flowCache = new Map(); // flow id -> Promise of {detail, svg text}: flows do not change while served
+  const flowCache = new Map(); // "flow id@revision" -> Promise of {detail, svg text}: a revision never changes
 
-  function loadFlow(flowId) {
-    if (!flowCache.has(flowId)) {
-      const p = (async () => {
-        const detail = await api("/v1/flows/" + encodeURIComponent(flowId));
-        const res = await request(detail.graph_url || `/v1/flows/${encodeURIComponent(flowId)}/graph.svg`);
-        const svg = res.ok ? await res.text() : null;
-        return {detail, svg};
-      })();
-      p.catch(() => flowCache.delete(flowId));
-      flowCache.set(flowId, p);
+  async function fetchFlow(flowId, revision) {
+    const query = revision ? "?revision=" + encodeURIComponent(revision) : "";
+    const detail = await api("/v1/flows/" + encodeURIComponent(flowId) + query);
+    const res = await request(detail.graph_url || `/v1/flows/${encodeURIComponent(flowId)}/graph.svg${query}`);
+    const svg = res.ok ? await res.text() : null;
+    return {detail, svg};
+  }
+
+  /** A flow at `revision` (cached), or its current revision (asked every time: a reload may change it). */
+  function loadFlow(flowId, revision) {
+    if (!revision) return fetchFlow(flowId, null);
+    const key = flowId + "@" + revision;
+    if (!flowCache.has(key)) {
+      const p = fetchFlow(flowId, revision);
+      p.catch(() => flowCache.delete(key));
+      flowCache.set(key, p);
     }
-    return flowCache.get(flowId);
+    return flowCache.get(key);
+  }
+
+  /** The flow a run ran on, and a note when that is not the current revision (or is no longer stored). */
+  async function flowOfRun(record) {
+    const rev = record.flow_revision;
+    try {
+      const flow = await loadFlow(record.flow_id, rev);
+      const note = rev && flow.detail.current === false ?
+        ["old", `Drawn at revision ${rev.slice(0, 12)}, the one this run ran on: the flow has changed since.`] : null;
+      return {...flow, note};
+    } catch (e) {
+      if (!rev || e.status !== 404) throw e;
+    }
+    const flow = await loadFlow(record.flow_id); // pruned: the current graph, said so
+    return {...flow, note: ["pruned", `Revision ${rev.slice(0, 12)}, the one this run ran on, is no longer stored ` +
+      `(no unfinished run needed it): this is the current revision ${flow.detail.revision.slice(0, 12)}, ` +
+      "whose nodes may differ from the run's."]};
   }
 
   // -- the graph -----------------------------------------------------------------------------
@@ -343,17 +366,44 @@
   }
 
   // flows -------------------------------------------------------------------------------------
+  /** The last reload this process refused (kept until a reload applies): when, why, each diagnostic. */
+  function refusedBanner(refused) {
+    if (!refused) return null;
+    const errors = (refused.diagnostics || []).filter((d) => d.severity === "error");
+    return h("section", {class: "notice error reload-refused", role: "alert"},
+      h("p", {}, h("strong", {}, "The last reload was refused: nothing changed."),
+        ` ${clock(refused.at)}, by the process `, code(refused.process || "?"),
+        ". The flows below keep serving their running revisions until a reload applies."),
+      refused.error ? h("p", {class: "reload-error"}, refused.error) : null,
+      errors.length ? h("ul", {class: "diagnostics"}, errors.map((d) => h("li", {},
+        code(`${d.path}:${d.line}:${d.col}`, "where"), " ", code(d.code, "diag-code"), " ", d.message))) : null);
+  }
+
   async function flowsPage(gen) {
+    const banner = h("div", {class: "reload-box"});
     const body = h("div", {class: "loading"}, "Loading flows\u2026");
-    replace(main, h("h1", {}, "Flows"), body);
-    let data;
-    try {
-      data = await api("/v1/flows");
-    } catch (e) {
-      if (alive(gen)) replace(body, failure(e));
-      return;
-    }
-    if (!alive(gen)) return;
+    replace(main, h("div", {class: "title-row"}, h("h1", {}, "Flows"), h("span", {class: "live"}, "live")), banner, body);
+    let last = "";
+    poll(gen, async () => {
+      let data;
+      try {
+        data = await api("/v1/flows");
+      } catch (e) {
+        if (alive(gen) && !last) replace(body, failure(e));
+        throw e;
+      }
+      if (!alive(gen)) return false;
+      const text = JSON.stringify([data.flows, data.refused_reload]);
+      if (text !== last) {
+        last = text;
+        replace(banner, refusedBanner(data.refused_reload));
+        renderFlows(body, data);
+      }
+      return true;
+    });
+  }
+
+  function renderFlows(body, data) {
     body.className = "";
     if (!data.flows.length) {
       replace(body, h("p", {class: "notice"}, "No flows are served. Put flow files in the folder given to ",
@@ -367,9 +417,13 @@
       h("td", {}, f.valid ? h("span", {class: "badge valid"}, "valid") : h("span", {class: "badge invalid"}, "invalid"),
         f.warnings ? h("span", {class: "badge warning"}, `${f.warnings} warning${f.warnings === 1 ? "" : "s"}`) : null),
       h("td", {class: "path"}, f.path || ""),
+      h("td", {class: "revision"}, f.revision ? code(f.revision.slice(0, 12), "rev") : "",
+        f.loaded_at ? h("span", {class: "hint"}, ` loaded ${clock(f.loaded_at)}`) : null,
+        f.runs_on_older_revisions ? h("span", {class: "badge warning older-runs"},
+          `${f.runs_on_older_revisions} run${f.runs_on_older_revisions === 1 ? "" : "s"} on older revisions`) : null),
       h("td", {}, h("a", {href: "#/runs?flow=" + encodeURIComponent(f.id)}, "runs"))));
     replace(body, h("table", {class: "list flows"},
-      h("thead", {}, h("tr", {}, ["Flow", "Id", "Nodes", "Validity", "File", ""].map((t) => h("th", {class: t === "Nodes" ? "num" : null}, t)))),
+      h("thead", {}, h("tr", {}, ["Flow", "Id", "Nodes", "Validity", "File", "Revision", ""].map((t) => h("th", {class: t === "Nodes" ? "num" : null}, t)))),
       h("tbody", {}, rows)));
   }
 
@@ -393,7 +447,8 @@
       h("div", {class: "title-row"}, h("h1", {}, d.name || d.id), code(d.id, "flow-id"),
         h("span", {class: "badge valid"}, "valid")),
       d.description ? h("p", {class: "description"}, d.description) : null,
-      h("p", {class: "meta"}, `${d.nodes.length} nodes \u00b7 `, code(d.path || ""), ` \u00b7 loaded ${clock(d.created_on)}`),
+      h("p", {class: "meta"}, `${d.nodes.length} nodes \u00b7 `, code(d.path || ""), ` \u00b7 loaded ${clock(d.created_on)}`,
+        d.revision ? [" \u00b7 revision ", code(d.revision.slice(0, 12), "rev")] : null),
       d.warnings.length ? h("details", {class: "warnings"}, h("summary", {}, `${d.warnings.length} warning(s)`),
         h("ul", {}, d.warnings.map((w) => h("li", {}, code(w))))) : null,
       h("div", {class: "columns"},
@@ -483,7 +538,8 @@
   /** A live table of runs in `box`; opts: {flow, status, limit, showFlow}. */
   function runsTable(gen, box, opts) {
     const tbody = h("tbody");
-    const empty = h("p", {class: "notice empty", hidden: true}, "No runs yet.");
+    const empty = h("p", {class: "notice empty", hidden: true},
+      opts.number ? ["No run's call has ", code(opts.number), " at either end."] : "No runs yet.");
     const more = h("button", {type: "button", class: "secondary more", hidden: true, onclick: () => {
       opts.limit = Math.min(opts.limit + 50, 500);
       more.disabled = true;
@@ -497,6 +553,7 @@
       const q = new URLSearchParams({limit: String(opts.limit)});
       if (opts.flow) q.set("flow_id", opts.flow);
       if (opts.status) q.set("status", opts.status);
+      if (opts.number) q.set("number", opts.number);
       const data = await api("/v1/runs?" + q);
       if (!alive(gen)) return false;
       more.disabled = false;
@@ -523,27 +580,38 @@
   }
 
   async function runsPage(gen, params) {
-    const opts = {flow: params.get("flow") || "", status: params.get("status") || "", limit: 50, showFlow: true};
+    const opts = {flow: params.get("flow") || "", status: params.get("status") || "", number: params.get("number") || "",
+      limit: 50, showFlow: true};
+    const numberInput = h("input", {id: "filter-number", name: "number", type: "search", value: opts.number,
+      placeholder: "+12025550100", autocomplete: "off", spellcheck: "false", inputmode: "tel",
+      title: "a caller or callee number (E.164; the + and spaces may be left out)"});
     const flowSelect = h("select", {id: "filter-flow", name: "flow"}, h("option", {value: ""}, "all flows"));
     const statusSelect = h("select", {id: "filter-status", name: "status"}, h("option", {value: ""}, "any status"),
       STATUSES.map((s) => h("option", {value: s}, s)));
     statusSelect.value = opts.status;
     const box = h("div", {class: "runs-box"});
     replace(main, h("div", {class: "title-row"}, h("h1", {}, "Runs"), h("span", {class: "live"}, "live")),
-      h("form", {class: "filters", onsubmit: (e) => e.preventDefault()},
+      h("form", {class: "filters", role: "search", onsubmit: (e) => {
+        e.preventDefault();
+        restart();
+      }},
         h("label", {for: "filter-flow"}, "Flow"), flowSelect,
-        h("label", {for: "filter-status"}, "Status"), statusSelect),
+        h("label", {for: "filter-status"}, "Status"), statusSelect,
+        h("label", {for: "filter-number"}, "Number"), numberInput,
+        h("button", {type: "submit", class: "secondary search"}, "Search")),
       h("section", {class: "card"}, box));
     const restart = () => {
       const q = new URLSearchParams();
       if (flowSelect.value) q.set("flow", flowSelect.value);
       if (statusSelect.value) q.set("status", statusSelect.value);
+      if (numberInput.value.trim()) q.set("number", numberInput.value.trim());
       const s = q.toString();
       history.replaceState(null, "", "#/runs" + (s ? "?" + s : ""));
       navigate(); // re-render with the new filters
     };
     flowSelect.addEventListener("change", restart);
     statusSelect.addEventListener("change", restart);
+    numberInput.addEventListener("search", restart); // the field's clear button, or Enter
     runsTable(gen, box, opts);
     try {
       const data = await api("/v1/flows");
@@ -596,7 +664,7 @@
       if (!alive(gen)) return false;
       if (flow === null) {
         try {
-          flow = await loadFlow(record.flow_id);
+          flow = await flowOfRun(record);
         } catch (e) {
           flow = {detail: null, svg: null};
         }
@@ -604,7 +672,8 @@
         if (flow.detail) {
           const el = graphElement(flow.svg);
           svg = el.querySelector("svg");
-          replace(graphBox, el, svg ? nodePanel(flow.detail, svg).el : null);
+          const note = flow.note ? h("p", {class: "notice revision-note", "data-note": flow.note[0]}, flow.note[1]) : null;
+          replace(graphBox, note, el, svg ? nodePanel(flow.detail, svg).el : null);
           if (svg) {
             for (const [name, g] of svgNodes(svg)) {
               g.addEventListener("click", () => showStepsOf(steps, name));
