@@ -28,7 +28,7 @@ from engine.service.settings import Settings
 from engine.service.signature import sign_v3_headers
 from engine.service.sqlite_store import SQLiteStore
 from engine.service.sweeper import sweep
-from engine.state import Waiting, WaitReason
+from engine.state import Call, RunState, Waiting, WaitReason
 
 AUTH_ID = "MATRIGGERAPIACCOUNT1"
 AUTH_TOKEN = "trigger-token"
@@ -428,6 +428,16 @@ def test_a_repeated_inbound_answer_request_does_not_start_a_second_run(tmp_path)
                                                                              PLIVO_TOKEN))
             assert r.text == '<Response><Hangup reason="rejected"/></Response>'
             assert len(await runs(service)) == 1
+            # the call's run was started elsewhere first (another process, another flow): the store
+            # refuses a second (RunExists, the unique inbound CallUUID) and the answer is that run's
+            elsewhere = RunState("elsewhere", "retired-flow", status="waiting", call=Call("Start", 0, up=True, uuid="in-4"),
+                                 waiting=Waiting("Start", 0, WaitReason.HANGUP))
+            await service.store.create_run(elsewhere)
+            path, taken = "/callbacks/inbound/inbound", dict(params, CallUUID="in-4")
+            r = await client.post(path, data=taken, headers=sign_v3_headers("POST", PUBLIC + path, taken, PLIVO_TOKEN))
+            assert r.status_code == 200 and r.text == HANGUP_DOCUMENT  # its flow is not served here
+            assert [x["run_id"] for x in await runs(service) if x["flow_id"] == "retired-flow"] == ["elsewhere"]
+            assert len(await runs(service)) == 2
 
     go(main())
 

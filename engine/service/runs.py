@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import Conflict, HandedBack, QueueFull, StoreError
+from engine.errors import Conflict, HandedBack, QueueFull, RunExists, StoreError
 from engine.events import (
     XML_KINDS,
     Callback,
@@ -262,7 +262,13 @@ class Service:
             state = entry.executor.new_run(run_id)
             effects = entry.executor.advance(state, InboundCall(params))
             async with self.locks.hold(run_id):
-                version = await self.store.create_run(state, self.lease() if _requests(effects) else None)
+                try:
+                    version = await self.store.create_run(state, self.lease() if _requests(effects) else None)
+                except RunExists:  # another process (or flow) started the call's run first: its document
+                    existing = await self.store.find_by_call(call_uuid)
+                    if existing is None:
+                        raise
+                    return await self.callback(existing, 0, "answer", params)
                 self.observe.run_started(state, effects)
                 served = await self.perform(entry, state, version, effects)
         return served or HANGUP_DOCUMENT
