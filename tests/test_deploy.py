@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from test_deploy_e2e import MENU
 from test_server import FakeProvider
 
@@ -129,3 +130,14 @@ def test_pruning_keeps_what_is_served_or_needed_and_a_refused_reload_is_kept_unt
             await service.store.close()
 
     asyncio.run(main())
+
+
+def test_the_revision_keep_period_setting():
+    from engine.service.settings import DEFAULT_REVISION_KEEP_SECONDS, settings_from_env
+
+    assert settings_from_env("http://x", {}).revision_keep_seconds == DEFAULT_REVISION_KEEP_SECONDS == 604800
+    assert settings_from_env("http://x", {"CALLFLOW_REVISION_KEEP_SECONDS": "86400"}).revision_keep_seconds == 86400
+    # never below 10 minutes: far above the minute between two markings of what a process serves
+    assert settings_from_env("http://x", {"CALLFLOW_REVISION_KEEP_SECONDS": "5"}).revision_keep_seconds == 600
+    with pytest.raises(ValueError, match="CALLFLOW_REVISION_KEEP_SECONDS"):
+        settings_from_env("http://x", {"CALLFLOW_REVISION_KEEP_SECONDS": "soon"})
