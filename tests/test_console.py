@@ -20,7 +20,7 @@ from engine.graph_svg import to_svg
 from engine.load.build import check_text, load_flow
 from engine.registry import node_types
 from engine.service.app import create_app
-from engine.service.console import ASSETS, MEDIA_TYPES, trigger_fields
+from engine.service.console import ASSETS, MEDIA_TYPES, flow_detail, trigger_fields
 from engine.service.provider import ProviderConfig
 from engine.service.runs import Service
 from engine.service.settings import Settings
@@ -204,6 +204,33 @@ def test_graph_svg_is_graph_export_output(tmp_path):
         assert (await client.get("/v1/flows/nope/graph.svg", headers=basic())).status_code == 404
         nasty = await client.get("/v1/flows/nasty/graph.svg", headers=basic())
         assert "<script>" not in nasty.text and "&lt;script&gt;" in nasty.text
+
+    run(tmp_path, check)
+
+
+def test_a_stored_revision_is_served_by_its_id_after_its_flow_was_removed(tmp_path):
+    """?revision= on the flow and graph endpoints: the current one, an older one from the store
+    (even once the flow is no longer served), 404 for one not stored, 400 for what is not one."""
+    async def check(client):
+        service = client._transport.app.state.service
+        entry = service.flows[FLOW]
+        revision = entry.flow.revision
+        await service.store.save_revision(FLOW, revision, entry.flow.source)
+        r = await client.get(f"/v1/flows/{FLOW}", params={"revision": revision}, headers=basic())
+        assert r.status_code == 200 and r.json()["current"] is True and r.json()["revision"] == revision
+        service.flows = {fid: e for fid, e in service.flows.items() if fid != FLOW}  # a reload removed it
+        service.revisions = type(service.revisions)()  # and this process never built it
+        assert (await client.get(f"/v1/flows/{FLOW}", headers=basic())).status_code == 404
+        r = await client.get(f"/v1/flows/{FLOW}", params={"revision": revision}, headers=basic())
+        assert r.status_code == 200 and r.json()["current"] is False
+        assert [n["name"] for n in r.json()["nodes"]] == [n["name"] for n in flow_detail(entry.flow, AUTH_ID, "")["nodes"]]
+        svg = await client.get(r.json()["graph_url"], headers=basic())
+        assert svg.status_code == 200 and svg.text == to_svg(entry.flow)
+        for bad, status in (("f" * 64, 404), ("nope", 400), (revision.upper(), 400)):
+            r = await client.get(f"/v1/flows/{FLOW}/graph.svg", params={"revision": bad}, headers=basic())
+            assert r.status_code == status, (bad, r.text)
+        r = await client.get("/v1/flows/nasty", params={"revision": revision}, headers=basic())
+        assert r.status_code == 404  # a revision of another flow
 
     run(tmp_path, check)
 

@@ -193,7 +193,8 @@
     try {
       const flow = await loadFlow(record.flow_id, rev);
       const note = rev && flow.detail.current === false ?
-        ["old", `Drawn at revision ${rev.slice(0, 12)}, the one this run ran on: the flow has changed since.`] : null;
+        ["old", `Drawn at revision ${rev.slice(0, 12)}, the one this run ran on: ` +
+          "the flow's file has changed since (or was removed)."] : null;
       return {...flow, note};
     } catch (e) {
       if (!rev || e.status !== 404) throw e;
