@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 
 import asyncpg
 import httpx
@@ -401,3 +402,29 @@ def test_a_version_4_database_gets_the_numbers_of_its_runs(pg_url):
             await store.close()
 
     run(check())
+
+
+def test_processes_pruning_revisions_at_once_agree(pg_url):
+    """Two processes' sweepers prune at once: every old revision goes exactly once (the counts
+    add up), what either serves stays, and neither fails."""
+    a, b = open_store(pg_url), open_store(pg_url)
+
+    async def main():
+        try:
+            for i in range(60):
+                await a.save_revision("f", f"old-{i}", "x")
+            await a.save_revision("f", "served-by-a", "x")
+            await b.save_revision("f", "served-by-b", "x")
+            await sql(pg_url, "UPDATE flow_revisions SET current_at = 0 WHERE revision LIKE 'old-%'")  # a week ago
+            now = time.time()  # each process marked what it serves within the last minute (its last prune)
+            counts = await asyncio.gather(*(store.prune_revisions([mine], now + k, now - 600)
+                                            for k, (store, mine) in enumerate(((a, "served-by-a"), (b, "served-by-b"),
+                                                                              (a, "served-by-a"), (b, "served-by-b")))))
+            assert sum(counts) == 60, counts
+            rows = await sql(pg_url, "SELECT revision FROM flow_revisions ORDER BY 1")
+            assert [r[0] for r in rows] == ["served-by-a", "served-by-b"]
+        finally:
+            await a.close()
+            await b.close()
+
+    run(main())
