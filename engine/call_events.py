@@ -9,14 +9,15 @@ nothing, and a hangup ends what waited on the call. `CallEvents` is a part of `E
 from __future__ import annotations
 
 from engine.events import XML_KINDS, Callback, CallbackKind, Response, ServeDocument
+from engine.plivoxml import element, render
 from engine.state import RunState, WaitReason
 
 HANGUP_DOCUMENT = "<Response><Hangup/></Response>"
 
 
 class CallEvents:
-    """The callback rules of `Executor` (a mixin: the executor supplies `flow`, `context`,
-    `clock`, `_resume`, `_complete`)."""
+    """The callback rules of `Executor` (a mixin: the executor supplies `flow`, `env`,
+    `context`, `clock`, `_resume`, `_complete`)."""
 
     def _on_callback(self, state: RunState, event: Callback, effects: list) -> bool:
         """Apply a callback; False when it changed nothing (a replay, a repeated ring or
@@ -26,6 +27,9 @@ class CallEvents:
             effects.append(ServeDocument(replay))
             return False
         kind = event.kind
+        if kind == CallbackKind.REDIRECT:
+            effects.append(ServeDocument(self._still_busy(state, event)))
+            return False
         call = state.call
         resumes_request = state.waits_for(WaitReason.RESPONSE, event.seq) and kind in _CALL_KINDS
         if not resumes_request:
@@ -97,6 +101,17 @@ class CallEvents:
             step.ended_at, step.error = self.clock(), "the call ended while waiting for input"
             state.waiting = None
             self._complete(state, effects)
+
+    def _still_busy(self, state: RunState, event: Callback) -> str:
+        """A Redirect callback before its document is built: the request it waits on is still
+        out (the shell held the callback as long as it would). The caller hears a second of
+        silence and the provider asks again (a keep-alive), rather than the call dropping."""
+        key = f"{event.seq}:{CallbackKind.REDIRECT}"
+        waiting = state.waiting
+        if state.answering != key or waiting is None or waiting.reason is not WaitReason.RESPONSE:
+            return HANGUP_DOCUMENT  # a stale or forged URL: no document will ever answer it
+        url = self.env.callback_url(state.run_id, event.seq, CallbackKind.REDIRECT)
+        return render([element("Wait", length=1), element("Redirect", url, method="POST")])
 
     def _replay(self, state: RunState, event: Callback) -> str | None:
         index = state.served.get(f"{event.seq}:{event.kind}")

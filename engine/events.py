@@ -37,6 +37,9 @@ class CallbackKind(StrEnum):
     RECORD = "record"  # a <Record>'s action: the recording is done
     DIAL = "dial"  # a <Dial>'s action: the forwarded call is over (or never connected)
     CONFERENCE = "conference"  # a <Conference>'s action: the caller left the room
+    # A <Redirect> the run served before a request made during the call (no dead air): it is
+    # answered with the document built once the request is done.
+    REDIRECT = "redirect"
     # Side callbacks while a document plays: they answer or note something, the run waits on.
     CONFIRM = "confirm"  # a <Dial>'s confirmSound: what the forwarded callee hears first
     DIAL_RECORD = "dial_record"  # a <Record startOnDialAnswer>'s recording of the bridged call
@@ -48,7 +51,7 @@ SUMMARY_CHARS = 200  # of a response body in the run record
 # The callbacks the provider answers with an XML document (the others take an empty body).
 XML_KINDS: frozenset[str] = frozenset({CallbackKind.ANSWER, CallbackKind.DIGITS, CallbackKind.NO_INPUT,
                                        CallbackKind.RECORD, CallbackKind.DIAL, CallbackKind.CONFERENCE,
-                                       CallbackKind.CONFIRM})
+                                       CallbackKind.CONFIRM, CallbackKind.REDIRECT})
 
 
 MAX_PAYLOAD_KEYS = 100  # keys in one payload

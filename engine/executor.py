@@ -244,6 +244,10 @@ class Executor(CallEvents):
                 step.error = keep(action.error)
             return spec.next.get(action.outcome) if action.outcome else None
         if kind is Send:
+            if self._speaks_first(state, seq):
+                self._serve_redirect(state, seq, effects)
+                if state.finished:  # the document could not be served
+                    return None
             req = replace(action.request, seq=seq)  # its Response must name the step it answers
             state.requests.append(keep(req.recorded(spec.name)))
             effects.append(req)
@@ -273,6 +277,25 @@ class Executor(CallEvents):
             self._wait(state, spec.name, seq, WaitReason.TIMER, until=self.clock() + action.seconds)
             return _Pause.WAIT
         raise TypeError(f"{spec.type}.run returned {action!r}, not an action")
+
+    @staticmethod
+    def _speaks_first(state: RunState, seq: int) -> bool:
+        """Is a request at step `seq` made while the call's document is being built, so that
+        the caller must hear what comes before it first (no dead air)? Not when the open
+        document already answers this step's own Redirect with nothing in it yet (the node
+        sends again): the provider still waits on that Redirect."""
+        call = state.call
+        return state.pending_xml is not None and call is not None and call.up and not (
+            not state.pending_xml and state.answering == f"{seq}:{CallbackKind.REDIRECT}")
+
+    def _serve_redirect(self, state: RunState, seq: int, effects: list) -> None:
+        """Serve the document so far, ending in a Redirect whose callback is answered with the
+        next document, opened here, once the request is done."""
+        url = self.env.callback_url(state.run_id, seq, CallbackKind.REDIRECT)
+        state.pending_xml.append(render_fragment(element("Redirect", url, method="POST")))
+        self._serve(state, effects)
+        if not state.finished:
+            state.pending_xml, state.answering = [], f"{seq}:{CallbackKind.REDIRECT}"
 
     def _wait(self, state: RunState, node: str, seq: int, reason: WaitReason, until: float | None = None) -> None:
         state.waiting = Waiting(node, seq, reason, until)

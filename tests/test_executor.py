@@ -6,7 +6,7 @@ import pytest
 
 from engine.events import Callback, Response, Trigger
 from engine.executor import MAX_REPEAT, Executor
-from engine.local.run import LocalRun, parse_callback_url
+from engine.local.run import SANDBOX_ENV, LocalRun, parse_callback_url
 from engine.local.scenario import parse_scenario
 from engine.plivoxml import parse
 from engine.state import RunState, WaitReason
@@ -478,7 +478,10 @@ def test_a_document_over_plivos_limit_ends_the_call_and_fails_the_run(make_flow)
     """)
     state, runner = run(flow, {}, "http: {Get: {status: 200, body: '" + "x" * 150_000 + "'}}")
     assert state.status == "failed" and "Plivo accepts at most 102400" in state.error
-    assert state.documents == ["<Response><Hangup/></Response>"]
+    # The request's Redirect came first (no dead air); the document it fetched ends the call.
+    redirect = f'<Redirect method="POST">{SANDBOX_ENV.callback_url(state.run_id, 2, "redirect")}</Redirect>'
+    assert state.documents == [f"<Response>{redirect}</Response>", "<Response><Hangup/></Response>"]
+    assert runner.sandbox.calls[0].log["documents"] == state.documents
     assert runner.sandbox.calls[0].log["hangup_cause"] == "NORMAL_CLEARING"
 
 

@@ -68,7 +68,8 @@ def test_a_snapshot_with_minted_values_passes_on_the_next_run(tmp_path):
     note = expect["requests"][1]
     assert note["url"] == "https://crm.example.com/calls/{uuid}"
     assert note["json"] == {"call_uuid": "{uuid}", "to": "+12025550100"}
-    assert "{callback:Menu/digits}" in expect["documents"][0]
+    assert expect["documents"][0] == '<Response><Redirect method="POST">{callback:Note/redirect}</Redirect></Response>'
+    assert "{callback:Menu/digits}" in expect["documents"][1]
     assert "/callbacks/" not in test.read_text()
 
 
@@ -93,9 +94,11 @@ def test_old_snapshots_with_exact_callback_urls_still_pass(tmp_path):
              '</GetDigits><Redirect method="POST">http://127.0.0.1:8080/callbacks/test/3/no_input</Redirect>'
              '</Response>')
     case = CASES.split("cases:\n")[1]
-    test.write_text(CASES + f"    expect:\n      documents: ['{exact}', <Response><Hangup/></Response>]\n"
+    redirect = '<Response><Redirect method="POST">http://127.0.0.1:8080/callbacks/test/2/redirect</Redirect></Response>'
+    test.write_text(CASES + f"    expect:\n      documents: ['{redirect}', '{exact}', <Response><Hangup/></Response>]\n"
                     + case.replace("answered:", "contains:", 1)
-                    + "    expect:\n      documents: [{contains: callbacks/test/3/digits}, {contains: Hangup}]\n")
+                    + "    expect:\n      documents: [{contains: callbacks/test/2/redirect}, "
+                      "{contains: callbacks/test/3/digits}, {contains: Hangup}]\n")
     result = cli("test", str(test))
     assert result.exit_code == 0, result.output
     assert "2 passed, 0 failed" in result.output

@@ -127,8 +127,8 @@ def test_flow_tests_say_the_same(tmp_path):
 # -- one set of callback kinds -------------------------------------------------------------------
 def test_callback_kinds():
     assert CALLBACK_KINDS == {"answer", "hangup", "ring", "digits", "no_input", "record", "dial", "conference",
-                              "confirm", "dial_record", "conference_event"} == set(CallbackKind)
-    assert XML_KINDS == {"answer", "digits", "no_input", "record", "dial", "conference", "confirm"}
+                              "confirm", "dial_record", "conference_event", "redirect"} == set(CallbackKind)
+    assert XML_KINDS == {"answer", "digits", "no_input", "record", "dial", "conference", "confirm", "redirect"}
     assert XML_KINDS < CALLBACK_KINDS
     assert CallbackKind("no_input") is CallbackKind.NO_INPUT and CallbackKind.ANSWER == "answer"
     for kind in CallbackKind:

@@ -164,6 +164,8 @@ class LocalRun:
 
     # -- effects -----------------------------------------------------------------------------
     def _deliver(self, state: RunState, event) -> str | None:
+        """Apply `event` and perform what follows; the XML that answers it (the first served:
+        a later one, served after a request, answers that document's Redirect)."""
         served = None
         queue = [event]
         while queue:
@@ -171,7 +173,7 @@ class LocalRun:
             self.on_progress(state, None)
             for effect in effects:
                 if isinstance(effect, ServeDocument):
-                    served = effect.xml
+                    served = effect.xml if served is None else served
                 elif isinstance(effect, Request):
                     response = replace(self._perform(effect), seq=effect.seq)
                     self.on_progress(state, response)

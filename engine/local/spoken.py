@@ -52,7 +52,10 @@ def heard(xml: str) -> str:
                 parts.append(f"joins conference {(el.text or '').strip()}")
             elif tag == "Hangup":
                 parts.append("hangs up")
-            elif tag != "Redirect":
+            elif tag == "Redirect":
+                if (el.text or "").strip().endswith("/redirect"):  # served before a request (no dead air)
+                    parts.append("then silence until the request is done")
+            else:
                 parts.append(f"<{tag}>")
 
     walk(root.children)
