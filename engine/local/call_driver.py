@@ -17,6 +17,7 @@ Callback policy, kept simple on purpose:
   * one attempt per callback, no retries, and ``fallback_url`` is not called;
   * each callback has 15 s in all (connect + send + response), then counts as failed;
   * redirects (3xx) are not followed: they count as a non-2xx answer;
+  * each logged callback gets ``sent_at`` and, once answered, ``answered_at`` (epoch seconds);
   * at most ``MAX_BYTES`` + 1 bytes of a response are read; a bigger XML document is
     refused by `plivoxml.parse` (over Plivo's 100 KB limit) like any invalid document.
 Calls run concurrently (one task each) over one shared client (`callback_client()`: 1,000
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import httpx
 
@@ -118,7 +120,9 @@ class CallDriver:
     async def callback(self, call: SimulatedCall, cb: Callback) -> str | None:
         """Send one callback; return the response text for a 2xx, else None. Records the outcome."""
         entry = _log_entry(call, cb)
-        entry.update(status=None, error=None)
+        # When it went out and when its answer was in (epoch seconds): the order of what the app
+        # served against what else happened meanwhile (tests/test_dead_air_e2e.py).
+        entry.update(status=None, error=None, sent_at=time.time(), answered_at=None)
         method = cb.method.upper()
         if method not in ("GET", "POST"):
             entry["error"] = f"unsupported callback method {cb.method!r}: Plivo calls URLs with GET or POST"
@@ -142,7 +146,7 @@ class CallDriver:
         except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as e:
             entry["error"] = f"{type(e).__name__}: {e}"
             return None
-        entry["status"] = response.status_code
+        entry["status"], entry["answered_at"] = response.status_code, time.time()
         if not 200 <= response.status_code < 300:
             entry["error"] = f"the app answered HTTP {response.status_code}"
             return None

@@ -44,11 +44,27 @@ class RunLocks:
 
     @contextlib.asynccontextmanager
     async def hold(self, run_id: str):
+        """`async with locks.hold(run_id) as held:` the run's lock, released at the end unless
+        `held.hand_over()` passed it on (to a task that releases it)."""
         await self.acquire(run_id)
+        held = Held()
         try:
-            yield
+            yield held
         finally:
-            self.release(run_id)
+            if not held.handed:
+                self.release(run_id)
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+class Held:
+    """A lock `RunLocks.hold` holds; `hand_over()`: whoever it went to releases it."""
+
+    __slots__ = ("handed",)
+
+    def __init__(self):
+        self.handed = False
+
+    def hand_over(self) -> None:
+        self.handed = True

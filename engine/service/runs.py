@@ -38,6 +38,7 @@ from engine.errors import Conflict, HandedBack, QueueFull, RunExists, StoreError
 from engine.events import (
     XML_KINDS,
     Callback,
+    CallbackKind,
     Expired,
     InboundCall,
     Request,
@@ -53,6 +54,7 @@ from engine.node import RunEnvironment
 from engine.resend import pending_request
 from engine.service.deploy import Revisions, flow_for_run
 from engine.service.observe import Observer, ended_steps
+from engine.service.redirects import HOLD_SECONDS, Saves, answer, answer_redirect
 from engine.service.run_locks import RunLocks
 from engine.service.settings import Settings
 from engine.service.store import (
@@ -106,6 +108,8 @@ class Service:
         self.store = store
         self.provider = provider
         self.locks = RunLocks()
+        self.saves = Saves()  # wakes the Redirects held on a run (engine/service/redirects.py)
+        self.redirect_hold = HOLD_SECONDS
         self.tasks: set[asyncio.Task] = set()  # triggered runs' effects, going on after the answer
         self.observe = Observer()  # metrics (GET /metrics) and log lines
         # Reconciliation (engine/service/reconcile.py), this process's memory only: when to look
@@ -195,7 +199,7 @@ class Service:
                 self.observe.trigger_replayed(flow_id, keyed.run_id, keyed.fingerprint == key.fingerprint)
             return keyed
         self.observe.run_started(state, effects, payload)
-        self.background(self._continue(entry, state, version, effects), counted=True)
+        self.background(self.perform_holding(entry, state, version, effects), counted=True)
         return keyed
 
     def background(self, work, counted: bool = False) -> None:
@@ -212,7 +216,8 @@ class Service:
 
         task.add_done_callback(done)
 
-    async def _continue(self, entry: LoadedFlow, state: RunState, version: int, effects: list) -> None:
+    async def perform_holding(self, entry: LoadedFlow, state: RunState, version: int, effects: list) -> None:
+        """`perform`, in the background, holding the run's lock (handed to it); then release it."""
         try:
             await self.perform(entry, state, version, effects)
         except StoreError as e:  # waited out as long as we could: its lease runs out, the sweeper takes it
@@ -261,7 +266,7 @@ class Service:
             run_id = str(uuid.uuid4())
             state = entry.executor.new_run(run_id)
             effects = entry.executor.advance(state, InboundCall(params))
-            async with self.locks.hold(run_id):
+            async with self.locks.hold(run_id) as held:
                 try:
                     version = await self.store.create_run(state, self.lease() if _requests(effects) else None)
                 except RunExists:  # another process (or flow) started the call's run first: its document
@@ -270,7 +275,7 @@ class Service:
                         raise
                     return await self.callback(existing, 0, "answer", params)
                 self.observe.run_started(state, effects)
-                served = await self.perform(entry, state, version, effects)
+                served = await answer(self, entry, state, version, effects, held)
         return served or HANGUP_DOCUMENT
 
     async def inbound_hangup(self, flow_id: str, params: dict) -> str:
@@ -287,8 +292,12 @@ class Service:
         changes nothing (a replay, a provider's retry) is answered without a write.
         `received`: `time.perf_counter()` when the request came in (its latency's start)."""
         started = received or time.perf_counter()
+        if kind == CallbackKind.REDIRECT:  # held until its document is stored; never a write, so no lock
+            served, flow_id = await answer_redirect(self, run_id, seq, params)
+            self.observe.callback(run_id, flow_id, kind, seq, False, time.perf_counter() - started, [])
+            return served
         flow_id, changed = None, False
-        async with self.locks.hold(run_id):
+        async with self.locks.hold(run_id) as held:
             stored = await self.store.load(run_id)
             if stored is None:
                 return HANGUP_DOCUMENT
@@ -300,7 +309,7 @@ class Service:
             state, version, effects = await self.advance(entry, stored, Callback(kind, seq, params))
             changed = effects.changed
             steps = ended_steps(state, opened) if changed and logger.isEnabledFor(logging.INFO) else []
-            served = await self.perform(entry, state, version, effects)
+            served = await answer(self, entry, state, version, effects, held)
         self.observe.callback(run_id, flow_id, kind, seq, changed, time.perf_counter() - started, steps)
         if served is not None:
             return served
@@ -330,6 +339,7 @@ class Service:
                     raise
                 state, version = fresh.state, fresh.version
                 continue
+            self.saves.saved(state.run_id)
             self.observe.advanced(state, _EVENT_NAMES.get(type(event), "event"), opened, effects,
                                   time.perf_counter() - started)
             return state, version, effects
