@@ -67,10 +67,10 @@ class SlowWebhook:
 
 
 @contextlib.asynccontextmanager
-async def serving(tmp_path, hold: float | None = None):
+async def serving(tmp_path, hold: float | None = None, store=None):
     flow, diagnostics = check_text(FLOW, "lookup.yaml")
     assert flow is not None, diagnostics
-    store = SQLiteStore(str(tmp_path / "runs.db"))
+    shared, store = store is not None, store or SQLiteStore(str(tmp_path / "runs.db"))
     settings = Settings(auth_id=AUTH_ID, auth_token=AUTH_TOKEN, public_url=PUBLIC,
                         provider=ProviderConfig(PLIVO_ID, PLIVO_TOKEN, "https://api.example.com"))
     webhook = SlowWebhook()
@@ -84,7 +84,8 @@ async def serving(tmp_path, hold: float | None = None):
         finally:
             webhook.done.set()
             await asyncio.gather(*service.tasks, return_exceptions=True)
-            await store.close()
+            if not shared:
+                await store.close()
 
 
 async def answered(service, client) -> tuple[str, httpx.Response]:
@@ -154,5 +155,21 @@ def test_a_hangup_during_the_webhook_is_handled_and_the_run_ends(tmp_path):
             assert record["status"] == "completed" and record["error"] is None
             assert record["variables"]["Call"]["hangup_cause"] == "NORMAL_CLEARING"
             assert record["path"][-1] == "Bye" and len(record["documents"]) == 2
+
+    go(main())
+
+
+def test_a_redirect_reaching_another_process_waits_for_the_store(tmp_path):
+    """Two services on one store (as several processes on PostgreSQL): the one that did not
+    make the request learns of the next document by reading the store."""
+    async def main():
+        async with serving(tmp_path) as (service, client, webhook):
+            async with serving(tmp_path, store=service.store) as (_, other, _):
+                run_id, _ = await answered(service, client)
+                held = asyncio.create_task(callback(other, run_id, 3, "redirect", call_params()))
+                await webhook.called.wait()
+                assert not held.done()
+                webhook.done.set()
+                assert "It shipped." in (await held).text
 
     go(main())
