@@ -29,6 +29,7 @@ from engine.service.app import create_app
 from engine.service.provider import ProviderConfig
 from engine.service.runs import Service
 from engine.service.settings import Settings
+from engine.service.signature import sign_v3_headers
 from engine.service.sqlite_store import SQLiteStore
 
 FLOW = """\
@@ -44,6 +45,7 @@ nodes:
   Bye: {type: hangup}
 """
 REDIRECT = f"{PUBLIC}/callbacks/{{run}}/3/redirect"
+INBOUND = FLOW.replace("id: lookup", "id: inbound").replace("next: Call", "next: {call: Hello}")
 
 
 class SlowWebhook:
@@ -68,13 +70,16 @@ class SlowWebhook:
 
 @contextlib.asynccontextmanager
 async def serving(tmp_path, hold: float | None = None, store=None):
-    flow, diagnostics = check_text(FLOW, "lookup.yaml")
-    assert flow is not None, diagnostics
+    flows = {}
+    for text in (FLOW, INBOUND):
+        flow, diagnostics = check_text(text, "flow.yaml")
+        assert flow is not None, diagnostics
+        flows[flow.id] = flow
     shared, store = store is not None, store or SQLiteStore(str(tmp_path / "runs.db"))
     settings = Settings(auth_id=AUTH_ID, auth_token=AUTH_TOKEN, public_url=PUBLIC,
                         provider=ProviderConfig(PLIVO_ID, PLIVO_TOKEN, "https://api.example.com"))
     webhook = SlowWebhook()
-    service = Service({"lookup": flow}, store, webhook, settings)
+    service = Service(flows, store, webhook, settings)
     if hold is not None:
         service.redirect_hold = hold
     async with httpx.AsyncClient(transport=httpx.ASGITransport(create_app(service)),
@@ -171,5 +176,24 @@ def test_a_redirect_reaching_another_process_waits_for_the_store(tmp_path):
                 assert not held.done()
                 webhook.done.set()
                 assert "It shipped." in (await held).text
+
+    go(main())
+
+
+def test_an_incoming_call_is_answered_before_the_webhook_returns(tmp_path):
+    async def main():
+        async with serving(tmp_path) as (service, client, webhook):
+            params = {"CallUUID": "in-1", "From": "+12025550199", "To": "+12025551234", "Direction": "inbound",
+                      "CallStatus": "ringing"}
+            headers = sign_v3_headers("POST", f"{PUBLIC}/callbacks/inbound/inbound", params, PLIVO_TOKEN)
+            async with asyncio.timeout(20):  # a deadline, not a measure
+                r = await client.post("/callbacks/inbound/inbound", data=params, headers=headers)
+            await webhook.called.wait()
+            assert not webhook.done.is_set() and "One moment." in r.text and r.text.endswith(
+                "/2/redirect</Redirect></Response>")  # the inbound run's steps: Start, Hello, Look
+            webhook.done.set()
+            await drain(service)
+            [run] = (await service.store.list_runs(limit=5))[0]
+            assert (await service.store.load(run["run_id"])).state.served == {"0:answer": 0, "2:redirect": 1}
 
     go(main())

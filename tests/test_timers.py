@@ -185,12 +185,12 @@ def test_a_wait_reached_after_the_callee_hung_up_mid_document_ends_the_run(make_
     state = executor.new_run("r1")
     [call] = executor.advance(state, Trigger({}))
     executor.advance(state, Response(status=201, body={"request_uuid": "q"}, seq=call.seq))
-    [fetch] = executor.advance(state, Callback("answer", call.seq, {"CallUUID": "c"}))
+    [redirect, fetch] = executor.advance(state, Callback("answer", call.seq, {"CallUUID": "c"}))
     executor.advance(state, Callback("hangup", call.seq, {"CallUUID": "c", "CallStatus": "completed"}))
     executor.advance(state, Response(status=200, body={}, seq=fetch.seq))
-    # the caller is gone: no timer, no document for nobody
+    # the caller is gone: no timer, no document for nobody (only the Redirect served before the request)
     assert state.status == "completed" and state.path == ["Start", "Call", "Fetch"]
-    assert state.waiting is None and state.documents == []
+    assert state.waiting is None and state.documents == [redirect.xml]
 
 
 # -- the local shell --------------------------------------------------------------------------
