@@ -141,3 +141,24 @@ def test_the_sandbox_follows_the_redirect_as_plivo_does_and_the_trace_says_so(ma
     assert redirected["params"]["CallStatus"] == "in-progress"  # the call's usual params
     assert log["documents"] == state.documents and len(state.documents) == 2
     assert 'says "One moment.", then silence until the request is done' in "\n".join(lines)
+
+
+def test_a_node_sending_again_at_its_own_step_adds_no_empty_redirect(make_flow):
+    """A request made again by the same step (its Response not yet taken): the document open
+    answers that step's own Redirect and holds nothing yet, so nothing is served."""
+    ex, state, _ = answered_run(make_flow(FLOW), lambda: 0.0)
+    assert state.answering == "3:redirect" and state.pending_xml == []
+    assert not ex._speaks_first(state, 3)  # the provider waits on this Redirect already
+    assert ex._speaks_first(state, 4)  # a later step's request: its own Redirect answers this one
+
+
+def test_an_oversized_document_before_a_request_fails_the_run_and_sends_nothing(make_flow):
+    flow = make_flow(FLOW.replace('text: "One moment."', 'text: "{{ Start.http.params.long }}"'))
+    ex = Executor(flow, SANDBOX_ENV, clock=lambda: 0.0)
+    state = ex.new_run("r")
+    ex.advance(state, Trigger({"long": "y" * 120_000}))
+    ex.advance(state, Response(201, body={"request_uuid": "rq"}, seq=1))
+    effects = ex.advance(state, Callback("answer", 1, ANSWERED))
+    assert not any(isinstance(e, Request) for e in effects) and state.requests[1:] == []
+    assert state.status == "failed" and "Plivo accepts at most" in state.error
+    assert [e.xml for e in effects if isinstance(e, ServeDocument)] == [HANGUP_DOCUMENT]

@@ -8,8 +8,9 @@ the document that follows the request is stored, without the run's lock (a Redir
 changes the run, so it needs no write): woken by this process's own save of the run
 (`Saves`), else by polling the store every `POLL_SECONDS` (the run may be another
 process's, on PostgreSQL). Held `HOLD_SECONDS` at most, it is then answered with a
-keep-alive (a second of silence and the same Redirect: the executor's `_still_busy`), well
-inside the 60 s after which Plivo gives up on a URL and uses the fallback.
+keep-alive (a second of silence and the same Redirect: the executor's `_still_busy`): well
+inside the time a provider waits on a URL (the sandbox gives up after 15 s, Plivo uses the
+answer URL's fallback after 60 s), so a webhook of up to 60 s never drops the call.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 from engine.events import Callback, CallbackKind, Request, ServeDocument
 from engine.executor import HANGUP_DOCUMENT
 
-HOLD_SECONDS = 20.0  # how long a Redirect waits on its request before a keep-alive answers it
+HOLD_SECONDS = 10.0  # how long a Redirect waits on its request before a keep-alive answers it
 POLL_SECONDS = 0.2  # how often the store is read meanwhile (a save in this process wakes it at once)
 
 
