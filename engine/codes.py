@@ -88,6 +88,7 @@ DUPLICATE_OUTCOME = _define("duplicate-outcome", "error", "two branch conditions
 UNKNOWN_TIMEZONE = _define("unknown-timezone", "error", "a time zone that is not an IANA name")
 INVALID_HOURS = _define("invalid-hours", "error", "business hours with a bad day, range of hours or date")
 OVERLAPPING_HOURS = _define("overlapping-hours", "error", "two ranges of business hours that overlap on a day")
+RETRY_ON = _define("retry-on", "error", "`retry.on` names something a retry cannot follow")
 
 # -- SIP headers -------------------------------------------------------------------------------
 SIP_HEADER_PREFIX = _define("sip-header-prefix", "error", "a SIP header name written with the X-PH- prefix")

@@ -274,6 +274,8 @@ class Executor(CallEvents):
             step.outcome, step.ended_at, step.error = "again", self.clock(), keep(action.note)
             return spec.name
         if kind is SetTimer:
+            if action.outputs is not None:
+                state.variables[spec.name] = keep(action.outputs)
             self._wait(state, spec.name, seq, WaitReason.TIMER, until=self.clock() + action.seconds)
             return _Pause.WAIT
         raise TypeError(f"{spec.type}.run returned {action!r}, not an action")

@@ -85,9 +85,11 @@ class AwaitCall:
 @dataclass(frozen=True, slots=True)
 class SetTimer:
     """Outside a call: wait `seconds` on a durable timer (the executor sets it due at its
-    clock + seconds); the shell fires it with `TimerFired` and the node's `resume` decides."""
+    clock + seconds); the shell fires it with `TimerFired` and the node's `resume` decides.
+    `outputs`, when given, are kept meanwhile (what `resume` reads: a call_out's last attempt)."""
 
     seconds: float
+    outputs: dict | None = None
 
 
 @dataclass(frozen=True, slots=True)

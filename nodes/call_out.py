@@ -1,12 +1,21 @@
-"""call_out: place an outbound call through the provider's Call API and wait for it."""
+"""call_out: place an outbound call through the provider's Call API and wait for it.
+
+With `retry: {attempts: 3, interval: 60, on: [busy, no_answer]}` a call that ends with an
+outcome in `on` is placed again: the step that placed it waits `interval` seconds on a
+durable timer (it survives restarts of `callflow serve`; `run` and `test` jump the simulated
+clock), then ends with the outcome `again` and the node runs as a new step, whose Call
+request has its own callback URLs. The record shows each attempt; `attempts` counts them. A
+call that may be up (a request in doubt, an answer whose callback was lost) is never placed
+again.
+"""
 
 import re
 
 from engine import codes
 from engine.errors import NodeFailed
-from engine.events import Callback, Request, Response
-from engine.fields import ListOf, MapOf
-from engine.node import AwaitCall, Context, Next, NodeType, Send
+from engine.events import Callback, Request, Response, TimerFired
+from engine.fields import ListOf, MapOf, Record
+from engine.node import AwaitCall, Context, Next, NodeType, Repeat, Send, SetTimer
 from engine.registry import register
 from engine.scalar_fields import Choice, Integer, Phone, Text
 from engine.templating import Template
@@ -15,6 +24,10 @@ HEADER_PART = re.compile(r"[A-Za-z0-9]+")
 TAGS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)  # what a template renders; the rest is fixed text
 BUSY = {"busy"}
 NO_ANSWER = {"no-answer", "timeout", "cancel"}
+RETRYABLE = ("busy", "no_answer", "failed")  # outcomes that leave no call up
+DEFAULT_RETRY_ON = ("busy", "no_answer")
+MAX_ATTEMPTS = 10
+MAX_INTERVAL = 24 * 3600
 
 
 @register
@@ -33,10 +46,19 @@ class CallOut(NodeType):
         "time_limit": Integer(minimum=1, maximum=14400, description="Longest call in seconds."),
         "machine_detection": Choice(choices=(True, False, "hangup"),
                                     description="Detect answering machines: true (machine outcome) or hangup."),
+        "retry": Record(fields={
+            "attempts": Integer(required=True, minimum=1, maximum=MAX_ATTEMPTS, templated=False,
+                                description=f"Calls placed at most, the first included (1-{MAX_ATTEMPTS})."),
+            "interval": Integer(minimum=1, maximum=MAX_INTERVAL, default=60, templated=False,
+                                description="Seconds from a call's end to the next attempt (a durable timer)."),
+            "on": ListOf(item=Text(templated=False), min_items=1,
+                         description="Outcomes that place the call again: busy, no_answer, failed."),
+        }, description="Place the call again after `interval` s (default 60) when its outcome is in `on` "
+                       "(default [busy, no_answer]), up to `attempts` calls."),
     }
     outcomes = ("answered", "no_answer", "busy", "failed", "machine")
     outputs = ("call_uuid", "request_uuid", "from", "to", "status", "hangup_cause", "duration",
-               "params.*")  # params: the answer (or hangup) callback's parameters
+               "attempts", "params.*")  # params: the answer (or hangup) callback's parameters
     call_outcomes = frozenset({"answered", "machine"})
     waits = True
 
@@ -46,6 +68,13 @@ class CallOut(NodeType):
         src = config.get("from")
         if isinstance(src, str) and (src == to or (isinstance(to, list) and src in to)):
             report.error(path + ("from",), codes.FROM_IN_TO, f"from {src!r} is also a destination")
+        retry = config.get("retry")
+        on = retry.get("on") if isinstance(retry, dict) else None
+        for i, outcome in enumerate(on if isinstance(on, list) else ()):
+            if outcome not in RETRYABLE:
+                why = "it leaves the call up" if outcome in self.outcomes else "not an outcome of call_out"
+                report.error(path + ("retry", "on", i), codes.RETRY_ON,
+                             f"retry on {outcome!r}: {why}; a call is placed again on {', '.join(RETRYABLE)}")
 
     def possible_outcomes(self, config):
         if config.get("machine_detection"):
@@ -82,11 +111,28 @@ class CallOut(NodeType):
         return Send(Request(ctx.name, "POST", ctx.env.api("Call"), json=body, provider=True))
 
     def resume(self, ctx: Context, event):
+        if isinstance(event, TimerFired):  # the interval after a retried outcome is over: call again
+            outputs = ctx.state.variables.get(ctx.name) or {}
+            retry = ctx.value("retry")
+            attempt = _attempt(ctx)
+            return Repeat(dict(outputs), f"the call ended {outputs.get('status')}: placing it again after "
+                                         f"{retry.get('interval', 60)} s (attempt {attempt + 1} of {retry['attempts']})")
+        action = self._outcome(ctx, event)
+        if not isinstance(action, Next) or not ctx.has("retry") or _may_be_up(event):
+            return action
+        retry = ctx.value("retry")
+        attempt = _attempt(ctx)
+        if action.outcome not in (retry.get("on") or DEFAULT_RETRY_ON) or attempt >= retry["attempts"]:
+            return action
+        # The outputs of this attempt stay readable while the timer runs (and after, if it is the last).
+        return SetTimer(retry.get("interval", 60), outputs=action.outputs)
+
+    def _outcome(self, ctx: Context, event: Response | Callback):
         outputs = ctx.state.variables.get(ctx.name) or {}
         if isinstance(event, Response):
             request = ctx.state.requests[-1]["json"]
             base = {"call_uuid": None, "request_uuid": None, "from": request["from"], "to": request["to"],
-                    "status": "failed", "hangup_cause": None, "duration": 0, "params": {}}
+                    "status": "failed", "hangup_cause": None, "duration": 0, "attempts": _attempt(ctx), "params": {}}
             if event.in_doubt:
                 return Next("failed", base, error=f"the Call API request was left in doubt ({event.error or 'no complete answer'}); "
                             "the call may have been placed, so it was not resent")
@@ -120,6 +166,23 @@ class CallOut(NodeType):
             return Next("failed", outputs, error=f"the call was answered but its answer callback never reached "
                                                  f"the service; it ended: {p.get('HangupCause')}")
         return Next("failed", outputs, error=f"call ended before answer: {status} ({p.get('HangupCause')})")
+
+
+def _attempt(ctx: Context) -> int:
+    """Which attempt step `ctx.seq` is: one more than the steps of this node just before it
+    that ended asking again."""
+    steps, seq = ctx.state.steps, ctx.seq - 1
+    while seq >= 0 and steps[seq].node == ctx.name and steps[seq].outcome == "again":
+        seq -= 1
+    return ctx.seq - seq
+
+
+def _may_be_up(event: Response | Callback) -> bool:
+    """Does this failure leave a call that may exist (a request in doubt, a 2xx from something
+    that is not the provider, a call answered whose answer callback was lost)? Never retried."""
+    if isinstance(event, Response):
+        return event.in_doubt or 200 <= event.status < 300
+    return event.params.get("CallStatus") == "completed" and bool(event.params.get("AnswerTime"))
 
 
 def check_sip_headers(config: dict, path: tuple, report) -> None:

@@ -245,4 +245,4 @@ def test_callflow_run_traces_the_simulated_time_of_the_timer():
 def test_callflow_test_runs_the_reminder_flow():
     result = CliRunner().invoke(main, ["test", str(FLOWS / "appointment-reminder.test.yaml")])
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[-1] == "7 passed, 0 failed"
+    assert result.output.splitlines()[-1] == "8 passed, 0 failed"

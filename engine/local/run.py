@@ -110,6 +110,7 @@ class LocalRun:
         self._http = http
         self.live_http = live_http  # real HTTP for unmocked http_request nodes (`--http live`)
         self._calls: list[SimulatedCall] = []
+        self._requests_made: dict[str, int] = {}  # http_request node -> requests so far (its nth mock)
 
     def run(self, payload: dict, run_id: str | None = None) -> RunState:
         """A run started by a run request (the trigger's `http` outcome)."""
@@ -185,7 +186,8 @@ class LocalRun:
     def _perform(self, req: Request) -> Response:
         if req.provider:
             return self._provider_request(req)
-        mock = self.scenario.http.get(req.node)
+        nth = self._requests_made[req.node] = self._requests_made.get(req.node, -1) + 1
+        mock = self.scenario.http_mock(req.node, nth)
         if mock is not None:
             if mock.error:
                 return Response(error=mock.error)

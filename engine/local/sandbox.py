@@ -256,6 +256,7 @@ class SandboxCore:
         self.auth_token = auth_token
         self.calls: list[SimulatedCall] = []
         self.messages: list[dict] = []
+        self.placed: dict[str, int] = {}  # destination -> calls placed to it (a scenario's nth behaviour)
         self._refusals = {api: list(entries) for api, entries in self.scenario.api.items()}
 
     def refusal(self, api: str) -> Refusal | None:
@@ -289,7 +290,8 @@ class SandboxCore:
             return e.status, {"api_id": new_id(), "error": e.message}, []
         calls = []
         for dest in destinations:
-            call = SimulatedCall(request=dict(body), destination=dest, behaviour=self.scenario.behaviour_for(dest),
+            nth = self.placed[dest] = self.placed.get(dest, -1) + 1
+            call = SimulatedCall(request=dict(body), destination=dest, behaviour=self.scenario.behaviour_for(dest, nth),
                                  request_uuid=new_id(), account=self.auth_id)
             calls.append(call)
         self.calls.extend(calls)

@@ -11,7 +11,7 @@ Routes:
   ``GET /v1/Account/{auth_id}/Call/`` and ``.../Call/{uuid}/`` (``?status=live|queued``):
   the Call API's lookups of live, queued and ended calls (engine/local/sandbox_lookups.py).
   ``GET /sandbox/calls`` every call's log (API request, callbacks sent with the app's HTTP
-  status, XML received) and every message; ``DELETE /sandbox/calls`` clears both.
+  status, XML received, `placed_at`: when its Call request came) and every message; ``DELETE /sandbox/calls`` clears both.
   ``POST /sandbox/inbound`` places an incoming call (engine/local/sandbox_inbound.py).
   ``GET /sandbox/health``. Anything else: JSON ``{"api_id", "error"}`` 404/405.
 The ``/sandbox/*`` routes are not authenticated: the sandbox is a development tool meant
@@ -161,7 +161,9 @@ async def calls_log(request: Request) -> Response:
         core.calls.clear()
         core.messages.clear()
         return JSONResponse({"calls": [], "messages": []})
-    return JSONResponse({"calls": [c.log for c in core.calls], "messages": list(core.messages)})
+    # placed_at: when the Call request came (epoch seconds), so tests can measure retry intervals
+    return JSONResponse({"calls": [dict(c.log, placed_at=c.created_at) for c in core.calls],
+                         "messages": list(core.messages)})
 
 
 async def health(request: Request) -> Response:

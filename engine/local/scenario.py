@@ -73,17 +73,38 @@ class Scenario:
         Scenario(destinations={"+12025550111": Behaviour(result="busy")})
     """
 
-    default: Behaviour = Behaviour()
-    destinations: dict = field(default_factory=dict)  # destination -> Behaviour
-    http: dict = field(default_factory=dict)  # node name -> HttpMock
+    # A behaviour, or a tuple of them: one per call placed to the destination, in order (the
+    # last for every call after), so a retried call can be busy first and answered next.
+    default: Behaviour | tuple = Behaviour()
+    destinations: dict = field(default_factory=dict)  # destination -> Behaviour (or a tuple of them)
+    http: dict = field(default_factory=dict)  # node name -> HttpMock, or a tuple: one per request, in order
     api: dict = field(default_factory=dict)  # "Call" | "Message" -> (Refusal, ...): the first requests refused
     # Incoming calls (POST /sandbox/inbound): number dialled -> the answer URL of the
     # application it belongs to, or a flow id (served by the `serve --sandbox` it is in).
     numbers: dict = field(default_factory=dict)
     now: float | None = None  # the run's clock starts here (epoch seconds), else at the real time
 
-    def behaviour_for(self, destination: str) -> Behaviour:
-        return self.destinations.get(destination, self.default)
+    def behaviour_for(self, destination: str, nth: int = 0) -> Behaviour:
+        """How `destination` behaves on the `nth` call placed to it (0: the first)."""
+        return _nth(self.destinations.get(destination, self.default), nth)
+
+    def http_mock(self, node: str, nth: int = 0) -> "HttpMock | None":
+        """The mocked answer to the `nth` request node `node` makes (0: the first), if mocked."""
+        return _nth(self.http.get(node), nth)
+
+
+def _nth(found, nth: int):
+    return found[min(nth, len(found) - 1)] if isinstance(found, tuple) else found
+
+
+def parse_sequence(parse, doc, path, spec):
+    """`parse(doc, path, spec)`, or for a list a tuple of them, one per attempt in order."""
+    if not isinstance(spec, list):
+        return parse(doc, path, spec)
+    if not spec:
+        doc.diag(path, codes.TOO_FEW_ITEMS, "a list needs at least one item (one per attempt, in order)")
+        return parse(doc, path, {})
+    return tuple(parse(doc, path + (i,), item) for i, item in enumerate(spec))
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -107,7 +128,7 @@ def parse_scenario(text: str | bytes, path: str = "<scenario>") -> Scenario:
         if key not in _TOP_KEYS:
             doc.diag((key,), codes.UNKNOWN_KEY, f"unknown key {key!r} (expected {', '.join(_TOP_KEYS)})"
                      + did_you_mean(str(key), _TOP_KEYS), key=True)
-    default = parse_behaviour(doc, ("default",), data.get("default", "answered"))
+    default = parse_sequence(parse_behaviour, doc, ("default",), data.get("default", "answered"))
     destinations = {}
     raw = data.get("destinations") or {}
     if not isinstance(raw, dict):
@@ -117,14 +138,14 @@ def parse_scenario(text: str | bytes, path: str = "<scenario>") -> Scenario:
         problem = phone_problem(str(dest))
         if problem:
             doc.diag(("destinations", dest), codes.INVALID_PHONE, problem, key=True)
-        destinations[str(dest)] = parse_behaviour(doc, ("destinations", dest), spec)
+        destinations[str(dest)] = parse_sequence(parse_behaviour, doc, ("destinations", dest), spec)
     mocks = {}
     raw_http = data.get("http") or {}
     if not isinstance(raw_http, dict):
         doc.diag(("http",), codes.WRONG_TYPE, "http maps an http_request node name to its mocked response")
         raw_http = {}
     for node, spec in raw_http.items():
-        mocks[node] = parse_http_mock(doc, ("http", node), spec)
+        mocks[node] = parse_sequence(parse_http_mock, doc, ("http", node), spec)
     api = parse_api(doc, data.get("api"))
     numbers = parse_numbers(doc, data.get("numbers"))
     now = parse_now_at(doc, ("now",), data["now"]) if "now" in data else None

@@ -29,6 +29,7 @@ from engine.local.scenario import (
     parse_behaviour,
     parse_http_mock,
     parse_now_at,
+    parse_sequence,
 )
 from engine.scalar_fields import phone_problem
 
@@ -154,19 +155,19 @@ def _parse_case(doc: Document, file_path: Path, name: str, raw: Any) -> Case | N
             doc.diag(cpath + ("scenario",), codes.WRONG_TYPE, "scenario is the path of a scenario file")
     default = base.default
     if "callee" in raw:
-        default = parse_behaviour(doc, cpath + ("callee",), raw["callee"])
+        default = parse_sequence(parse_behaviour, doc, cpath + ("callee",), raw["callee"])
     destinations = dict(base.destinations)
     raw_dest = raw.get("destinations") or {}
     if isinstance(raw_dest, dict):
         for dest, spec in raw_dest.items():
-            destinations[str(dest)] = parse_behaviour(doc, cpath + ("destinations", dest), spec)
+            destinations[str(dest)] = parse_sequence(parse_behaviour, doc, cpath + ("destinations", dest), spec)
     else:
         doc.diag(cpath + ("destinations",), codes.WRONG_TYPE, "destinations maps a number or SIP URI to a behaviour")
     mocks = dict(base.http)
     raw_http = raw.get("http") or {}
     if isinstance(raw_http, dict):
         for node, spec in raw_http.items():
-            mocks[str(node)] = parse_http_mock(doc, cpath + ("http", node), spec)
+            mocks[str(node)] = parse_sequence(parse_http_mock, doc, cpath + ("http", node), spec)
     else:
         doc.diag(cpath + ("http",), codes.WRONG_TYPE, "http maps an http_request node name to its mocked response")
     expect = raw.get("expect")
