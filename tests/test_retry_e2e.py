@@ -9,39 +9,19 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from processes import SANDBOX_READY, CallflowProcess, clean_env, wait_for
+from processes import wait_for
+from test_call_retry import FLOW as REDIAL
 from test_server_e2e import (
     AUTH,
     AUTH_ID,
-    PLIVO_ID,
-    PLIVO_TOKEN,
     finished,
+    sandbox,  # noqa: F401  (its fixture, on this module's workdir)
     serve_env,
     start_serve,
 )
 
 BUSY = "+12025550166"
-FLOW = """\
-spec: callflow/v1
-id: redial
-nodes:
-  Start:
-    type: trigger
-    required: [to]
-    next: Call
-  Call:
-    type: call_out
-    from: "+12025551234"
-    to: "{{ Start.http.params.to }}"
-    retry: {attempts: 3, interval: INTERVAL}
-    next: {answered: Greet, busy: Done, no_answer: Done, failed: Done}
-  Greet:
-    type: speak
-    text: Hello
-    next: Done
-  Done:
-    type: hangup
-"""
+FLOW = REDIAL.replace("RETRY", "{attempts: 3, interval: INTERVAL}")  # the flow of tests/test_call_retry.py
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +30,6 @@ def workdir(tmp_path_factory):
     (d / "flows").mkdir()
     (d / "scenario.yaml").write_text(f'default: answered\ndestinations:\n  "{BUSY}": busy\n')
     return d
-
-
-@pytest.fixture(scope="module")
-def sandbox(workdir):
-    p = CallflowProcess.start(["sandbox", "--port", "0", "--scenario", str(workdir / "scenario.yaml")],
-                              clean_env(PLIVO_AUTH_ID=PLIVO_ID, PLIVO_AUTH_TOKEN=PLIVO_TOKEN), SANDBOX_READY,
-                              workdir / "sandbox.log")
-    yield p.url
-    p.stop()
 
 
 def _calls(sandbox_url: str, run_id: str) -> list[dict]:
@@ -86,7 +57,7 @@ def _check_three_attempts(sandbox_url: str, rec: dict, run_id: str, interval: fl
     assert all(gap >= interval for gap in gaps), gaps
 
 
-def test_a_busy_callee_is_called_three_times_interval_apart(workdir, sandbox):
+def test_a_busy_callee_is_called_three_times_interval_apart(workdir, sandbox):  # noqa: F811
     (workdir / "flows" / "redial.yaml").write_text(FLOW.replace("INTERVAL", "1"))
     serve, url = start_serve(workdir, serve_env(sandbox), f"sqlite:///{workdir}/retry.db", name="retry")
     try:
@@ -96,7 +67,7 @@ def test_a_busy_callee_is_called_three_times_interval_apart(workdir, sandbox):
         serve.stop()
 
 
-def test_the_retry_timer_survives_kill_9_between_attempts(workdir, sandbox):
+def test_the_retry_timer_survives_kill_9_between_attempts(workdir, sandbox):  # noqa: F811
     (workdir / "flows" / "redial.yaml").write_text(FLOW.replace("INTERVAL", "3"))
     db, env = f"sqlite:///{workdir}/restart.db", serve_env(sandbox)
     first, url = start_serve(workdir, env, db, name="retry1")
