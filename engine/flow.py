@@ -32,6 +32,18 @@ class Flow:
     params: dict[str, Param] = field(default_factory=dict)  # declared parameters (`params:`)
     source: str = ""  # the file's text, kept so any process can rebuild this revision
     revision: str = ""  # SHA-256 (hex) of the file's bytes: runs finish on the revision they started on
+    # node -> can a call be up when a run enters it? ({True}, {False} or both): validation's
+    # proof (engine.load.checks), which drawings use for call-optional nodes such as `wait`.
+    call_states: dict[str, frozenset[bool]] = field(default_factory=dict)
+
+    def always_in_call(self, name: str) -> bool:
+        """Does node `name` run during a call on every path that reaches it? A call-optional
+        node (`wait`, `hangup`) only when every way in has a call up."""
+        need = self.nodes[name].node_type.needs_call
+        if need != "optional":
+            return need == "required"
+        states = self.call_states.get(name)
+        return bool(states) and all(states)
 
     @property
     def trigger_spec(self) -> NodeSpec:

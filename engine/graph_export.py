@@ -5,8 +5,10 @@
 What every format shows, the same way:
 * each node with its name and type; the trigger is the start (drawn first, on top, as a
   green pill marked with a triangle);
-* in-call nodes (node types whose `call` is `required` or `optional`: they run while a
-  call is up) drawn apart: rounded, blue;
+* in-call nodes (they run while a call is up: node types whose `call` is `required`, and
+  call-optional ones such as `wait` or `hangup` where every path to them has a call up, as
+  validation proves it) drawn apart: rounded, blue; a call-optional node reached with no
+  call up on some path (a `wait` that is a timer there) is drawn as any other node;
 * one edge per (node, target) pair labelled with its outcomes in the order of the file
   ("no_answer, busy"), and one dashed red edge for each `error:`;
 * for a flow that does not load (`engine.load.sketch`), its broken parts in red: nodes of
@@ -44,7 +46,7 @@ BROKEN_FILL, BROKEN_STROKE, BROKEN_TEXT = "#fee2e2", "#b91c1c", "#7f1d1d"  # a f
 class GraphNode:
     name: str
     type: str
-    in_call: bool  # the node type runs during a call (call: required | optional)
+    in_call: bool  # the node runs during a call on every path to it (Flow.always_in_call)
     start: bool  # the trigger
     broken: bool = False  # drawing a flow that does not load: unknown type, errors, or missing
 
@@ -75,8 +77,7 @@ def graph_model(flow: "Flow") -> tuple[list[GraphNode], list[GraphEdge]]:
     nodes = []
     edges = []
     for name, spec in flow.nodes.items():
-        call = spec.node_type.needs_call
-        nodes.append(GraphNode(name=str(name), type=str(spec.type), in_call=call in ("required", "optional"),
+        nodes.append(GraphNode(name=str(name), type=str(spec.type), in_call=flow.always_in_call(name),
                                start=name == flow.trigger))
         by_target: dict[str, list[str]] = {}
         for outcome, target in spec.next.items():

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from conftest import CALLFLOW, FLOWS, ROOT, flow_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_timer_service import REMINDER
 
 from engine.cli import main
 from engine.flow import Flow
@@ -102,8 +103,10 @@ def expected_edges(flow):
     return out
 
 
-def in_call(spec) -> bool:
-    return spec.node_type.needs_call in ("required", "optional")
+def in_call(flow, name) -> bool:
+    """Drawn in-call: needs a call, or call-optional and entered with a call up on every path."""
+    need = flow.nodes[name].node_type.needs_call
+    return need == "required" or (need == "optional" and flow.call_states.get(name) == {True})
 
 
 # -- flows built directly, with names no flow file allows --------------------------------------
@@ -229,8 +232,8 @@ def check_mermaid(flow):
         assert type_ == spec.type
         start = name == flow.trigger
         assert title.startswith(START_MARK) == start
-        assert shape == ("start" if start else "in-call" if in_call(spec) else "plain")
-        assert classes[ident] == ("cfStart" if start else "cfInCall" if in_call(spec) else "cfNode")
+        assert shape == ("start" if start else "in-call" if in_call(flow, name) else "plain")
+        assert classes[ident] == ("cfStart" if start else "cfInCall" if in_call(flow, name) else "cfNode")
     assert set(by_name) == set(flow.nodes)
     assert len(set(nodes)) == len(nodes) and "end" not in nodes
     name_of = {i: n for n, i in by_name.items()}
@@ -324,7 +327,7 @@ def check_dot(flow):
         assert attrs["label"] == f"{START_MARK + ' ' if start else ''}{name}\n{spec.type}"
         if start:
             assert attrs["shape"] == "ellipse"
-        elif in_call(spec):
+        elif in_call(flow, name):
             assert attrs["style"] == "rounded,filled" and attrs["fillcolor"] == "#dbeafe"
         else:
             assert "style" not in attrs and "fillcolor" not in attrs  # the defaults
@@ -434,7 +437,7 @@ def check_svg(flow):
         assert g.get("data-type") == spec.type
         texts = ["".join(t.itertext()) for t in g.iter(f"{SVG}text")]
         assert "\n".join(texts).endswith(f"{name}\n{spec.type}")
-        kind = "start" if name == flow.trigger else "in-call" if in_call(spec) else "plain"
+        kind = "start" if name == flow.trigger else "in-call" if in_call(flow, name) else "plain"
         assert kind in cls
     start_rect = nodes[flow.trigger][1]
     assert float(nodes[flow.trigger][0].find(f"{SVG}rect").get("rx")) == pytest.approx(start_rect[3] / 2, abs=0.1)
@@ -513,6 +516,7 @@ def test_custom_node_types_styled_by_call_not_by_name():
     t = node_types()
     flow = build_flow(["Go", "Ding", "Fake", "Maybe"], [t["trigger"], Chime(), FakeSpeak(), Soft()],
                       [("Go", "http", "Ding"), ("Ding", "done", "Fake"), ("Fake", "done", "Maybe")])
+    flow.call_states = {"Maybe": frozenset({True})}  # what validation proves of a flow file
     nodes, _, classes_, _, _ = parse_mermaid(to_mermaid(flow))
     by_name = {label.split("\n")[0]: ident for ident, (_, label) in nodes.items()}
     assert classes_[by_name["Ding"]] == "cfInCall" and classes_[by_name["Maybe"]] == "cfInCall"
@@ -521,6 +525,23 @@ def test_custom_node_types_styled_by_call_not_by_name():
     assert dot_nodes["Fake"].get("fillcolor") is None and dot_nodes["Ding"]["fillcolor"] == "#dbeafe"
     _, svg_nodes, _, _ = parse_svg(to_svg(flow))
     assert "plain" in svg_nodes["Fake"][2] and "in-call" in svg_nodes["Maybe"][2]
+
+
+# tests/test_timer_service.py's flow: a timer, a call, then a wait in the call; Done reached both ways
+WAITS = REMINDER.replace("next: {answered: Greet}", "next: {answered: Pause, busy: Done}").replace(
+    "  Greet:", "  Pause:\n    type: wait\n    seconds: 2\n    next: Greet\n  Greet:")
+
+
+def test_call_optional_nodes_are_drawn_in_call_only_where_every_path_has_a_call_up():
+    flow, diags = check_text(WAITS, "waits.yaml")
+    assert flow is not None, diags
+    kinds = {name: cls for name, (_, _, cls) in parse_svg(to_svg(flow))[1].items()}
+    # Later is a timer (no call yet), Pause silence in the call, Done reached both ways
+    assert ["in-call" in kinds[n] for n in ("Later", "Pause", "Greet", "Done", "Call")] == [False, True, True, False, False]
+    _, _, classes_, _, _ = parse_mermaid(to_mermaid(flow))
+    assert sorted(n for n, c in classes_.items() if c == "cfInCall") == ["n3", "n4"]  # Pause, Greet (file order)
+    dot_nodes, _, _ = parse_dot(to_dot(flow))
+    assert dot_nodes["Later"].get("fillcolor") is None and dot_nodes["Pause"]["fillcolor"] == "#dbeafe"
 
 
 def test_trigger_on_top_even_when_a_path_loops_back_to_it():

@@ -189,11 +189,13 @@ class _Builder:
         for name, spec_ in specs.items():
             self.link(spec_, raw_next[name], known_names)
         graph = self.graph(specs)
-        check_flow(self.doc, specs, graph, triggers[0] if len(triggers) == 1 else None, known_names, params)
+        call_states = check_flow(self.doc, specs, graph, triggers[0] if len(triggers) == 1 else None, known_names,
+                                 params)
         if has_errors(self.doc.diagnostics) or len(triggers) != 1:
             return None
         return Flow(id=flow_id, name=data.get("name") or flow_id, description=data.get("description") or "",
-                    path=self.doc.path, nodes=specs, trigger=triggers[0], graph=graph, params=params)
+                    path=self.doc.path, nodes=specs, trigger=triggers[0], graph=graph, params=params,
+                    call_states=call_states)
 
     def build_params(self, raw: Any) -> dict[str, Param]:
         """`params:` name -> {default, secret, description} (a null entry: no default)."""

@@ -35,13 +35,15 @@ from engine.templating import templates
 
 
 def check_flow(doc: "Document", specs: dict[str, "NodeSpec"], graph: nx.DiGraph, trigger: str | None,
-               names: set, params=()) -> None:
+               names: set, params=()) -> dict[str, frozenset[bool]]:
     """Run every whole-flow check; `trigger` is None when the flow has not exactly one,
     `names` holds every node name, including nodes that did not build, `params` the
-    declared parameter names."""
+    declared parameter names. Returns each reachable node's call states: whether a call
+    can be up when a run enters it (True, False or both)."""
     checks = FlowChecks(doc, specs, graph, trigger, names)
     checks.params = frozenset(params)
     checks.run()
+    return {name: frozenset(states) for name, states in checks.call_states.items()}
 
 
 class FlowChecks:

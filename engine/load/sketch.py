@@ -57,7 +57,8 @@ def sketch(doc: Document, diagnostics: list[Diagnostic]) -> Sketch | None:
             count = error_lines.get(name, 0)
             label = type_name + (f" ({count} error{'s' if count > 1 else ''})" if count else "")
         broken = node_type is None or bool(error_lines.get(name))
-        in_call = node_type is not None and node_type.needs_call in ("required", "optional")
+        # No proof of the call state in a flow that does not load: only the nodes that always need a call.
+        in_call = node_type is not None and node_type.needs_call == "required"
         nodes.append(GraphNode(name, label, in_call, name == trigger, broken))
         for target, outcomes, is_error in _links(raw, node_type):
             if target not in names and target not in missing:
