@@ -20,8 +20,11 @@ import json as jsonlib
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Literal, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, Mapping, NamedTuple
 from urllib.parse import urlencode, urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from engine.retries import HttpRetry
 
 
 class CallbackKind(StrEnum):
@@ -150,6 +153,7 @@ class Response:
     body: Any = None  # parsed JSON when JSON, else text
     error: str | None = None
     in_doubt: bool = False  # the request may or may not have reached the far end (crash)
+    failure: str | None = None  # with `error`: "connect" (no connection made) or "timeout" (engine.retries)
     seq: int | None = None  # the step whose Request this answers (None: whichever waits)
     # Every attempt when the provider refused the request before processing it (429, 503)
     # and it was sent again: ({"status": 429, "retry_in": 1.0}, ..., {"status": 201}).
@@ -218,6 +222,7 @@ class Request:
     timeout: float = 10.0
     provider: bool = False
     seq: int = -1  # the step that made it (set by the executor); its Response carries it back
+    retry: "HttpRetry | None" = None  # http_request `retry:`: the shell makes it again (engine.retries)
 
     def recorded(self, node: str) -> dict:
         """The request as the run record keeps it (`state.requests`): node, method, URL with

@@ -14,9 +14,10 @@ import re
 from engine import codes
 from engine.errors import NodeFailed
 from engine.events import Callback, Request, Response, TimerFired
-from engine.fields import ListOf, MapOf, Record
+from engine.fields import ListOf, MapOf
 from engine.node import AwaitCall, Context, Next, NodeType, Repeat, Send, SetTimer
 from engine.registry import register
+from engine.retries import check_retry_on, retry_field
 from engine.scalar_fields import Choice, Integer, Phone, Text
 from engine.templating import Template
 
@@ -26,7 +27,6 @@ BUSY = {"busy"}
 NO_ANSWER = {"no-answer", "timeout", "cancel"}
 RETRYABLE = ("busy", "no_answer", "failed")  # outcomes that leave no call up
 DEFAULT_RETRY_ON = ("busy", "no_answer")
-MAX_ATTEMPTS = 10
 MAX_INTERVAL = 24 * 3600
 
 
@@ -46,15 +46,13 @@ class CallOut(NodeType):
         "time_limit": Integer(minimum=1, maximum=14400, description="Longest call in seconds."),
         "machine_detection": Choice(choices=(True, False, "hangup"),
                                     description="Detect answering machines: true (machine outcome) or hangup."),
-        "retry": Record(fields={
-            "attempts": Integer(required=True, minimum=1, maximum=MAX_ATTEMPTS, templated=False,
-                                description=f"Calls placed at most, the first included (1-{MAX_ATTEMPTS})."),
-            "interval": Integer(minimum=1, maximum=MAX_INTERVAL, default=60, templated=False,
-                                description="Seconds from a call's end to the next attempt (a durable timer)."),
-            "on": ListOf(item=Text(templated=False), min_items=1,
-                         description="Outcomes that place the call again: busy, no_answer, failed."),
-        }, description="Place the call again after `interval` s (default 60) when its outcome is in `on` "
-                       "(default [busy, no_answer]), up to `attempts` calls."),
+        "retry": retry_field(
+            counts="Calls placed",
+            interval=Integer(minimum=1, maximum=MAX_INTERVAL, default=60, templated=False,
+                             description="Seconds from a call's end to the next attempt (a durable timer)."),
+            on_item=Text(templated=False), on="Outcomes that place the call again: busy, no_answer, failed.",
+            description="Place the call again after `interval` s (default 60) when its outcome is in `on` "
+                        "(default [busy, no_answer]), up to `attempts` calls."),
     }
     outcomes = ("answered", "no_answer", "busy", "failed", "machine")
     outputs = ("call_uuid", "request_uuid", "from", "to", "status", "hangup_cause", "duration",
@@ -68,13 +66,13 @@ class CallOut(NodeType):
         src = config.get("from")
         if isinstance(src, str) and (src == to or (isinstance(to, list) and src in to)):
             report.error(path + ("from",), codes.FROM_IN_TO, f"from {src!r} is also a destination")
-        retry = config.get("retry")
-        on = retry.get("on") if isinstance(retry, dict) else None
-        for i, outcome in enumerate(on if isinstance(on, list) else ()):
-            if outcome not in RETRYABLE:
-                why = "it leaves the call up" if outcome in self.outcomes else "not an outcome of call_out"
-                report.error(path + ("retry", "on", i), codes.RETRY_ON,
-                             f"retry on {outcome!r}: {why}; a call is placed again on {', '.join(RETRYABLE)}")
+        check_retry_on(config, path, report, self._retry_problem)
+
+    def _retry_problem(self, outcome) -> str | None:
+        if outcome in RETRYABLE:
+            return None
+        why = "it leaves the call up" if outcome in self.outcomes else "not an outcome of call_out"
+        return f"retry on {outcome!r}: {why}; a call is placed again on {', '.join(RETRYABLE)}"
 
     def possible_outcomes(self, config):
         if config.get("machine_detection"):

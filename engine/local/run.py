@@ -35,8 +35,9 @@ from engine.local.sandbox_verbs import input_timeout
 from engine.local.scenario import Scenario
 from engine.node import RunEnvironment
 from engine.plivoxml import parse as parse_xml
+from engine.retries import attempt_record
 from engine.service.call_records import hangup_params
-from engine.service.retry import REFUSED, RetryPolicy
+from engine.service.retry import REFUSED, RetryPolicy, retry_after
 from engine.state import RunState, WaitReason
 
 if TYPE_CHECKING:
@@ -186,11 +187,24 @@ class LocalRun:
     def _perform(self, req: Request) -> Response:
         if req.provider:
             return self._provider_request(req)
+        attempts: list[dict] = []
+        while True:  # an http_request's `retry:` (engine/retries.py), in simulated time: no sleeping
+            answer = self._web_request(req)
+            later = retry_after({k.lower(): v for k, v in answer.headers.items()}, self.started + self.simulated)
+            wait = req.retry.wait(len(attempts) + 1, answer.status, answer.failure, later) if req.retry else None
+            if wait is None:
+                final = (*attempts, attempt_record(answer.status, answer.error)) if attempts else ()
+                return replace(answer, attempts=final)
+            attempts.append(attempt_record(answer.status, answer.error, wait))
+            self.simulated += wait
+
+    def _web_request(self, req: Request) -> Response:
+        """One attempt of an http_request: its next mock (one per request, in order), else live."""
         nth = self._requests_made[req.node] = self._requests_made.get(req.node, -1) + 1
         mock = self.scenario.http_mock(req.node, nth)
         if mock is not None:
-            if mock.error:
-                return Response(error=mock.error)
+            if mock.error:  # "timed out", "timeout": a timeout; anything else: no connection was made
+                return Response(error=mock.error, failure="timeout" if "time" in mock.error.lower() else "connect")
             return Response(status=mock.status, headers=dict(mock.headers), body=mock.body)
         if not self.live_http:
             return Response(error=f"no mocked response for node {req.node!r}: mock it (http: {{{req.node}: "
@@ -239,8 +253,10 @@ class LocalRun:
                     chunks.append(chunk)
                 r._content = b"".join(chunks)
                 return Response(status=r.status_code, headers=dict(r.headers), body=decode_body(r))
+        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+            return Response(error=f"{type(e).__name__}: {e}", failure="connect")
         except httpx.TimeoutException:
-            return Response(error=f"timed out after {req.timeout:g} s")
+            return Response(error=f"timed out after {req.timeout:g} s", failure="timeout")
         except httpx.HTTPError as e:
             return Response(error=f"{type(e).__name__}: {e}")
         finally:

@@ -45,6 +45,7 @@ from yarl import URL
 
 from engine.errors import HandedBack, InDoubt, NotSent, ResponseTooLarge
 from engine.events import Request, Response
+from engine.retries import attempt_record
 from engine.service.retry import REFUSED, RetryPolicy, retry_after
 from engine.service.sessions import (
     client_session,
@@ -129,8 +130,7 @@ def _attempted(answer: Response, attempts: list[dict]) -> Response:
     """The final answer, with every attempt listed when there was more than one."""
     if not attempts:
         return answer
-    final = {"status": answer.status} if answer.status else {"error": answer.error}
-    return dataclasses.replace(answer, attempts=(*attempts, final))
+    return dataclasses.replace(answer, attempts=(*attempts, attempt_record(answer.status, answer.error)))
 
 
 def _host(url: str) -> str:
@@ -210,7 +210,7 @@ class Provider:
         connection: not processed) before waiting to resend. Recorded, queued and sent stay
         apart that way (engine/service/runs.py)."""
         if not req.provider:
-            return await self._perform_web(req, handing)
+            return await self._web_with_retries(req, handing)
         if not self._for_provider(req):
             return Response(error=f"refusing to send provider credentials to {_host(req.url)}: "
                                   f"not the configured API ({self.config.api_url})")
@@ -318,6 +318,19 @@ class Provider:
             except (aiohttp.ClientError, OSError) as e:
                 raise InDoubt(f"{type(e).__name__}: {e}") from None
 
+    async def _web_with_retries(self, req: Request, handing: Handing | None = None) -> Response:
+        """An http_request, made again as its `retry:` says (engine/retries.py): the run
+        waits here, under its lease, seconds at most between two attempts."""
+        attempts: list[dict] = []
+        while True:
+            answer = await self._perform_web(req, handing)
+            later = retry_after(answer.headers, time.time())
+            wait = req.retry.wait(len(attempts) + 1, answer.status, answer.failure, later) if req.retry else None
+            if wait is None:
+                return _attempted(answer, attempts)
+            attempts.append(attempt_record(answer.status, answer.error, wait))
+            await asyncio.sleep(wait)
+
     async def _perform_web(self, req: Request, handing: Handing | None = None) -> Response:
         timeout = max(req.timeout, 0.001)
         session = self._web
@@ -341,7 +354,9 @@ class Provider:
                         resp_headers = _headers(r)
                         return Response(status=r.status, headers=resp_headers,
                                         body=_decode(resp_headers, data, r.charset))
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as e:  # nothing was sent
+            return Response(error=f"{type(e).__name__}: {e}", failure="connect")
         except TimeoutError:
-            return Response(error=f"timed out after {req.timeout:g} s")
+            return Response(error=f"timed out after {req.timeout:g} s", failure="timeout")
         except (aiohttp.ClientError, ValueError, TypeError, OSError) as e:
             return Response(error=f"{type(e).__name__}: {e}")
