@@ -254,3 +254,16 @@ nodes:
         server.shutdown()
     assert state.path[-1] == "Slow" and "timed out after 1 s" in state.record()["steps"][1]["error"]
     assert elapsed < 2.5
+
+
+def test_a_retried_call_out_shows_simulated_time_passing(tmp_path):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("default: busy\n")
+    p = callflow("run", str(FLOWS / "appointment-reminder.yaml"), "-p", "to=+12025550100", "-p", "when=Friday",
+                 "-p", "delay=60", "--scenario", str(scenario))
+    assert p.returncode == 0, p.stderr
+    lines = [line.strip() for line in p.stdout.splitlines()]
+    assert "660.0s Call (call_out) -> again" in lines and "1260.0s Call (call_out) -> again" in lines
+    assert "note: the call ended busy: placing it again after 600 s (attempt 3 of 3)" in lines
+    assert any(line.startswith("1260.0s Call (call_out) -> busy") for line in lines), lines
+    assert "completed in 1260.0 s simulated time" in p.stdout
