@@ -46,7 +46,7 @@ from yarl import URL
 from engine.errors import HandedBack, InDoubt, NotSent, ResponseTooLarge
 from engine.events import Request, Response
 from engine.retries import attempt_record
-from engine.service.retry import REFUSED, RetryPolicy, retry_after
+from engine.service.retry import REFUSED, RetryPolicy, retry_after, web_with_retries
 from engine.service.sessions import (
     client_session,
     is_ip_literal,
@@ -210,7 +210,7 @@ class Provider:
         connection: not processed) before waiting to resend. Recorded, queued and sent stay
         apart that way (engine/service/runs.py)."""
         if not req.provider:
-            return await self._web_with_retries(req, handing)
+            return await web_with_retries(req, lambda: self._perform_web(req, handing))
         if not self._for_provider(req):
             return Response(error=f"refusing to send provider credentials to {_host(req.url)}: "
                                   f"not the configured API ({self.config.api_url})")
@@ -317,19 +317,6 @@ class Provider:
                 raise InDoubt(f"no complete answer within {timeout:g} s") from None
             except (aiohttp.ClientError, OSError) as e:
                 raise InDoubt(f"{type(e).__name__}: {e}") from None
-
-    async def _web_with_retries(self, req: Request, handing: Handing | None = None) -> Response:
-        """An http_request, made again as its `retry:` says (engine/retries.py): the run
-        waits here, under its lease, seconds at most between two attempts."""
-        attempts: list[dict] = []
-        while True:
-            answer = await self._perform_web(req, handing)
-            later = retry_after(answer.headers, time.time())
-            wait = req.retry.wait(len(attempts) + 1, answer.status, answer.failure, later) if req.retry else None
-            if wait is None:
-                return _attempted(answer, attempts)
-            attempts.append(attempt_record(answer.status, answer.error, wait))
-            await asyncio.sleep(wait)
 
     async def _perform_web(self, req: Request, handing: Handing | None = None) -> Response:
         timeout = max(req.timeout, 0.001)
