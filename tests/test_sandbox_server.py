@@ -43,6 +43,7 @@ FROM = "+12025551234"
 ANSWERS = "+12025550100"  # not in the scenario: the default (answered, no digits)
 PRESSES_2 = "+12025550144"
 SLOW = "+12025550155"  # answers after 1 s
+BUSY_ONCE = "+12025550166"  # busy on the first call placed to it, then answers
 SCENARIO = f"""\
 default: answered
 destinations:
@@ -51,6 +52,7 @@ destinations:
   "+12025550133": failed
   "{PRESSES_2}": {{result: answered, digits: "2"}}
   "{SLOW}": {{result: answered, answer_after: 1}}
+  "{BUSY_ONCE}": [busy, answered]
 """
 DEADLINE = 10.0
 
@@ -282,6 +284,18 @@ def test_unanswered_destinations_only_hang_up(sandbox, receiver, destination, st
     assert p["To"] == destination
     log = finished_log(sandbox, request_uuid)
     assert log["documents"] == [] and log["status"] == status
+
+
+def test_a_list_of_behaviours_is_one_per_call_placed_and_starts_again_once_the_log_is_cleared(sandbox, receiver):
+    def place() -> str:
+        resp = api_call(sandbox, {"from": FROM, "to": BUSY_ONCE, "answer_url": f"{receiver.base_url}/answer/speak",
+                                  "hangup_url": f"{receiver.base_url}/hangup"})
+        assert resp.status_code == 201, resp.text
+        return finished_log(sandbox, resp.json()["request_uuid"])["status"]
+
+    assert [place(), place(), place()] == ["busy", "completed", "completed"]  # the last entry from then on
+    assert httpx.delete(f"{sandbox}/sandbox/calls").status_code == 200
+    assert place() == "busy"
 
 
 def test_invalid_xml_ends_the_call_with_an_error_cause(sandbox, receiver):

@@ -160,6 +160,7 @@ async def calls_log(request: Request) -> Response:
     if request.method == "DELETE":
         core.calls.clear()
         core.messages.clear()
+        core.placed.clear()  # a scenario's behaviour lists start again from their first entry
         return JSONResponse({"calls": [], "messages": []})
     # placed_at: when the Call request came (epoch seconds), so tests can measure retry intervals
     return JSONResponse({"calls": [dict(c.log, placed_at=c.created_at) for c in core.calls],
