@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from engine.cli_start import not_taken, parse_start, start_options, start_run
 from engine.diagnostics import Diagnostic
 from engine.errors import FlowInvalid
 from engine.jsontext import loads_json_strict
@@ -58,26 +59,6 @@ def _parse_payload(pairs: tuple[str, ...], payload_json: str | None) -> dict:
     return payload
 
 
-def _incoming_call(call_from: str | None, call_to: str, pairs: tuple[str, ...]) -> dict:
-    """The SIP headers of `--call-from`'s simulated call, with its numbers checked as flows check
-    phone numbers. `-H X-PH-tier=gold` means the header `tier`: the `X-PH-` prefix is how the
-    provider's callbacks carry a custom header, so users copy it from there; it is dropped."""
-    from engine.local.incoming import parse_sip_headers
-    from engine.scalar_fields import phone_problem
-
-    for option, number in (("--call-from", call_from), ("--call-to", call_to)):
-        problem = phone_problem(number) if number is not None else None
-        if problem:
-            raise click.BadParameter(problem, param_hint=option)
-    try:
-        headers = parse_sip_headers(pairs)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="-H") from None
-    if headers and not call_from:
-        raise click.BadParameter("SIP headers belong to an incoming call: add --call-from NUMBER", param_hint="-H")
-    return headers
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="callflow")
 def main() -> None:
@@ -95,17 +76,14 @@ def main() -> None:
               help="http_request nodes: mocked responses only (unmocked: the node fails), or real requests.")
 @click.option("--live", is_flag=True, help="Use the configured Plivo account (real calls).")
 @click.option("--public-url", envvar="CALLFLOW_PUBLIC_URL", help="Public base URL for callbacks (with --live).")
-@click.option("--call-from", metavar="NUMBER", help="Start with an incoming call from NUMBER (trigger: call).")
-@click.option("--call-to", metavar="NUMBER", default="+12025551234", show_default=True,
-              help="The number the incoming call dialled.")
-@click.option("-H", "sip_headers", multiple=True, metavar="NAME=VALUE", help="SIP header of the incoming call.")
+@start_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Where to listen for callbacks (with --live).")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port for callbacks (with --live).")
 @click.option("--params", "params_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Param values (YAML: name -> value, or flow id -> mapping); CALLFLOW_PARAM_<NAME> wins.")
 @click.option("--now", metavar="TIME", help="Fix the run's clock: ISO 8601 with offset (2026-12-24T16:00:00-05:00).")
-def run(flow, pairs, payload_json, scenario, as_json, verbose, http_mode, live, public_url, call_from, call_to, sip_headers, host, port,
-        params_file, now):
+def run(flow, pairs, payload_json, scenario, as_json, verbose, http_mode, live, public_url, call_from, call_to,
+        sip_headers, message_from, message_to, text, host, port, params_file, now):
     """Run FLOW once on the embedded sandbox and print its trace."""
     from engine.load.build import load_flow
     from engine.load.params_file import values_for
@@ -127,11 +105,11 @@ def run(flow, pairs, payload_json, scenario, as_json, verbose, http_mode, live, 
         _print_diagnostics(e.diagnostics)
         sys.exit(EXIT_BAD_INPUT)
     try:
-        headers = _incoming_call(call_from, call_to, sip_headers)
+        start = parse_start(call_from, call_to, sip_headers, message_from, message_to, text)
     except click.BadParameter as e:
         click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    for option, given in (("--call-from", call_from), ("--now", now)):
+    for option, given in (("--call-from", call_from), ("--message-from", message_from), ("--now", now)):
         if given and live:
             click.echo(f"error: {option} is for runs on the embedded sandbox; it cannot be combined with --live", err=True)
             sys.exit(EXIT_BAD_INPUT)
@@ -141,7 +119,11 @@ def run(flow, pairs, payload_json, scenario, as_json, verbose, http_mode, live, 
             click.echo(f"error: --now: {instant}", err=True)
             sys.exit(EXIT_BAD_INPUT)
         behaviour = replace(behaviour, now=instant)
-    missing = [] if call_from else loaded.missing_payload(payload)
+    unrouted = not_taken(loaded, start)
+    if unrouted:
+        click.echo(f"error: {unrouted}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    missing = [] if start.kind != "http" else loaded.missing_payload(payload)
     if missing:
         click.echo(f"error: the run request must supply {', '.join(missing)} (required by {loaded.trigger})",
                    err=True)
@@ -159,7 +141,7 @@ def run(flow, pairs, payload_json, scenario, as_json, verbose, http_mode, live, 
                       params=values_for(loaded, file_params))
     if tracer:
         tracer.elapsed = lambda: runner.simulated
-    state = runner.run_inbound(call_from, call_to, headers) if call_from else runner.run(payload)
+    state = start_run(runner, start, payload)
     if as_json:
         click.echo(json.dumps(run_record(state, runner), indent=2))
     else:

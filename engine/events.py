@@ -7,7 +7,8 @@ flow-test harness) performs each effect and feeds the result back in as an event
     # perform each Request, feed back Response(..., seq=request.seq); answer the callback
     # being handled with the ServeDocument's XML; Finished says the run is over.
 
-Events: `Trigger` (a run request), `InboundCall` (an incoming call), `Response` (the result
+Events: `Trigger` (a run request), `InboundCall` (an incoming call), `InboundMessage` (an
+incoming SMS), `Response` (the result
 of a `Request`), `Callback` (a provider callback), `Expired` (the shell's deadline),
 `TimerFired` (a durable timer is due).
 Effects: `Request` (make this HTTP request), `ServeDocument` (answer the callback with
@@ -145,6 +146,14 @@ class InboundCall:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A provider's incoming-message webhook (an SMS to a number of the flow's): its form
+    parameters (From, To, Text, Type, MessageUUID). No call is up on the run it starts."""
+
+    params: dict
+
+
+@dataclass(frozen=True, slots=True)
 class Response:
     """The result of a Request effect. `error` is set when no HTTP response came back."""
 
@@ -199,8 +208,8 @@ class TimerFired:
     seq: int
 
 
-StartEvent = Trigger | InboundCall  # the events that start a run
-Event = Trigger | InboundCall | Response | Callback | Expired | TimerFired
+StartEvent = Trigger | InboundCall | InboundMessage  # the events that start a run
+Event = Trigger | InboundCall | InboundMessage | Response | Callback | Expired | TimerFired
 
 
 # -- effects -----------------------------------------------------------------------------

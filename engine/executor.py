@@ -27,6 +27,7 @@ from engine.events import (
     Expired,
     Finished,
     InboundCall,
+    InboundMessage,
     Response,
     ServeDocument,
     StartEvent,
@@ -86,7 +87,7 @@ class Executor(CallEvents):
 
     # -- entry points ---------------------------------------------------------------------------
     def new_run(self, run_id: str) -> RunState:
-        """A fresh state; the first event (Trigger or InboundCall) starts it."""
+        """A fresh state; the first event (Trigger, InboundCall or InboundMessage) starts it."""
         now = self.clock()
         return RunState(run_id=run_id, flow_id=self.flow.id, created_at=now, updated_at=now,
                         flow_revision=self.flow.revision)
@@ -108,7 +109,7 @@ class Executor(CallEvents):
                 effects.append(ServeDocument(self._replay(state, event) or HANGUP_DOCUMENT))
             effects.changed = False
             return effects
-        if isinstance(event, (Trigger, InboundCall)):
+        if isinstance(event, (Trigger, InboundCall, InboundMessage)):
             self._start(state, event, effects)
         elif isinstance(event, Response):
             effects.changed = self._on_response(state, event, effects)

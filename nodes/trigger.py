@@ -1,12 +1,17 @@
-"""trigger: where a run starts, from a run request (`http`) or an incoming call (`call`).
+"""trigger: where a run starts: a run request (`http`), an incoming call (`call`) or SMS (`message`).
 
-Everything about payloads and the two ways to start lives here, behind the entry-node
-methods of `NodeType` that the engine calls (`start`, `missing_payload`, `payload_keys`,
-`payload_key`, `payload_fields`).
+A run request (the PHLO-compatible trigger API) takes `http`, its payload merged over the
+static `payload` (`{{ Start.http.params.to }}`). An incoming call (Plivo's answer URL,
+`/callbacks/inbound/{flow_id}`) takes `call`, with the call up: `{{ Start.call.from }}`,
+`call.to`, `call.call_uuid`, `call.headers.<name>` (custom SIP headers, `X-PH-` removed). An
+incoming SMS (Plivo's message URL, `/callbacks/inbound-message/{flow_id}`) takes `message`,
+with no call up (reply with `send_sms`): `{{ Start.message.text }}`, `message.from`,
+`message.to`, `message.message_uuid`. Each way's outputs exist only on runs it started;
+the static payload only on run requests.
 """
 
 from engine.errors import NodeFailed
-from engine.events import InboundCall, StartEvent, Trigger
+from engine.events import InboundCall, InboundMessage, StartEvent, Trigger
 from engine.fields import Data, ListOf
 from engine.node import Context, Next, NodeType
 from engine.registry import register
@@ -18,17 +23,18 @@ HEADER_PREFIX = "X-PH-"  # the provider's prefix of custom SIP headers in call p
 @register
 class TriggerNode(NodeType):
     name = "trigger"
-    summary = "Start of the flow: a run request (http) or an incoming call (call)."
+    summary = "Start of the flow: a run request (http), an incoming call (call) or an incoming SMS (message)."
     fields = {
         "payload": Data(description="Static payload: default values, overridden by the run request. Never rendered."),
         "required": ListOf(item=Text(templated=False), description="Payload keys the run request must supply."),
     }
-    outcomes = ("http", "call")
+    outcomes = ("http", "call", "message")
     # Dotted output patterns (engine.load.analysis): `*` is any key below; X-PH- prefixes removed.
-    outputs = ("http.params.*", "call.from", "call.to", "call.call_uuid", "call.headers.*")
-    call_outcomes = frozenset({"call"})
+    outputs = ("http.params.*", "call.from", "call.to", "call.call_uuid", "call.headers.*",
+               "message.from", "message.to", "message.text", "message.message_uuid")
+    call_outcomes = frozenset({"call"})  # a message starts a run with no call up, as a run request does
     is_trigger = True
-    started_by = {"http": "a run request", "call": "an incoming call"}
+    started_by = {"http": "a run request", "call": "an incoming call", "message": "an incoming message"}
 
     def default_outcome(self, config):
         return "http"  # `next: Node` on a trigger means the run-request path, as in PHLO
@@ -38,7 +44,7 @@ class TriggerNode(NodeType):
 
     # -- starting runs ---------------------------------------------------------------------------
     def start_outcome(self, event_type: type[StartEvent]) -> str:
-        return "call" if event_type is InboundCall else "http"
+        return "call" if event_type is InboundCall else "message" if event_type is InboundMessage else "http"
 
     def start(self, config: dict, event: StartEvent) -> Next:
         if isinstance(event, Trigger):
@@ -46,6 +52,10 @@ class TriggerNode(NodeType):
             params.update(event.payload)  # the run request overrides the file's defaults
             return Next("http", {"http": {"params": params}})
         p = event.params
+        if isinstance(event, InboundMessage):  # Plivo's message URL parameters (an MMS's text is its Body)
+            message = {"from": p.get("From", ""), "to": p.get("To", ""), "text": p.get("Text") or p.get("Body", ""),
+                       "message_uuid": p.get("MessageUUID", "")}
+            return Next("message", {"message": message})
         headers = {k[len(HEADER_PREFIX):]: v for k, v in p.items() if k.startswith(HEADER_PREFIX)}
         call = {"from": p.get("From", ""), "to": p.get("To", ""), "call_uuid": p.get("CallUUID", ""),
                 "headers": headers}

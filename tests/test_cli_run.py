@@ -209,6 +209,38 @@ def test_incoming_call_run_with_sip_headers(tmp_path):
     assert "call you back at +12025550123" in record["documents"][1]
 
 
+def test_incoming_sms_run_replies_by_sms(tmp_path):
+    p = callflow("run", str(FLOWS / "sms-auto-reply.yaml"), "--message-from", "+12025550123", "--message-to",
+                 "+12025550111", "--text", "hours?", "--json")
+    assert p.returncode == 0, p.stderr
+    record = json.loads(p.stdout)
+    assert record["variables"]["Start"]["message"]["text"] == "hours?"
+    assert record["path"] == ["Start", "Lookup", "Sorry"]  # the lookup is not mocked: the apology
+    [sent] = record["sandbox"]["messages"]
+    assert sent["request"]["src"] == "+12025550111" and sent["request"]["dst"] == "+12025550123"
+    trace = callflow("run", str(FLOWS / "sms-auto-reply.yaml"), "--message-from", "+12025550123", "--text", "hi")
+    assert "incoming message from +12025550123 to +12025551234: 'hi'" in trace.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--text", "hi"], "--text: belongs to an incoming SMS: add --message-from NUMBER"),
+    (["--message-from", "12025550123"], "--message-from: '12025550123' is not E.164: write it as '+12025550123'"),
+    (["--message-from", "+12025550123", "--call-from", "+12025550124"], "not both"),
+    (["--message-from", "+12025550123", "--text", "x" * 1601], "longer than 1600 characters"),
+    (["--message-from", "+12025550123", "--live"], "--message-from is for runs on the embedded sandbox"),
+])
+def test_incoming_sms_options_are_checked(args, message):
+    p = callflow("run", str(FLOWS / "sms-auto-reply.yaml"), *args)
+    assert p.returncode == 2 and message in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
+def test_a_flow_without_a_message_outcome_takes_no_sms():
+    p = callflow("run", str(FLOWS / "inbound-support.yaml"), "--message-from", "+12025550123", "--text", "hi")
+    assert p.returncode == 2
+    assert p.stderr == ("error: --message-from: inbound-support takes no incoming SMS: its trigger 'Start' routes "
+                        "no `message` outcome (next: {message: NODE})\n")
+
+
 class _Drip(BaseHTTPRequestHandler):
     """Answers 200, then one byte every 0.3 s: each read is quick, the whole is slow."""
 

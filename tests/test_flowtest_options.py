@@ -115,6 +115,7 @@ def test_schema_keys_are_the_readers_keys():
     assert set(case) == set(testfile.CASE_KEYS)
     assert set(case["expect"]["properties"]) == set(testfile.EXPECT_KEYS)
     assert set(case["call"]["properties"]) == set(testfile.CALL_KEYS)
+    assert set(case["message"]["properties"]) == set(testfile.MESSAGE_KEYS)
     assert set(test["properties"]) == set(testfile.TOP_KEYS)
     defs = scenario_schema()["$defs"]
     assert set(defs["behaviour"]["anyOf"][1]["properties"]) == set(scenario._BEHAVIOUR_KEYS)

@@ -26,7 +26,7 @@ def test_the_drawings_of_the_bundled_flows_in_flows_md_are_current():
     from engine.cli import main
 
     flows_md = (DOC.parent / "flows.md").read_text()
-    for flow in ("support-line", "conference-bridge"):
+    for flow in ("support-line", "conference-bridge", "sms-auto-reply"):
         drawn = CliRunner().invoke(main, ["graph", str(DOC.parent.parent / "flows" / f"{flow}.yaml"),
                                           "--format", "mermaid"])
         assert drawn.exit_code == 0, drawn.output

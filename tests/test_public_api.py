@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Adding a name is a decision: change this list with the docs.
 PUBLIC = [
     "CallflowError", "Callback", "Diagnostic", "Executor", "Expired", "Finished", "Flow", "FlowInvalid",
-    "InboundCall", "LocalRun", "NodeType", "Request", "Response", "RunEnvironment", "RunState", "Scenario",
+    "InboundCall", "InboundMessage", "LocalRun", "NodeType", "Request", "Response", "RunEnvironment", "RunState", "Scenario",
     "ServeDocument", "TimerFired", "Trigger", "check_file", "check_text", "load_flow", "load_scenario", "register",
 ]
 

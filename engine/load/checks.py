@@ -287,10 +287,11 @@ class FlowChecks:
         other = next((o for o in started_by if o != kind and reader in outcome_reach[o]
                       and (source, o) not in ref.unset), None)  # `{% if Start.call %}...{% else %}`
         if reader not in outcome_reach[kind]:
+            reached_from = next((o for o in started_by if reader in outcome_reach[o]), None)
             self.at(path, ref.index, codes.NEVER_SET,
                     f"{ref.text}: {source}.{kind} is set only on runs started by {started} "
                     f"(outcome {kind!r}), and {reader!r} is not reached from that outcome"
-                    + _entry_hint(source, kind, ref.segments))
+                    + _entry_hint(source, kind, ref.segments, reached_from))
         elif other is not None and not ref.guarded:
             self.at(path, ref.index, codes.MAYBE_UNSET,
                     f"{ref.text}: {source}.{kind} is set only on runs started by {started}, and {reader!r} "
@@ -298,15 +299,30 @@ class FlowChecks:
                     f"`{{% if {source}.{kind} %}}...{{% else %}}...{{% endif %}}`")
 
 
-def _entry_hint(trigger: str, kind: str, segments: tuple) -> str:
-    """What to read instead, when a node on the other entry's path reads this entry's outputs."""
-    if kind == "http":  # read on the incoming-call path
-        key = segments[3] if len(segments) > 3 and segments[2] == "params" else None
-        number = key if key in ("to", "from") else None  # the numbers a call has too
-        read = f"{{{{ {trigger}.call.{number} }}}}" if number else \
-            f"{{{{ {trigger}.call.from }}}}, {{{{ {trigger}.call.to }}}} or {{{{ {trigger}.call.headers.<name> }}}}"
-        return (f"; runs started by an incoming call have no payload (not even the trigger's static "
-                f"`payload`): read the call instead, {read}")
-    if kind == "call":
-        return f"; runs started by a run request read their payload: {{{{ {trigger}.http.params.<key> }}}}"
-    return ""
+# What a run started each way can read (the trigger's outcomes), for the never-set hint.
+_ENTRY_READS = {
+    "http": ("a run request", ("params.<key>",)),
+    "call": ("an incoming call", ("from", "to", "headers.<name>")),
+    "message": ("an incoming message", ("text", "from", "to")),
+}
+
+
+def _entry_hint(trigger: str, kind: str, segments: tuple, reached_from: str | None) -> str:
+    """What to read instead, when a node reached only from the trigger's `reached_from` outcome
+    reads the outputs of its `kind` outcome."""
+    if reached_from not in _ENTRY_READS:
+        return ""
+    started, reads = _ENTRY_READS[reached_from]
+    field = segments[3] if kind == "http" and len(segments) > 3 and segments[2] == "params" else \
+        segments[2] if len(segments) > 2 and kind != "http" else None
+    # The numbers calls and messages both have; a payload key `text` is the message's text.
+    same = field in ("from", "to") or (field == "text" and reached_from == "message")
+    options = [field] if same and reached_from != "http" else list(reads)
+    shown = [f"{{{{ {trigger}.{reached_from}.{o} }}}}" for o in options]
+    read = shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+    if kind == "http":
+        what = "the call" if reached_from == "call" else "the message"
+        return (f"; runs started by {started} have no payload (not even the trigger's static "
+                f"`payload`): read {what} instead, {read}")
+    verb = "read their payload" if reached_from == "http" else f"read it: {read}"
+    return f"; runs started by {started} {verb}" + (f": {read}" if reached_from == "http" else "")

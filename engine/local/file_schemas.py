@@ -140,10 +140,15 @@ def flow_test_schema() -> dict:
                                 "additionalProperties": {"type": ["string", "integer"]},
                                 "description": "Custom SIP headers the caller sends ({{ Start.call.headers.x }})."}},
                    "Start the run with an incoming call.", ("from", "to"))
+    message = _object({"from": {"type": "string", "description": "The sender: E.164."},
+                       "to": {"type": "string", "description": "The number the SMS was sent to (default +12025551234)."},
+                       "text": {"type": "string", "description": "The SMS text ({{ Start.message.text }})."}},
+                      "Start the run with an incoming SMS.", ("from",))
     case_props = {
         "description": {"type": "string"},
         "payload": {"type": "object", "additionalProperties": scalar, "description": "The run request's payload."},
         "call": call,
+        "message": message,
         "callee": {"$ref": "#/$defs/behaviours"},
         "destinations": {"$ref": "#/$defs/destinations"},
         "http": {"$ref": "#/$defs/httpMocks"},

@@ -55,13 +55,16 @@ class Result:
 
 
 def run_case(flow: Flow, case: Case, params: dict | None = None) -> Result:
-    missing = [] if case.call else flow.missing_payload(case.payload)
+    missing = [] if case.call or case.message else flow.missing_payload(case.payload)
     if missing:
         return Result(flow.id, case.name, [f"the payload lacks required key(s) {', '.join(missing)}"])
     runner = LocalRun(flow, case.scenario, params=params)
     try:
         if case.call:
             state = runner.run_inbound(case.call["from"], case.call["to"], case.call["headers"], run_id=RUN_ID)
+        elif case.message:
+            message = case.message
+            state = runner.run_message(message["from"], message["to"], message["text"], run_id=RUN_ID)
         else:
             state = runner.run(dict(case.payload), run_id=RUN_ID)
     except Exception as e:  # noqa: BLE001 - an engine bug must not end the whole test run

@@ -20,6 +20,7 @@ from engine.events import (
     CallbackKind,
     Finished,
     InboundCall,
+    InboundMessage,
     Request,
     Response,
     ServeDocument,
@@ -28,6 +29,7 @@ from engine.events import (
 )
 from engine.executor import Executor
 from engine.flow import Flow
+from engine.local.incoming import message_params
 from engine.local.sandbox import Callback as SimCallback
 from engine.local.sandbox import Delay, SandboxCore, SimulatedCall, inbound_call
 from engine.local.sandbox_lookups import cdr
@@ -128,6 +130,16 @@ class LocalRun:
         call = inbound_call(caller, number, base, f"{base}/hangup", self.scenario.behaviour_for(caller), headers)
         self.sandbox.calls.append(call)
         self._drive(state, call, inbound=True)
+        return self._finish(state)
+
+    def run_message(self, sender: str, number: str, text: str, run_id: str | None = None,
+                    message_uuid: str | None = None) -> RunState:
+        """A run started by an incoming SMS (the trigger's `message` outcome), as `callflow
+        serve` starts one from `/callbacks/inbound-message/{flow_id}`: no call is up."""
+        state = self.executor.new_run(run_id or str(uuid.uuid4()))
+        event = InboundMessage(message_params(sender, number, text, message_uuid or str(uuid.uuid4())))
+        self.on_progress(state, event)
+        self._deliver(state, event)
         return self._finish(state)
 
     def _finish(self, state: RunState) -> RunState:

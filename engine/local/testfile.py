@@ -22,7 +22,7 @@ from engine.fields import did_you_mean
 from engine.flow import Flow
 from engine.load.document import Document
 from engine.load.yaml_reader import load_text
-from engine.local.incoming import SIP_PART
+from engine.local.incoming import DEFAULT_TO, SIP_PART
 from engine.local.scenario import (
     Scenario,
     load_scenario,
@@ -36,8 +36,9 @@ from engine.scalar_fields import phone_problem
 TEST_SUFFIXES = (".test.yaml", ".test.yml")
 CASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOP_KEYS = ("flow", "description", "cases")
-CASE_KEYS = ("description", "payload", "call", "callee", "destinations", "http", "scenario", "now", "expect")
+CASE_KEYS = ("description", "payload", "call", "message", "callee", "destinations", "http", "scenario", "now", "expect")
 CALL_KEYS = ("from", "to", "headers")
+MESSAGE_KEYS = ("from", "to", "text")
 EXPECT_KEYS = ("status", "error", "path", "requests", "documents", "variables")
 STATUSES = ("completed", "failed", "waiting", "running")
 
@@ -52,6 +53,7 @@ class Case:
     expect: dict | None  # None: no expectations written yet
     path: tuple  # in the document
     call: dict | None = None  # an incoming call starts the run: {from, to, headers}
+    message: dict | None = None  # an incoming SMS starts the run: {from, to, text}
 
 
 @dataclass
@@ -175,7 +177,8 @@ def _parse_case(doc: Document, file_path: Path, name: str, raw: Any) -> Case | N
         _check_expect(doc, cpath + ("expect",), expect)
     now = parse_now_at(doc, cpath + ("now",), raw["now"]) if "now" in raw else base.now
     return Case(name, dict(payload), Scenario(default=default, destinations=destinations, http=mocks, now=now),
-                expect if isinstance(expect, dict) else None, cpath, _incoming(doc, cpath, raw))
+                expect if isinstance(expect, dict) else None, cpath, _incoming(doc, cpath, raw),
+                _message(doc, cpath, raw))
 
 
 def _incoming(doc: Document, cpath: tuple, raw: dict) -> dict | None:
@@ -203,6 +206,32 @@ def _incoming(doc: Document, cpath: tuple, raw: dict) -> dict | None:
         headers = {}
     return {"from": str(call.get("from", "")), "to": str(call.get("to", "")),
             "headers": {str(k): str(v) for k, v in headers.items()}}
+
+
+def _message(doc: Document, cpath: tuple, raw: dict) -> dict | None:
+    """`message: {from, to, text}`: the run starts with an incoming SMS instead of a request."""
+    if "message" not in raw:
+        return None
+    message, path = raw["message"], cpath + ("message",)
+    if not isinstance(message, dict):
+        doc.diag(path, codes.WRONG_TYPE, "message is a mapping: from, to, text")
+        return None
+    if "call" in raw:
+        doc.diag(path, codes.WRONG_TYPE, "a case starts with an incoming call or an incoming message, not both",
+                 key=True)
+    for key in message:
+        if key not in MESSAGE_KEYS:
+            unknown_key(doc, path + (key,), MESSAGE_KEYS)
+    for key in ("from", "to"):
+        value = message.get(key, DEFAULT_TO if key == "to" else None)
+        if not isinstance(value, str) or phone_problem(value):
+            doc.diag(path + (key,) if key in message else path, codes.INVALID_PHONE,
+                     f"message.{key} is the sender's E.164 number" if key == "from"
+                     else f"message.{key} is the number the message was sent to (E.164)")
+    text = message.get("text", "")
+    if not isinstance(text, str):
+        doc.diag(path + ("text",), codes.WRONG_TYPE, "message.text is the text of the SMS")
+    return {"from": str(message.get("from", "")), "to": str(message.get("to", DEFAULT_TO)), "text": str(text)}
 
 
 def _check_expect(doc: Document, path: tuple, expect: Any) -> None:

@@ -15,7 +15,7 @@ import json
 import textwrap
 from typing import Callable
 
-from engine.events import Response
+from engine.events import InboundMessage, Response
 from engine.local.run import SANDBOX_ENV, TimerDue
 from engine.local.sandbox import Callback as SimCallback
 from engine.local.spoken import WIDTH, fit, heard, step_detail
@@ -47,6 +47,10 @@ class Tracer:
             if self.verbose:
                 self.write(f"    <- timer of {item.node} due at {item.elapsed:.1f}s (simulated clock: no real wait)")
             return
+        if isinstance(item, InboundMessage):
+            p = item.params
+            return self._line(f"incoming message from {p.get('From')} to {p.get('To')}: {p.get('Text')!r}",
+                              self.elapsed())
         if isinstance(item, Response):
             if self.verbose:
                 body = json.dumps(item.body)[:300] if item.body is not None else ""
