@@ -170,17 +170,18 @@ class PostgresStore(PgCampaigns):
         """The key and the run in one transaction; see `Store.create_run_once`."""
         pool, conn = await self._acquire()
         self.statements += 4
+        held = None  # a live key's (run id, fingerprint)
         try:
             async with conn.transaction():
                 won = await conn.fetchval(CLAIM_KEY, key.scope, key.key, key.fingerprint, state.run_id,
                                           key.created_at, key.expires_before)
-                if won is None:  # a live key: the run that holds it
-                    row = await conn.fetchrow("SELECT run_id, fingerprint FROM idempotency_keys"
-                                              " WHERE scope = $1 AND key = $2", key.scope, key.key)
-                    pool.release(conn)
-                    return KeyedRun(row[0], False, row[1])
-                await conn.execute(INSERT, *self._insert_args(state, lease))
-                await conn.execute(PURGE_KEYS, key.expires_before, PURGE_BATCH)
+                if won is None:  # a live key: the run that holds it (the connection is released
+                    # after the transaction ends: released inside it, its end found the connection gone)
+                    held = await conn.fetchrow("SELECT run_id, fingerprint FROM idempotency_keys"
+                                               " WHERE scope = $1 AND key = $2", key.scope, key.key)
+                else:
+                    await conn.execute(INSERT, *self._insert_args(state, lease))
+                    await conn.execute(PURGE_KEYS, key.expires_before, PURGE_BATCH)
         except asyncpg.UniqueViolationError as e:
             pool.release(conn)
             raise _exists(state, e) from None
@@ -191,6 +192,8 @@ class PostgresStore(PgCampaigns):
             pool.release(conn, broken=True)
             raise
         pool.release(conn)
+        if held is not None:
+            return KeyedRun(held[0], False, held[1])
         return KeyedRun(state.run_id, True, key.fingerprint)
 
     async def load(self, run_id: str) -> StoredRun | None:
