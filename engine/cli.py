@@ -271,6 +271,23 @@ def call(url, caller, number, sip_headers, digits, hangup_after, sandbox_url, as
     sys.exit(call_main(url, caller, number, sip_headers, digits, hangup_after, sandbox_url, as_json, click.echo))
 
 
+@main.command()
+@click.argument("url")
+@click.option("--from", "sender", required=True, metavar="NUMBER", help="The sender: E.164 (+1...).")
+@click.option("--to", "number", metavar="NUMBER", help="The number written to (default +12025551234).")
+@click.option("--text", default="", metavar="TEXT", help="The message's text.")
+@click.option("--message-uuid", metavar="ID", help="The message's id (default: a new one; the same id again is a retry).")
+@click.option("--sandbox", "sandbox_url", envvar="CALLFLOW_SANDBOX_URL", metavar="URL",
+              help="The sandbox that delivers the message (default: the serve --sandbox at URL).")
+@click.option("--json", "as_json", is_flag=True, help="Print the sandbox's answer as JSON.")
+def message(url, sender, number, text, message_uuid, sandbox_url, as_json):
+    """Deliver a simulated incoming SMS to URL, a flow's message URL
+    (http://HOST:PORT/callbacks/inbound-message/FLOW_ID), and print what happened."""
+    from engine.local.message_command import message_main
+
+    sys.exit(message_main(url, sender, number, text, message_uuid, sandbox_url, as_json, click.echo))
+
+
 @main.group()
 def db():
     """The run store's database."""

@@ -401,7 +401,7 @@ def test_health_and_clearing_the_log(sandbox):
     assert httpx.get(f"{sandbox}/sandbox/health").json() == {"status": "ok"}
     cleared = httpx.delete(f"{sandbox}/sandbox/calls")
     assert cleared.status_code == 200
-    assert httpx.get(f"{sandbox}/sandbox/calls").json() == {"calls": [], "messages": []}
+    assert httpx.get(f"{sandbox}/sandbox/calls").json() == {"calls": [], "messages": [], "inbound_messages": []}
 
 
 # ---------------------------------------------------------------------------------- the command line

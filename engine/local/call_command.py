@@ -53,15 +53,16 @@ def build_request(url: str, caller: str, number: str | None, header_pairs, digit
     return body
 
 
-def sandbox_endpoint(url: str, sandbox: str | None) -> str:
+def sandbox_endpoint(url: str, sandbox: str | None, route: str = "/sandbox/inbound") -> str:
     base = sandbox or "{0.scheme}://{0.netloc}".format(urlsplit(url))
     if not APP_URL.fullmatch(base):
         raise BadInput(f"--sandbox {base!r} is not an http(s) URL")
-    return base.rstrip("/") + "/sandbox/inbound"
+    return base.rstrip("/") + route
 
 
-def place_call(endpoint: str, body: dict, environ=os.environ) -> dict:
-    """POST the call; the sandbox's answer. Raises BadInput (400), RuntimeError (anything else)."""
+def place_call(endpoint: str, body: dict, environ=os.environ, what: str = "call", key: str = "call_uuid") -> dict:
+    """POST the call (or the message: `what`, its answer's `key`) to the sandbox; its answer.
+    Raises BadInput (400), RuntimeError (anything else)."""
     auth_id, token = environ.get("CALLFLOW_AUTH_ID"), environ.get("CALLFLOW_AUTH_TOKEN")
     try:
         response = httpx.post(endpoint, json=body, timeout=TIMEOUT,
@@ -75,16 +76,16 @@ def place_call(endpoint: str, body: dict, environ=os.environ) -> dict:
         data = {}
     message = data.get("error") if isinstance(data, dict) else None
     if response.status_code == 400:
-        raise BadInput(message or "the sandbox refused the call")
+        raise BadInput(message or f"the sandbox refused the {what}")
     if response.status_code == 401:
         raise RuntimeError(f"{endpoint} wants the service's credentials: set CALLFLOW_AUTH_ID and "
                            "CALLFLOW_AUTH_TOKEN (serve prints the pair it generated)")
-    if response.status_code != 200 or not isinstance(data, dict) or "call_uuid" not in data:
+    if response.status_code != 200 or not isinstance(data, dict) or key not in data:
         raise RuntimeError(f"{endpoint} answered HTTP {response.status_code}: {message or response.text[:200]}")
     return data
 
 
-def _step_line(step: dict, variables: dict) -> str:
+def step_line(step: dict, variables: dict) -> str:
     again = step.get("outcome") == "again"  # asked again: its outputs are the later attempt's
     detail = "" if again else step_detail(step["type"], variables.get(step["node"]))
     error = f"  [{'note' if again else 'error'}: {step['error']}]" if step.get("error") else ""
@@ -99,7 +100,7 @@ def result_lines(body: dict, result: dict) -> list[str]:
              + f"  (call {result['call_uuid']})"]
     run = result.get("run")
     for step in (run or {}).get("steps", []):
-        lines.append(_step_line(step, run.get("variables") or {}))
+        lines.append(step_line(step, run.get("variables") or {}))
     digits = list(result.get("digits") or [])
     for document in result.get("documents", []):
         lines.append(f"  heard: {heard(document)}")
@@ -125,9 +126,19 @@ def succeeded(result: dict) -> bool:
 def call_main(url: str, caller: str, number: str | None, header_pairs, digits, hangup_after, sandbox: str | None,
               as_json: bool, echo: Callable[..., None]) -> int:
     """`callflow call`; returns the exit code."""
-    try:
+    def ask() -> tuple[dict, list[str]]:
         body = build_request(url, caller, number, header_pairs, digits, hangup_after)
         result = place_call(sandbox_endpoint(url, sandbox), body)
+        return result, result_lines(body, result)
+
+    return command(ask, as_json, echo)
+
+
+def command(ask: Callable[[], tuple[dict, list[str]]], as_json: bool, echo: Callable[..., None]) -> int:
+    """Run `ask` (the sandbox's answer and its lines) and print them; the exit code: 2 for bad
+    input, 1 for a failure (the sandbox unreachable, the call or the run failed), else 0."""
+    try:
+        result, lines = ask()
     except BadInput as e:
         echo(f"error: {e}", err=True)
         return EXIT_BAD_INPUT
@@ -137,6 +148,6 @@ def call_main(url: str, caller: str, number: str | None, header_pairs, digits, h
     if as_json:
         echo(json.dumps(result, indent=2))
     else:
-        for line in result_lines(body, result):
+        for line in lines:
             echo(line)
     return EXIT_OK if succeeded(result) else EXIT_FAILED

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["APP_URL", "DEFAULT_TO", "FLOW_ID", "MAX_TEXT", "SIP_PART", "message_params", "parse_sip_headers"]
+__all__ = ["APP_URL", "DEFAULT_TO", "FLOW_ID", "MAX_TEXT", "RUN_HEADER", "SIP_PART", "message_params", "parse_sip_headers"]
 
 DEFAULT_TO = "+12025551234"  # the number dialled when none is given
 SIP_PART = re.compile(r"[A-Za-z0-9]+")  # a custom SIP header's name or value (plivo-facts)
 FLOW_ID = re.compile(r"[a-z0-9-]+")
 APP_URL = re.compile(r"https?://[^\s/?#]+[^\s]*")  # an application's answer (or hangup) URL
+RUN_HEADER = "X-Callflow-Run-Id"  # serve's answer to an incoming message names the run it started
 MAX_TEXT = 1600  # characters of an SMS text: what Plivo's Message API sends (longer is split, then refused)
 
 

@@ -255,7 +255,8 @@ class SandboxCore:
         self.auth_id = auth_id
         self.auth_token = auth_token
         self.calls: list[SimulatedCall] = []
-        self.messages: list[dict] = []
+        self.messages: list[dict] = []  # sent through the Message API
+        self.inbound_messages: list[dict] = []  # delivered to apps (POST /sandbox/inbound-message)
         self.placed: dict[str, int] = {}  # destination -> calls placed to it (a scenario's nth behaviour)
         self._refusals = {api: list(entries) for api, entries in self.scenario.api.items()}
 

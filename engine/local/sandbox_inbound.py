@@ -38,7 +38,7 @@ from engine.local.sandbox import SandboxCore, SimulatedCall, inbound_call
 from engine.scalar_fields import phone_problem
 from engine.service.http import error, read_body
 
-__all__ = ["InboundRequest", "answer", "inbound", "parse_inbound", "place", "summary"]
+__all__ = ["InboundRequest", "answer", "check_body", "inbound", "parse_inbound", "place", "summary"]
 
 KEYS = ("from", "to", "url", "hangup_url", "sip_headers", "digits", "hangup_after")
 MAX_BODY = 16 * 1024
@@ -86,21 +86,26 @@ def _answer_url(body: dict, numbers: dict, app_url: str | None) -> str:
     return target
 
 
-def parse_inbound(body, numbers: dict, app_url: str | None = None) -> InboundRequest:
-    """The checked request; raises HttpError(400) saying what is wrong."""
+def check_body(body, keys: tuple, sender: str, number: str) -> None:
+    """A JSON object of `keys` whose `from` (`sender`) and `to` (`number`, default
+    DEFAULT_TO) are phone numbers; raises HttpError(400) saying what is wrong."""
     if not isinstance(body, dict):
         raise HttpError(400, "the request body must be a JSON object")
     for key in body:
-        if key not in KEYS:
-            raise HttpError(400, f"unknown key {key!r} (expected {', '.join(KEYS)})" + did_you_mean(str(key), KEYS))
-    for key in ("from", "to"):
+        if key not in keys:
+            raise HttpError(400, f"unknown key {key!r} (expected {', '.join(keys)})" + did_you_mean(str(key), keys))
+    for key, what in (("from", sender), ("to", number)):
         value = body.get(key, DEFAULT_TO if key == "to" else None)
         if not isinstance(value, str) or not value:
-            raise HttpError(400, f"{key} must be the caller's number (E.164, e.g. +12025550123) or SIP URI"
-                            if key == "from" else "to must be the number dialled (E.164)")
+            raise HttpError(400, f"{key} must be {what}")
         problem = phone_problem(value)
         if problem:
             raise HttpError(400, f"{key}: {problem}")
+
+
+def parse_inbound(body, numbers: dict, app_url: str | None = None) -> InboundRequest:
+    """The checked request; raises HttpError(400) saying what is wrong."""
+    check_body(body, KEYS, "the caller's number (E.164, e.g. +12025550123) or SIP URI", "the number dialled (E.164)")
     url = _answer_url(body, numbers, app_url)
     hangup_url = body.get("hangup_url", url.rstrip("/") + "/hangup")
     if not isinstance(hangup_url, str) or not APP_URL.fullmatch(hangup_url):

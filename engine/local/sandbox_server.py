@@ -11,8 +11,10 @@ Routes:
   ``GET /v1/Account/{auth_id}/Call/`` and ``.../Call/{uuid}/`` (``?status=live|queued``):
   the Call API's lookups of live, queued and ended calls (engine/local/sandbox_lookups.py).
   ``GET /sandbox/calls`` every call's log (API request, callbacks sent with the app's HTTP
-  status, XML received, `placed_at`: when its Call request came) and every message; ``DELETE /sandbox/calls`` clears both.
-  ``POST /sandbox/inbound`` places an incoming call (engine/local/sandbox_inbound.py).
+  status, XML received, `placed_at`: when its Call request came), every message sent and every
+  incoming message delivered; ``DELETE /sandbox/calls`` clears them.
+  ``POST /sandbox/inbound`` places an incoming call (engine/local/sandbox_inbound.py);
+  ``POST /sandbox/inbound-message`` delivers an incoming SMS (engine/local/sandbox_message.py).
   ``GET /sandbox/health``. Anything else: JSON ``{"api_id", "error"}`` 404/405.
 The ``/sandbox/*`` routes are not authenticated: the sandbox is a development tool meant
 to listen on 127.0.0.1. Errors never reach a client as a traceback, and neither the auth
@@ -49,6 +51,7 @@ from engine.local.call_driver import CallDriver, callback_client
 from engine.local.sandbox import SandboxCore
 from engine.local.sandbox_inbound import inbound
 from engine.local.sandbox_lookups import list_calls, lookup_call
+from engine.local.sandbox_message import inbound_message
 from engine.service.http import base_url, bind, error, read_body
 from engine.service.limits import server_config
 
@@ -155,16 +158,18 @@ async def call_lookup(request: Request) -> Response:
 
 
 async def calls_log(request: Request) -> Response:
-    """GET /sandbox/calls: every call's log and every message; DELETE clears both."""
+    """GET /sandbox/calls: every call's log, every message sent and every incoming message
+delivered; DELETE clears them."""
     core: SandboxCore = request.app.state.core
     if request.method == "DELETE":
         core.calls.clear()
         core.messages.clear()
+        core.inbound_messages.clear()
         core.placed.clear()  # a scenario's behaviour lists start again from their first entry
-        return JSONResponse({"calls": [], "messages": []})
+        return JSONResponse({"calls": [], "messages": [], "inbound_messages": []})
     # placed_at: when the Call request came (epoch seconds), so tests can measure retry intervals
     return JSONResponse({"calls": [dict(c.log, placed_at=c.created_at) for c in core.calls],
-                         "messages": list(core.messages)})
+                         "messages": list(core.messages), "inbound_messages": list(core.inbound_messages)})
 
 
 async def health(request: Request) -> Response:
@@ -206,6 +211,7 @@ def _routes() -> list[Route]:
     routes += [
         Route("/sandbox/calls", calls_log, methods=["GET", "DELETE"]),
         Route("/sandbox/inbound", inbound, methods=["POST"]),
+        Route("/sandbox/inbound-message", inbound_message, methods=["POST"]),
         Route("/sandbox/health", health, methods=["GET"]),
     ]
     return routes

@@ -9,10 +9,12 @@
   GET|POST /callbacks/inbound/{flow_id}         incoming call: starts a run
   GET|POST /callbacks/inbound/{flow_id}/hangup  its hangup (the run is found by CallUUID)
                                                 (engine/service/callbacks.py)
+  POST /callbacks/inbound-message/{flow_id}     incoming SMS: starts a run (engine/service/messages.py)
   /v1/campaigns[/{id}[/results|/pause|/resume|/cancel]]   outbound campaigns
                                                 (engine/service/campaign_api.py)
   GET  /health, /ready, /metrics                 the operator's (engine/service/probes.py)
   POST /sandbox/inbound                         with --sandbox: a simulated incoming call
+  POST /sandbox/inbound-message                 with --sandbox: a simulated incoming SMS
                                                 (engine/service/sandbox_route.py)
   GET  /, /console/*, /v1/flows/{flow_id}[/graph.svg]   the web console (engine/service/console.py)
 
@@ -37,7 +39,15 @@ from starlette.requests import Request as HttpRequest
 from starlette.routing import Route
 
 from engine.errors import StoreError
-from engine.service import api, callbacks, campaign_api, console, probes, sandbox_route
+from engine.service import (
+    api,
+    callbacks,
+    campaign_api,
+    console,
+    messages,
+    probes,
+    sandbox_route,
+)
 from engine.service.auth import BasicAuth
 from engine.service.http import error
 from engine.service.logs import event
@@ -65,10 +75,12 @@ def _routes() -> list[Route]:
         Route("/v1/flows/", api.list_flows, methods=["GET"]),
         Route("/v1/flows/reload", api.reload, methods=["POST"]),
         Route("/callbacks/inbound/{flow_id}", callbacks.inbound, methods=["GET", "POST"]),
+        Route("/callbacks/inbound-message/{flow_id}", messages.inbound_message, methods=["POST"]),
         Route("/health", probes.health, methods=["GET"]),
         Route("/ready", probes.ready, methods=["GET"]),
         Route("/metrics", probes.metrics, methods=["GET"]),
         Route("/sandbox/inbound", sandbox_route.sandbox_inbound, methods=["POST"]),
+        Route("/sandbox/inbound-message", sandbox_route.sandbox_inbound_message, methods=["POST"]),
     ]
     return routes + campaign_api.ROUTES + console.ROUTES
 

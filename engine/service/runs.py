@@ -41,6 +41,7 @@ from engine.events import (
     CallbackKind,
     Expired,
     InboundCall,
+    InboundMessage,
     Request,
     Response,
     ServeDocument,
@@ -74,7 +75,7 @@ EMPTY_DOCUMENT = "<Response></Response>"
 REJECT_DOCUMENT = '<Response><Hangup reason="rejected"/></Response>'
 SAVE_RETRIES = 10
 _EVENT_NAMES = {Callback: "callback", Response: "response", Expired: "expired", Trigger: "trigger",
-                InboundCall: "inbound", TimerFired: "timer"}
+                InboundCall: "inbound", InboundMessage: "message", TimerFired: "timer"}
 
 
 @dataclass
@@ -165,18 +166,21 @@ class Service:
             await self.store.release(self.owner, [run_id])
 
     # -- entry points ----------------------------------------------------------------------------
-    async def trigger(self, flow_id: str, payload: dict, key: IdempotencyKey | None = None) -> KeyedRun:
+    async def trigger(self, flow_id: str, payload: dict, key: IdempotencyKey | None = None,
+                      start: InboundMessage | None = None) -> KeyedRun:
         """Start a run; return it once its first state is stored. Effects (the Call API
         request) go on in the background: the caller gets the run id at once. Under an
         idempotency `key` already used (within its lifetime) nothing starts: the answer is
-        the run that holds the key (`created` False; the caller compares the fingerprint)."""
+        the run that holds the key (`created` False; the caller compares the fingerprint).
+        `start`: an incoming SMS starts the run instead of the run request (no call up
+        either, engine/service/messages.py)."""
         if self.unanswered >= self.settings.max_queued or self.stopping:
             self.observe.metrics.trigger_refused(flow_id)
             raise QueueFull(1.0)
         entry = self.flows[flow_id]
         run_id = str(uuid.uuid4())
         state = entry.executor.new_run(run_id)
-        effects = entry.executor.advance(state, Trigger(payload))
+        effects = entry.executor.advance(state, start or Trigger(payload))
         sends = _requests(effects)
         lease = self.lease() if sends else None
         self.unanswered += 1  # its place in the queue, taken before any await (the check above is racy otherwise)

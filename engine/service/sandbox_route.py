@@ -1,8 +1,10 @@
-"""`POST /sandbox/inbound` on `callflow serve --sandbox`: an incoming call placed by the
-embedded sandbox (engine/local/sandbox_inbound.py), behind the API's Basic auth (the serve
-may listen beyond loopback, and the call starts a run). The console's trigger form and
-`callflow call` use it. The answer adds the run the call started: ``run_id`` and ``run``
-(its record, as GET /v1/runs/{id} shows it), or null when the call reached no flow here.
+"""`POST /sandbox/inbound` and `/sandbox/inbound-message` on `callflow serve --sandbox`: an
+incoming call placed, or an incoming SMS delivered, by the embedded sandbox
+(engine/local/sandbox_inbound.py, engine/local/sandbox_message.py), behind the API's Basic
+auth (the serve may listen beyond loopback, and the call or message starts a run). The
+console's trigger form, `callflow call` and `callflow message` use them. The answer adds the
+run started: ``run_id`` and ``run`` (its record, as GET /v1/runs/{id} shows it), or null
+when the call or message reached no flow here.
 
 Without --sandbox it is a 404 saying so.
 """
@@ -52,12 +54,36 @@ async def _run_of(request: HttpRequest, call_uuid: str, answer_url: str) -> tupl
     run_id = await service.store.find_by_call(call_uuid, flow_id)
     if run_id is None:
         return None, None
+    return run_id, await _settled(service, run_id)
+
+
+async def sandbox_inbound_message(request: HttpRequest):
+    if not authorized(request):
+        return deny()
+    sandbox = getattr(request.app.state, "sandbox", None)
+    if sandbox is None:
+        return error(404, "this service runs without --sandbox: it cannot deliver simulated incoming messages")
+    from engine.local.sandbox_message import answer
+
+    state = sandbox.state
+    try:
+        result = await answer(request, state.core, state.driver.client, state.app_url)
+    except HttpError as e:
+        return error(e.status, e.message)
+    ours = result["url"].startswith(service_of(request).settings.public_url.rstrip("/") + "/callbacks/")
+    run_id = result["run_id"] if ours else None
+    result["run"] = await _settled(service_of(request), run_id) if run_id else None
+    return readable_json(result)
+
+
+async def _settled(service, run_id: str) -> dict | None:
+    """The run's record once it has ended or `SETTLE` seconds have passed (None: no such run)."""
     end = time.monotonic() + SETTLE
     while True:
         stored = await service.store.load(run_id)
         if stored is None:
-            return run_id, None
+            return None
         record = stored.state.record()
         if record["status"] in ("completed", "failed") or time.monotonic() > end:
-            return run_id, record
+            return record
         await asyncio.sleep(0.02)
