@@ -193,6 +193,19 @@ def test_an_incoming_call_flow_names_its_url_and_no_sandbox_route_without_sandbo
     run(tmp_path, check, extra={"inbound-support": load_flow(FLOWS / "inbound-support.yaml")})
 
 
+def test_an_sms_flow_names_its_message_url_and_no_sandbox_route_without_sandbox(tmp_path):
+    async def check(client):
+        d = (await client.get("/v1/flows/sms-auto-reply", headers=basic())).json()
+        assert d["incoming_message"] == {"url": "https://flows.example.com/callbacks/inbound-message/sms-auto-reply",
+                                         "sandbox_url": None}
+        assert d["incoming"] is None  # it takes no calls
+        r = await client.post("/sandbox/inbound-message", json={"url": d["incoming_message"]["url"],
+                                                                 "from": "+12025550123"}, headers=basic())
+        assert r.status_code == 404 and "--sandbox" in r.json()["error"]
+
+    run(tmp_path, check, extra={"sms-auto-reply": load_flow(FLOWS / "sms-auto-reply.yaml")})
+
+
 def test_graph_svg_is_graph_export_output(tmp_path):
     async def check(client):
         r = await client.get(f"/v1/flows/{FLOW}/graph.svg", headers=basic())

@@ -600,6 +600,29 @@ def test_an_incoming_call_from_the_flow_page(browser, serve, api):
     no_console_errors(d)
 
 
+def test_an_incoming_sms_from_the_flow_page(browser, serve, api):
+    """sms-auto-reply on serve --sandbox: the form sends a simulated SMS; the run takes the
+    message path, its page opens, and its reply went to the sandbox's Message API."""
+    d = browser
+    open_console(d, serve, "#/flows/sms-auto-reply")
+    fields = wait_for(lambda: {i.get_attribute("data-message"): i for i in css(d, "form.message-form input")},
+                      what="the incoming-SMS form")
+    assert set(fields) == {"from", "to", "text"} and not css(d, "form.incoming-form:not(.message-form) input")
+    fields["text"].send_keys("Where is order A1234?")
+    shot(d, "11-message-form")
+    css(d, "form.message-form button[type=submit]")[0].click()
+    wait_for(lambda: "#/runs/" in d.current_url, what="the message's run page")
+    run_id = d.current_url.rsplit("/", 1)[1]
+    wait_for(lambda: run_status(d) == "completed", what="the run to complete")
+    steps = [r.text.split()[1:4] for r in css(d, "table.steps tbody tr")]
+    assert steps[0] == ["Start", "trigger", "message"] and steps[-1][:2] in (["Reply", "send_sms"], ["Sorry", "send_sms"])
+    shot(d, "12-message-run")
+    record = api.get(f"/v1/runs/{run_id}").json()
+    assert record["variables"]["Start"]["message"]["text"] == "Where is order A1234?"
+    assert record["requests"][-1]["json"]["dst"] == "+12025550123"
+    no_console_errors(d)
+
+
 def test_console_asks_the_browser_for_credentials(serve):
     r = httpx.get(serve.url + "/")
     assert r.status_code == 401 and r.headers["www-authenticate"] == 'Basic realm="callflow"'

@@ -34,7 +34,7 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.events import InboundCall
+from engine.events import InboundCall, InboundMessage
 from engine.flow import Flow
 from engine.node import NodeSpec
 from engine.service.auth import auth_of, authorized
@@ -129,6 +129,15 @@ def incoming(flow: Flow, public_url: str, sandbox: bool) -> dict | None:
             "sandbox_url": "/sandbox/inbound" if sandbox else None}
 
 
+def incoming_message(flow: Flow, public_url: str, sandbox: bool) -> dict | None:
+    """Where incoming SMS reach the flow (None: it takes none), and the route that delivers a
+    simulated one (`serve --sandbox` only)."""
+    if flow.start_target(InboundMessage) is None:
+        return None
+    return {"url": f"{public_url.rstrip('/')}/callbacks/inbound-message/{flow.id}",
+            "sandbox_url": "/sandbox/inbound-message" if sandbox else None}
+
+
 def flow_detail(flow: Flow, auth_id: str, created_on: str, public_url: str = "", sandbox: bool = False) -> dict:
     from engine.graph_export import graph_model
 
@@ -153,6 +162,7 @@ def flow_detail(flow: Flow, auth_id: str, created_on: str, public_url: str = "",
         "fields": trigger_fields(flow),
         "run_url": f"/v1/account/{auth_id}/phlo/{flow.id}/",
         "incoming": incoming(flow, public_url, sandbox),
+        "incoming_message": incoming_message(flow, public_url, sandbox),
         "revision": flow.revision,
         "graph_url": f"/v1/flows/{flow.id}/graph.svg?revision={flow.revision}",
     }

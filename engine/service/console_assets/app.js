@@ -330,7 +330,7 @@
   }
 
   // The node panel, the incoming-call form and a request's answer (console_assets/panels.js).
-  const {nodePanel, incomingForm, responseLine} = window.callflowPanels({h, code, replace, svgNodes, api, page, finished});
+  const {nodePanel, incomingForm, messageForm, responseLine} = window.callflowPanels({h, code, replace, svgNodes, api, page, finished});
 
   // -- pages ---------------------------------------------------------------------------------
   let generation = 0; // bumped on every navigation: stale async work sees it and stops
@@ -455,7 +455,8 @@
       h("div", {class: "columns"},
         h("section", {class: "card graph-card"}, h("h2", {}, "Graph"), graph, panel.el),
         h("section", {class: "card form-card"}, d.incoming ? [h("h2", {}, "Incoming call"), incomingForm(d)] : null,
-          h("h2", {class: d.incoming ? "second" : null}, "Start a run"), takesRuns(d) ? runForm(d) :
+          d.incoming_message ? [h("h2", {class: d.incoming ? "second" : null}, "Incoming SMS"), messageForm(d)] : null,
+          h("h2", {class: d.incoming || d.incoming_message ? "second" : null}, "Start a run"), takesRuns(d) ? runForm(d) :
             h("p", {class: "hint"}, "This flow takes no run requests: its trigger has no ", code("http"), " path."))),
       h("section", {class: "card"}, h("div", {class: "section-head"}, h("h2", {}, "Recent runs"),
         h("a", {href: "#/runs?flow=" + encodeURIComponent(d.id)}, "all runs of this flow")), runsBox));
