@@ -3,13 +3,16 @@ executor's start with no call up, and what validation says of `Start.message.*` 
 
 from __future__ import annotations
 
+import pytest
 from conftest import flow_text
 
+from engine.errors import HttpError
 from engine.events import InboundCall, InboundMessage, Request, Trigger
 from engine.executor import Executor
 from engine.load.build import check_text
 from engine.local.incoming import message_params
 from engine.local.run import LocalRun
+from engine.local.sandbox_message import parse_message
 from engine.node import Next, RunEnvironment
 
 SMS = message_params("+12025550123", "+12025551234", "hours?", "m-1")
@@ -149,3 +152,21 @@ def test_a_flow_test_case_starts_by_message_and_its_mistakes_are_diagnostics(tmp
     assert "f.test.yaml:4:21: error invalid-phone message.from is the sender's E.164 number" in shown
     assert "unknown key 'txt'" in shown and "did you mean 'text'" in shown, shown
     assert "an incoming call or an incoming message, not both" in shown
+
+
+def test_the_sandbox_reads_an_sms_request_and_finds_its_message_url():
+    numbers = {"+12025551234": "sms-auto-reply", "+12025551235": "https://app.example.com/answer"}
+    m = parse_message({"from": "+12025550123", "text": "hi"}, numbers, "http://127.0.0.1:8080/")
+    assert (m.sender, m.number, m.text) == ("+12025550123", "+12025551234", "hi")
+    assert m.url == "http://127.0.0.1:8080/callbacks/inbound-message/sms-auto-reply" and m.message_uuid
+    given = parse_message({"from": "+12025550123", "url": "https://x.example/sms", "message_uuid": "M1"}, {})
+    assert (given.url, given.message_uuid, given.text) == ("https://x.example/sms", "M1", "")
+    for body, says in (({"from": "+12025550123"}, "only serve --sandbox does"),  # no app URL for the flow id
+                       ({"from": "+12025550123", "to": "+12025551235"}, "maps to a flow id"),
+                       ({"from": "12025550123", "url": "https://x.example"}, "write it as '+12025550123'"),
+                       ({"from": "+12025550123", "url": "https://x.example", "text": "x" * 1601}, "1600"),
+                       ({"from": "+12025550123", "url": "https://x.example", "txt": "hi"}, "did you mean 'text'"),
+                       ([], "a JSON object")):
+        with pytest.raises(HttpError) as e:
+            parse_message(body, numbers)
+        assert e.value.status == 400 and says in e.value.message, (body, e.value.message)
