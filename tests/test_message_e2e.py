@@ -159,6 +159,10 @@ def test_callflow_message_prints_the_run(served):
     bad = subprocess.run([sys.executable, "-m", "engine.cli", "message", f"{serve}/callbacks/inbound-message/{FLOW}",
                           "--from", "12025550123"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr == "error: --from: '12025550123' is not E.164: write it as '+12025550123'\n"
+    refused = subprocess.run([sys.executable, "-m", "engine.cli", "message", f"{serve}/callbacks/inbound-message/nope",
+                              "--from", SENDER], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert refused.stdout.splitlines()[-1] == "not delivered: the app answered HTTP 404: no flow 'nope' here"
 
 
 def test_a_standalone_sandbox_delivers_to_a_serve_that_shares_its_provider_token(served, tmp_path):

@@ -313,8 +313,10 @@ def _entry_hint(trigger: str, kind: str, segments: tuple, reached_from: str | No
     if reached_from not in _ENTRY_READS:
         return ""
     started, reads = _ENTRY_READS[reached_from]
-    field = segments[3] if kind == "http" and len(segments) > 3 and segments[2] == "params" else \
-        segments[2] if len(segments) > 2 and kind != "http" else None
+    if kind == "http":  # Start.http.params.<key>
+        field = segments[3] if len(segments) > 3 and segments[2] == "params" else None
+    else:  # Start.call.<field>, Start.message.<field>
+        field = segments[2] if len(segments) > 2 else None
     # The numbers calls and messages both have; a payload key `text` is the message's text.
     same = field in ("from", "to") or (field == "text" and reached_from == "message")
     options = [field] if same and reached_from != "http" else list(reads)
@@ -324,5 +326,6 @@ def _entry_hint(trigger: str, kind: str, segments: tuple, reached_from: str | No
         what = "the call" if reached_from == "call" else "the message"
         return (f"; runs started by {started} have no payload (not even the trigger's static "
                 f"`payload`): read {what} instead, {read}")
-    verb = "read their payload" if reached_from == "http" else f"read it: {read}"
-    return f"; runs started by {started} {verb}" + (f": {read}" if reached_from == "http" else "")
+    if reached_from == "http":
+        return f"; runs started by {started} read their payload: {read}"
+    return f"; runs started by {started} read it: {read}"

@@ -55,7 +55,8 @@ def callback_client() -> ShardedClient:
     return ShardedClient(CALLBACK_CONNECTIONS, 8, timeout=CALLBACK_TIMEOUT, follow_redirects=False)
 
 
-async def _read_limited(response: httpx.Response, limit: int) -> bytes:
+async def read_limited(response: httpx.Response, limit: int) -> bytes:
+    """At most `limit` bytes of a streamed response's body (an app's answer may be anything)."""
     chunks, size = [], 0
     async for chunk in response.aiter_bytes():
         chunks.append(chunk)
@@ -137,7 +138,7 @@ class CallDriver:
                     request = self.client.build_request("POST", cb.url, data=cb.params, headers=headers)
                 response = await self.client.send(request, stream=True)
                 try:
-                    body = await _read_limited(response, MAX_BYTES + 1)
+                    body = await read_limited(response, MAX_BYTES + 1)
                 finally:
                     await response.aclose()
         except TimeoutError:

@@ -23,6 +23,7 @@ when the application is callflow's (its ``X-Callflow-Run-Id`` answer header); 40
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from engine.errors import HttpError
-from engine.local.call_driver import CALLBACK_TIMEOUT, USER_AGENT
+from engine.local.call_driver import CALLBACK_TIMEOUT, USER_AGENT, read_limited
 from engine.local.incoming import (
     APP_URL,
     DEFAULT_TO,
@@ -48,6 +49,7 @@ from engine.service.signature import sign_v3_headers
 __all__ = ["KEYS", "MESSAGE_PATH", "RUN_HEADER", "IncomingMessage", "deliver", "inbound_message", "parse_message"]
 
 KEYS = ("from", "to", "text", "url", "message_uuid")
+ANSWER_BYTES = 16 * 1024  # of the app's answer read (an SMS webhook's answer is empty or an error)
 MESSAGE_PATH = "/callbacks/inbound-message/"  # callflow's message URL, below its public URL
 
 
@@ -99,7 +101,12 @@ async def deliver(core: SandboxCore, client: httpx.AsyncClient, message: Incomin
     headers = {"User-Agent": USER_AGENT, **sign_v3_headers("POST", message.url, params, core.auth_token)}
     try:
         async with asyncio.timeout(CALLBACK_TIMEOUT):
-            response = await client.send(client.build_request("POST", message.url, data=params, headers=headers))
+            response = await client.send(client.build_request("POST", message.url, data=params, headers=headers),
+                                         stream=True)
+            try:
+                body = await read_limited(response, ANSWER_BYTES)
+            finally:
+                await response.aclose()
     except TimeoutError:
         result["error"] = f"no response within {CALLBACK_TIMEOUT:g} s"
         return result
@@ -108,15 +115,15 @@ async def deliver(core: SandboxCore, client: httpx.AsyncClient, message: Incomin
         return result
     result["status"], result["run_id"] = response.status_code, response.headers.get(RUN_HEADER)
     if not 200 <= response.status_code < 300:
-        result["error"] = f"the app answered HTTP {response.status_code}" + _reason(response)
+        result["error"] = f"the app answered HTTP {response.status_code}" + _reason(body)
     return result
 
 
-def _reason(response: httpx.Response) -> str:
+def _reason(body: bytes) -> str:
     """`: why` from a JSON error answer (callflow's `{"error": ...}`), else nothing."""
     try:
-        data = response.json()
-    except ValueError:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
         return ""
     reason = data.get("error") if isinstance(data, dict) else None
     return f": {str(reason)[:200]}" if reason else ""
