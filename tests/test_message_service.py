@@ -50,6 +50,11 @@ def test_one_message_starts_one_run_however_often_it_comes(store_url):
         await asyncio.gather(*a.tasks, *b.tasks)  # the replies, sent after the answer
         stored = await a.store.load(first.run_id)
         assert stored.state.variables["Start"]["message"]["text"] == "hello" and stored.state.call is None
+        # the number search finds it by its sender and by the number written to
+        for number in ("+12025550123", "+12025551234"):
+            runs, _ = await a.store.list_runs(flow_id="reply", number=number)
+            assert {r["run_id"] for r in runs} == {first.run_id, other.run_id}, number
+        assert (await a.store.list_runs(flow_id="reply", number="+12025550100"))[0] == []
         await a.store.close()
         if b is not a:
             await b.store.close()

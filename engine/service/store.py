@@ -183,9 +183,14 @@ def phone_number(value) -> str | None:
 def number_columns(state: RunState) -> tuple[str | None, str | None]:
     """(from_number, to_number) of the run's call (its latest): the numbers its node
     recorded in its outputs, `from`/`to` (an outbound call's; of several destinations called
-    at once, the first) or `call.from`/`call.to` (the incoming call a trigger answered)."""
+    at once, the first) or `call.from`/`call.to` (the incoming call a trigger answered); with
+    no call, `message.from`/`message.to` (the incoming SMS that started the run)."""
     call = state.call
-    outputs = state.variables.get(call.node) if call is not None else None
+    if call is None:  # no call: a run an incoming SMS started has its sender and the number written to
+        first = state.variables.get(state.steps[0].node) if state.steps else None
+        outputs = first.get("message") if isinstance(first, dict) else None
+    else:
+        outputs = state.variables.get(call.node)
     if not isinstance(outputs, dict):
         return None, None
     if isinstance(outputs.get("call"), dict):
