@@ -92,6 +92,10 @@ class CallOut(NodeType):
             "to": "<".join(destinations),
             "answer_url": ctx.callback_url("answer"),
             "answer_method": "POST",
+            # The answer URL again, through the load balancer: a process killed while it
+            # answered leaves Plivo to ask the fallback, which another process answers.
+            "fallback_url": ctx.callback_url("answer"),
+            "fallback_method": "POST",
             "hangup_url": ctx.callback_url("hangup"),
             "hangup_method": "POST",
             "ring_url": ctx.callback_url("ring"),

@@ -103,6 +103,9 @@ class Receiver:
             return Response(SPEAK, media_type="application/xml")
         if path == "/answer/invalid":
             return Response(INVALID, media_type="application/xml")
+        if path == "/answer/menu-broken":  # its GetDigits action answers 500
+            return Response(MENU.replace("/digits?step=1", "/answer/error").format(base=self.base_url),
+                            media_type="application/xml")
         if path == "/answer/error":
             return Response("boom", status_code=500)
         if path == "/answer/slow":
@@ -323,6 +326,38 @@ def test_an_answer_url_error_ends_the_call_and_is_logged_with_its_status(sandbox
     answer = log["callbacks"][0]
     assert (answer["kind"], answer["status"]) == ("answer", 500)
     assert log["documents"] == []
+
+
+def test_a_failed_answer_url_is_followed_by_the_fallback_url_and_nothing_else_is_retried(sandbox, receiver):
+    r = receiver.base_url
+    dead = f"http://127.0.0.1:{free_socket().getsockname()[1]}"  # bound, never listening: refused
+    resp = api_call(sandbox, {"from": FROM, "to": PRESSES_2, "answer_url": f"{r}/answer/error",
+                              "fallback_url": f"{r}/answer/menu", "fallback_method": "GET",
+                              "ring_url": f"{dead}/ring", "hangup_url": f"{r}/hangup"})
+    request_uuid = resp.json()["request_uuid"]
+    wait_for(lambda: receiver.hangup(request_uuid), what="the hangup callback")
+    log = finished_log(sandbox, request_uuid)
+    kinds = [(c["kind"], c["status"], c.get("attempts", 1)) for c in log["callbacks"]]
+    # The ring URL refused the connection: tried twice (Plivo's rc=1 on ct), then lost; the
+    # answer URL's 500 is not retried (rp=ct,rt) but its fallback is asked, with the same params.
+    assert kinds == [("ring", None, 2), ("answer", 500, 1), ("fallback", 200, 1), ("action", 200, 1),
+                     ("hangup", 200, 1)]
+    fallback = [x for x in receiver.for_request(request_uuid) if x["path"] == "/answer/menu"]
+    assert len(fallback) == 1 and fallback[0]["method"] == "GET" and fallback[0]["valid"]
+    assert fallback[0]["params"]["CallStatus"] == "in-progress"
+    assert log["hangup_cause"] == "NORMAL_CLEARING"
+
+
+def test_a_failed_action_url_ends_the_call_without_a_fallback(sandbox, receiver):
+    r = receiver.base_url
+    resp = api_call(sandbox, {"from": FROM, "to": PRESSES_2, "answer_url": f"{r}/answer/menu-broken",
+                              "fallback_url": f"{r}/answer/speak", "hangup_url": f"{r}/hangup"})
+    request_uuid = resp.json()["request_uuid"]
+    hangup = wait_for(lambda: receiver.hangup(request_uuid), what="the hangup callback")
+    assert hangup["params"]["HangupCause"] == "ACTION_URL_ERROR"
+    log = finished_log(sandbox, request_uuid)
+    assert [(c["kind"], c["status"]) for c in log["callbacks"]] == [("answer", 200), ("action", 500),
+                                                                  ("hangup", 200)]
 
 
 def test_api_errors_as_plivo_answers_them(sdk, monkeypatch, sandbox, receiver):

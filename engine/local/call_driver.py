@@ -13,9 +13,17 @@ task that turns its items into real I/O:
   timeout or a method other than GET/POST sends ``None`` instead, and the simulation ends
   the call with an error cause (``ANSWER_URL_ERROR`` / ``ACTION_URL_ERROR``) as Plivo does.
 
-Callback policy, kept simple on purpose:
-  * one attempt per callback, no retries, and ``fallback_url`` is not called;
-  * each callback has 15 s in all (connect + send + response), then counts as failed;
+Callback policy: Plivo's defaults (its "Callback configurations" page: retry count `rc=1`,
+retry policy `rp=ct,rt`, connect timeout 2 s), no kinder:
+  * a callback whose connection failed (refused, or not made within 2 s) or whose answer
+    did not come in time is sent once more; an answer, any status (a 5xx too), or a
+    connection cut after the request went out (a process killed meanwhile) is not retried;
+  * an answer URL that failed (its attempts, a non-2xx) is followed by the Call's
+    ``fallback_url`` (with ``fallback_method``), the same parameters, if the Call gave one
+    (`SimulatedCall.run`); no other URL has a fallback: a failed GetDigits action or
+    Redirect ends the call (``ACTION_URL_ERROR``), a failed ring or hangup callback is lost;
+  * each attempt has 15 s in all (connect + send + response), then counts as failed
+    (Plivo waits up to 40 s for an answer: shorter here, so tests of a hanging app end sooner);
   * redirects (3xx) are not followed: they count as a non-2xx answer;
   * each logged callback gets ``sent_at`` and, once answered, ``answered_at`` (epoch seconds);
   * at most ``MAX_BYTES`` + 1 bytes of a response are read; a bigger XML document is
@@ -42,7 +50,9 @@ __all__ = ["CALLBACK_CONNECTIONS", "CALLBACK_TIMEOUT", "USER_AGENT", "CallDriver
 
 logger = logging.getLogger("callflow.sandbox")
 
-CALLBACK_TIMEOUT = 15.0  # seconds per callback, all included
+CALLBACK_TIMEOUT = 15.0  # seconds per attempt, all included
+CONNECT_TIMEOUT = 2.0  # Plivo's default `ct`
+RETRIES = 1  # Plivo's default `rc`: after a failed connection or no answer in time (`rp=ct,rt`)
 CALLBACK_CONNECTIONS = 1000  # callbacks in flight at once, all calls together
 USER_AGENT = "callflow-sandbox"
 
@@ -52,7 +62,8 @@ def callback_client() -> ShardedClient:
     `CALLBACK_TIMEOUT` per callback, redirects not followed."""
     # One 1,000-connection httpx client spent ~60% of the sandbox's CPU in its pool's O(n^2)
     # bookkeeping under load (bench/e2e.py): the same connections as small clients instead.
-    return ShardedClient(CALLBACK_CONNECTIONS, 8, timeout=CALLBACK_TIMEOUT, follow_redirects=False)
+    timeout = httpx.Timeout(CALLBACK_TIMEOUT, connect=CONNECT_TIMEOUT)
+    return ShardedClient(CALLBACK_CONNECTIONS, 8, timeout=timeout, follow_redirects=False)
 
 
 async def read_limited(response: httpx.Response, limit: int) -> bytes:
@@ -119,7 +130,8 @@ class CallDriver:
             sim.close()
 
     async def callback(self, call: SimulatedCall, cb: Callback) -> str | None:
-        """Send one callback; return the response text for a 2xx, else None. Records the outcome."""
+        """Send one callback (and its retry, as Plivo's default policy has it); return the
+        response text for a 2xx, else None. Records the outcome."""
         entry = _log_entry(call, cb)
         # When it went out and when its answer was in (epoch seconds): the order of what the app
         # served against what else happened meanwhile (tests/test_dead_air_e2e.py).
@@ -128,26 +140,43 @@ class CallDriver:
         if method not in ("GET", "POST"):
             entry["error"] = f"unsupported callback method {cb.method!r}: Plivo calls URLs with GET or POST"
             return None
-        try:
-            headers = {"User-Agent": USER_AGENT, **sign_v3_headers(method, cb.url, cb.params, self.core.auth_token)}
-            async with asyncio.timeout(CALLBACK_TIMEOUT):
-                if method == "GET":
-                    request = self.client.build_request(
-                        "GET", httpx.URL(cb.url).copy_merge_params(cb.params), headers=headers)
-                else:
-                    request = self.client.build_request("POST", cb.url, data=cb.params, headers=headers)
+        for attempt in range(1 + RETRIES):
+            retry = attempt < RETRIES
+            try:
+                return await self._attempt(cb, method, entry)
+            except TimeoutError:
+                entry["error"] = f"no response within {CALLBACK_TIMEOUT:g} s"
+            except (httpx.ConnectError, httpx.ConnectTimeout) as e:  # never reached the app
+                entry["error"] = f"{type(e).__name__}: {e}"
+            except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as e:
+                entry["error"] = f"{type(e).__name__}: {e}"
+                retry = False  # it may have reached the app: Plivo's default policy does not retry it
+            if not retry:
+                return None
+            entry["attempts"] = attempt + 2
+        return None
+
+    async def _attempt(self, cb: Callback, method: str, entry: dict) -> str | None:
+        """One attempt: the text of a 2xx answer, None for another status; raises when no
+        answer came."""
+        headers = {"User-Agent": USER_AGENT, **sign_v3_headers(method, cb.url, cb.params, self.core.auth_token)}
+        async with asyncio.timeout(CALLBACK_TIMEOUT):
+            if method == "GET":
+                request = self.client.build_request(
+                    "GET", httpx.URL(cb.url).copy_merge_params(cb.params), headers=headers)
+            else:
+                request = self.client.build_request("POST", cb.url, data=cb.params, headers=headers)
+            try:
                 response = await self.client.send(request, stream=True)
-                try:
-                    body = await read_limited(response, MAX_BYTES + 1)
-                finally:
-                    await response.aclose()
-        except TimeoutError:
-            entry["error"] = f"no response within {CALLBACK_TIMEOUT:g} s"
-            return None
-        except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as e:
-            entry["error"] = f"{type(e).__name__}: {e}"
-            return None
-        entry["status"], entry["answered_at"] = response.status_code, time.time()
+            except httpx.TimeoutException as e:
+                if isinstance(e, httpx.ConnectTimeout):
+                    raise
+                raise TimeoutError from e
+            try:
+                body = await read_limited(response, MAX_BYTES + 1)
+            finally:
+                await response.aclose()
+        entry["status"], entry["error"], entry["answered_at"] = response.status_code, None, time.time()
         if not 200 <= response.status_code < 300:
             entry["error"] = f"the app answered HTTP {response.status_code}"
             return None

@@ -45,7 +45,7 @@ class Delay:
 
 @dataclass(frozen=True, slots=True)
 class Callback:
-    kind: str  # ring | answer | hangup | action | redirect | confirm (a Dial's confirmSound)
+    kind: str  # ring | answer | fallback | hangup | action | redirect | confirm (a Dial's confirmSound)
     url: str
     method: str
     params: dict
@@ -53,7 +53,7 @@ class Callback:
 
     @property
     def expects_xml(self) -> bool:
-        return self.kind in ("answer", "action", "redirect", "confirm")
+        return self.kind in ("answer", "fallback", "action", "redirect", "confirm")
 
 
 def new_id() -> str:
@@ -145,6 +145,9 @@ class SimulatedCall:
         self.answered_at = self.clock()
         answer = self._callback("answer", "answer_url", params)
         reply = (yield answer) if answer else None
+        if reply is None:  # the answer URL failed: Plivo asks the Call's fallback_url instead
+            fallback = self._callback("fallback", "fallback_url", params)
+            reply = (yield fallback) if fallback else None
         elapsed = 0.0
         digits = list(b.digits)
         self.speech_left = list(b.speech)
