@@ -14,6 +14,7 @@ import http.server
 import json
 import shutil
 import threading
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
@@ -245,6 +246,8 @@ def test_the_official_sdk_reads_the_sandboxs_lookups(sandbox, serve, monkeypatch
     assert live.call_uuid == uuid and live.call_status == "ringing" and live.to == RINGS
     assert live.request_uuid == uuid  # a call the API placed shows under its request_uuid
     assert uuid in client.live_calls.list_ids().calls
+    assert client.live_calls.list_ids(from_number=call["from"], to_number=RINGS).calls == [uuid]
+    assert client.live_calls.list_ids(to_number=ANSWERS).calls == []
     with pytest.raises(plivo_exceptions.ResourceNotFoundError):
         client.calls.get(uuid)  # not ended yet: no record
     with pytest.raises(plivo_exceptions.ResourceNotFoundError):
@@ -260,6 +263,13 @@ def test_the_official_sdk_reads_the_sandboxs_lookups(sandbox, serve, monkeypatch
     assert ended.to_number == RINGS and ended.call_direction == "outbound" and ended.bill_duration == 0
     page = client.calls.list(to_number=RINGS, limit=5)
     assert [c.call_uuid for c in page.objects] == [uuid]
+    ended_at = datetime.strptime(ended.end_time[:19], "%Y-%m-%d %H:%M:%S")
+    around = {"from_number": call["from"], "to_number": RINGS}
+    assert [c.call_uuid for c in client.calls.list(
+        end_time__gte=f"{ended_at - timedelta(seconds=1):%Y-%m-%d %H:%M}", **around).objects] == [uuid]
+    assert client.calls.list(end_time__gt=f"{ended_at:%Y-%m-%d %H:%M:%S}", **around).objects == []
+    assert client.calls.list(end_time__lte=f"{ended_at:%Y-%m-%d %H:%M:%S.%f}", **around).meta["total_count"] == 1
+    assert client.queued_calls.list_ids(limit=5, offset=0).calls == []
     with pytest.raises(plivo_exceptions.ResourceNotFoundError):
         client.live_calls.get(uuid)
 

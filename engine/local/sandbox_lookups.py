@@ -12,10 +12,11 @@ The same URLs, query parameters and JSON fields as Plivo's (the official SDK's
        call_uuid, end_time, from_number, hangup_cause_code, hangup_cause_name, hangup_source,
        initiation_time, parent_call_uuid, resource_uri, to_number, total_amount, total_rate}
   GET /v1/Account/{auth_id}/Call/?status=live|queued     {api_id, calls: [uuid, ...]}
-      (live: call_direction, from_number, to_number filters)
+      (live: call_direction, from_number, to_number filters; queued: limit, offset)
   GET /v1/Account/{auth_id}/Call/                        ended calls, newest first:
       {api_id, meta: {limit, next, offset, previous, total_count}, objects: [CDR, ...]}
-      (call_direction, from_number, to_number, limit <= 20, offset)
+      (call_direction, from_number, to_number, end_time[__gt|__gte|__lt|__lte] as
+      `YYYY-MM-DD HH:MM[:ss[.uuuuuu]]` UTC, limit <= 20, offset)
 
 Each lookup answers 404 `{"api_id", "error": "call not found"}` when no call is in that
 state. A simulated call's uuid is its request_uuid, as Plivo shows the calls it placed.
@@ -23,6 +24,7 @@ state. A simulated call's uuid is its request_uuid, as Plivo shows the calls it 
 
 from __future__ import annotations
 
+import operator
 from datetime import UTC, datetime
 
 from engine.local.sandbox import SandboxCore, SimulatedCall, new_id
@@ -38,6 +40,9 @@ CDR_CAUSES = {
 }
 UNKNOWN_CAUSE = (0, "Unknown", "Error")
 PAGE_LIMIT = 20
+END_TIME_FILTERS = {"end_time": operator.eq, "end_time__gt": operator.gt, "end_time__gte": operator.ge,
+                    "end_time__lt": operator.lt, "end_time__lte": operator.le}
+TIME_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M")
 
 
 def _time(ts: float | None, micro: bool = False) -> str | None:
@@ -100,22 +105,46 @@ def _matches(call: SimulatedCall, params: dict) -> bool:
     return True
 
 
+def _when(text: str) -> float:
+    """`YYYY-MM-DD HH:MM[:ss[.uuuuuu]]` (UTC) as epoch seconds; ValueError otherwise."""
+    for form in TIME_FORMATS:
+        try:
+            return datetime.strptime(text, form).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    raise ValueError(text)
+
+
+def _ended_in(call: SimulatedCall, bounds: list[tuple]) -> bool:
+    """Does the call's end time (whole seconds, as its record shows it) pass every bound?"""
+    ended = float(int(call.ended_at or 0))
+    return all(compare(ended, when) for compare, when in bounds)
+
+
+def _page(params: dict) -> tuple[int, int]:
+    """(limit, offset); ValueError when either is not a whole number in range."""
+    limit, offset = int(params.get("limit", PAGE_LIMIT)), int(params.get("offset", 0))
+    if not 0 < limit <= PAGE_LIMIT or offset < 0:
+        raise ValueError
+    return limit, offset
+
+
 def list_calls(core: SandboxCore, params: dict) -> tuple[int, dict]:
     """GET .../Call/ with `status` live or queued (ids), else the ended calls' records (a page)."""
     status = params.get("status")
     if status == "live":
         ids = [c.call_uuid for c in core.calls if c.phase in ("ringing", "in-progress") and _matches(c, params)]
         return 200, {"api_id": new_id(), "calls": ids}
-    if status == "queued":
-        return 200, {"api_id": new_id(), "calls": [c.request_uuid for c in core.calls if c.phase == "queued"]}
     try:
-        limit = int(params.get("limit", PAGE_LIMIT))
-        offset = int(params.get("offset", 0))
+        limit, offset = _page(params)
+        bounds = [(compare, _when(params[key])) for key, compare in END_TIME_FILTERS.items() if params.get(key)]
     except ValueError:
-        return 400, {"api_id": new_id(), "error": "limit and offset must be whole numbers"}
-    if not 0 < limit <= PAGE_LIMIT or offset < 0:
-        return 400, {"api_id": new_id(), "error": f"limit must be 1 to {PAGE_LIMIT} and offset at least 0"}
-    ended = [c for c in reversed(core.calls) if c.phase == "ended" and _matches(c, params)]
+        return 400, {"api_id": new_id(), "error": f"limit must be 1 to {PAGE_LIMIT}, offset at least 0, and "
+                                                  "end_time filters YYYY-MM-DD HH:MM[:ss[.uuuuuu]]"}
+    if status == "queued":
+        queued = [c.request_uuid for c in core.calls if c.phase == "queued"]
+        return 200, {"api_id": new_id(), "calls": queued[offset:offset + limit]}
+    ended = [c for c in reversed(core.calls) if c.phase == "ended" and _matches(c, params) and _ended_in(c, bounds)]
     page = ended[offset:offset + limit]
     meta = {"limit": limit, "next": None, "offset": offset, "previous": None, "total_count": len(ended)}
     return 200, {"api_id": new_id(), "meta": meta, "objects": [cdr(c, core.auth_id) for c in page]}
