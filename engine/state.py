@@ -7,7 +7,7 @@ so that any process can store it and any other can pick the run up.
 The records inside (`Step`, `Waiting`, `Call`) are small typed objects; in JSON they keep
 the shapes stored since the first version: a step is a 6-element list
 `[node, type, outcome, started_at, ended_at, error]`, the waiting record
-`{"node", "seq", "for"}`, the call `{"node", "seq", "legs", "up", "uuid", "ringing", "ended"}`.
+`{"node", "seq", "for"}` (+ "until", "resent" when set), the call `{"node", "seq", "legs", "up", "uuid", "ringing", "ended"}`.
 """
 
 from __future__ import annotations
@@ -70,18 +70,21 @@ class Waiting:
     seq: int
     reason: WaitReason
     until: float | None = None
+    resent: bool = False  # its request, once in doubt, was sent again (the shell's reconciliation)
 
     def to_json(self) -> dict:
         """The stored mapping."""
         data = {"node": self.node, "seq": self.seq, "for": self.reason.value}
         if self.until is not None:
             data["until"] = self.until
+        if self.resent:
+            data["resent"] = True
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> "Waiting":
         """The record from its stored mapping."""
-        return cls(data["node"], data["seq"], WaitReason(data["for"]), data.get("until"))
+        return cls(data["node"], data["seq"], WaitReason(data["for"]), data.get("until"), data.get("resent", False))
 
 
 @dataclass(slots=True)

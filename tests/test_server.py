@@ -15,7 +15,7 @@ import httpx
 import pytest
 from conftest import FLOWS
 
-from engine.errors import HandedBack, HttpError
+from engine.errors import HandedBack, HttpError, ProviderError
 from engine.events import Request, Response
 from engine.executor import HANGUP_DOCUMENT
 from engine.load.build import check_text, load_flow
@@ -74,6 +74,9 @@ class FakeProvider:
             return Response(status=400, body={"api_id": "x", "error": "invalid destination"})
         return Response(status=201, headers={"content-type": "application/json"},
                         body={"message": "call fired", "request_uuid": "req-1", "api_id": "a-1"})
+
+    async def lookup(self, path: str, params: dict | None = None, timeout: float = 5.0):
+        raise ProviderError("this fake answers no lookups")  # the provider's API is down: looked up in vain
 
     async def aclose(self):
         pass
@@ -451,6 +454,8 @@ def test_in_doubt_request_is_not_resent_and_fails_the_node_after_the_grace(tmp_p
             assert (await service.store.load(run_id)).state.waiting.reason is WaitReason.RESPONSE
             assert await sweep(service) == 0  # not yet: within the grace period
             await asyncio.sleep(0.25)
+            assert await sweep(service) == 0  # looked up at the provider, which did not answer: still in doubt
+            await asyncio.sleep(0.4)  # past the bound (3 grace periods in doubt)
             assert await sweep(service) == 1
             record = (await service.store.load(run_id)).state.record()
             assert record["status"] == "completed" and record["path"] == ["Start", "Call", "Done"]

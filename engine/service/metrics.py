@@ -57,7 +57,8 @@ class Metrics:
         self._claims = Counter("callflow_runs_claimed", "Runs this process leased for work outside a request, by "
                                "kind (unsent, in_doubt, quiet, timer).", ["kind"], registry=r)
         self._reconciled = Counter("callflow_reconciliations", "Calls looked up at the provider for a run gone "
-                                   "quiet, by what was found (queued, live, ended, missing, unknown).", ["found"],
+                                   "quiet (queued, live, ended, missing, unknown) or in doubt (absent, resent, "
+                                   "adopted, ambiguous, unknown, gave_up), by what was found.", ["found"],
                                    registry=r)
         self._handed_back = Counter("callflow_requests_handed_back", "Requests taken back unsent (a stop, a "
                                     "lost lease): another process, or the next start, sends them.", registry=r)

@@ -117,6 +117,9 @@ class Service:
         # a run's call up again after a failed lookup, and since when the provider knows no call.
         self.reconcile_after: dict[str, float] = {}
         self.missing_since: dict[str, float] = {}
+        # Requests in doubt (engine/service/in_doubt.py): when to look again, since when absent.
+        self.doubt_after: dict[str, float] = {}
+        self.absent_since: dict[str, float] = {}
         self.owner = settings.owner  # the name on this process's leases
         self.unanswered = 0  # runs whose requests this process performs in the background
         self.stopping = False  # set by `drain`: nothing more is handed to a connection

@@ -5,9 +5,12 @@ exactly one acts on each; a dead process's leases are taken over once they expir
 * a request recorded and never sent (its process died or stopped with it queued): sent now
   (`Service.send_unsent`), by whichever process claims it;
 * a request sent whose answer never came (the process died with it in flight, or it timed
-  out after it was written) is *in doubt*: never resent. After the grace period
-  (`CALLFLOW_IN_DOUBT_SECONDS`, default 60) with no callback proving it went through, the
-  sweeper feeds `Response(in_doubt=True)` and the node takes its `failed` outcome;
+  out after it was written) is *in doubt*. After the grace period
+  (`CALLFLOW_IN_DOUBT_SECONDS`, default 60) with no callback proving it went through, a
+  Call request is looked for at the provider (engine/service/in_doubt.py): absent on two
+  looks, it is sent again, once; found, the run adopts the call; else, after a bound, and
+  for any other request at once, the sweeper feeds `Response(in_doubt=True)` and the node
+  takes its `failed` outcome;
 * a run whose call has been silent for `CALLFLOW_RECONCILE_SECONDS` has the call looked up
   at the provider (engine/service/reconcile.py): a call that ended unheard is delivered as
   its hangup, so such runs finish within about a minute, not at the run timeout;
@@ -31,14 +34,14 @@ import asyncio
 import logging
 
 from engine.errors import StoreError
-from engine.events import Expired, Response
+from engine.events import Expired
 from engine.service.campaigns import TICK, pace_campaigns
 from engine.service.deploy import prune_revisions
+from engine.service.in_doubt import settle
 from engine.service.reconcile import reconcile
 from engine.service.runs import Service
 from engine.service.store import Claim
 from engine.service.timers import fire_timers
-from engine.state import WaitReason
 
 logger = logging.getLogger("callflow.server")  # one logger name for the whole service
 PRUNE_INTERVAL = 60.0  # seconds between two markings (and prunings) of the stored revisions
@@ -57,36 +60,32 @@ async def send_unsent(service: Service) -> int:
 
 
 async def sweep(service: Service) -> int:
-    """Send what was never sent, feed `Response(in_doubt=True)` to runs whose sent request
-    has gone unanswered for the grace period, then expire stale runs. Returns how many runs
-    moved. (Reconciliation runs beside it: `sweep_forever`.)"""
-    done = await send_unsent(service)
+    """One pass of every sweep but the timers and reconciliation: settle the runs in doubt,
+    send what was never sent (a request resent just now too), expire stale runs. Returns
+    how many runs moved."""
+    settled = await settle_in_doubt(service)
+    return settled + await sweep_queues(service)
+
+
+async def sweep_queues(service: Service) -> int:
+    """Send what was never sent, then expire stale runs (no provider lookup: never slowed
+    down by the provider's API)."""
+    return await send_unsent(service) + await expire_stale(service)
+
+
+async def settle_in_doubt(service: Service) -> int:
+    """Settle the runs whose sent request has gone unanswered for the grace period
+    (engine/service/in_doubt.py: looked up, resent once, adopted, or failed)."""
     grace = service.settings.in_doubt_seconds
-    cutoff = service.clock() - grace
-    run_ids = await service.claim(Claim.IN_DOUBT, cutoff)
-    for run_id in run_ids:
-        async with service.locks.hold(run_id):
-            stored = await service.store.load(run_id)
-            if stored is None:
-                continue
-            state = stored.state
-            waiting = state.waiting
-            if waiting is None or waiting.reason is not WaitReason.RESPONSE or state.updated_at >= cutoff:
-                continue
-            entry = await service.flow_of(state)
-            if entry is None:
-                continue
-            logger.warning("run %s: request of node %s in doubt for %g s: not resent, taking failed",
-                           run_id, waiting.node, grace)
-            event = Response(error=f"no response recorded within {grace:g} s",
-                             in_doubt=True)
-            state, version, effects = await service.advance(entry, stored, event)
-            await service.perform(entry, state, version, effects)
-            done += 1
-    await service.release(run_ids)
-    return done + await expire_stale(service)
-
-
+    now = service.clock()
+    done = 0
+    run_ids = await service.claim(Claim.IN_DOUBT, now - grace)
+    try:
+        for run_id in run_ids:
+            done += await settle(service, run_id, now, grace)
+    finally:
+        await service.release(run_ids)
+    return done
 
 
 async def expire_stale(service: Service) -> int:
@@ -120,7 +119,8 @@ async def sweep_forever(service: Service) -> None:
     if settings.reconcile_seconds > 0:
         deadlines.append(settings.reconcile_seconds)
     interval = min(max(min(deadlines) / 4, 0.05), 1.0)  # a stopped process's queue is sent within 1 s
-    loops = [_every(interval, sweep, service, "in-doubt sweep"),
+    loops = [_every(interval, sweep_queues, service, "sweep"),
+             _every(interval, settle_in_doubt, service, "in-doubt sweep"),  # provider lookups: a loop of its own
              _every(interval, fire_timers, service, "timers"),  # its own loop: a slow provider never delays it
              _every(settings.lease_seconds / 3, renew, service, "lease renewal"),
              _every(TICK, pace_campaigns, service, "campaigns"),  # engine/service/campaigns.py
