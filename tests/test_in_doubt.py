@@ -8,7 +8,16 @@ from __future__ import annotations
 import asyncio
 import time
 
-from test_server import TO, FakeProvider, call_params, callback, drain, go, serving, started
+from test_server import (
+    TO,
+    FakeProvider,
+    call_params,
+    callback,
+    drain,
+    go,
+    serving,
+    started,
+)
 
 from engine.service.sweeper import sweep
 from engine.state import WaitReason

@@ -28,6 +28,8 @@ retry policy `rp=ct,rt`, connect timeout 2 s), no kinder:
   * each logged callback gets ``sent_at`` and, once answered, ``answered_at`` (epoch seconds);
   * at most ``MAX_BYTES`` + 1 bytes of a response are read; a bigger XML document is
     refused by `plivoxml.parse` (over Plivo's 100 KB limit) like any invalid document.
+Each callback's log entry keeps its `status`, `error`, `attempts` (when retried) and
+`seconds` (sent -> answered: what a caller waits, bench/scale_bench.py reads it).
 Calls run concurrently (one task each) over one shared client (`callback_client()`: 1,000
 connections), so hundreds of simultaneous calls do not queue behind each other. The sandbox server starts a
 call's task only after its 201 response has gone out, so the answer callback comes after it.
@@ -140,6 +142,7 @@ class CallDriver:
         if method not in ("GET", "POST"):
             entry["error"] = f"unsupported callback method {cb.method!r}: Plivo calls URLs with GET or POST"
             return None
+        started = time.perf_counter()
         for attempt in range(1 + RETRIES):
             retry = attempt < RETRIES
             try:
@@ -151,6 +154,8 @@ class CallDriver:
             except (httpx.HTTPError, httpx.InvalidURL, ValueError, OSError) as e:
                 entry["error"] = f"{type(e).__name__}: {e}"
                 retry = False  # it may have reached the app: Plivo's default policy does not retry it
+            finally:
+                entry["seconds"] = round(time.perf_counter() - started, 6)  # sent -> answered, retries included
             if not retry:
                 return None
             entry["attempts"] = attempt + 2

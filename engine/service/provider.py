@@ -58,6 +58,7 @@ Handing = Callable[[bool], Awaitable[bool]]  # `Provider.perform`'s hook: (sent?
 MAX_RESPONSE_BYTES = 1024 * 1024
 DEFAULT_CONNECTIONS = 16  # provider API connections; CALLFLOW_PROVIDER_CONNECTIONS
 WEB_CONNECTIONS = 32  # http_request nodes, all hosts together
+LOOKUP_CONNECTIONS = 4  # the Call API's lookups (reconciliation, requests in doubt), apart from the requests
 
 
 @dataclass(frozen=True)
@@ -187,15 +188,17 @@ class Provider:
         self._limits = (max(1, max_connections), max(1, web_connections))
         self._api_slots = asyncio.Semaphore(self._limits[0])
         self._web_slots = asyncio.Semaphore(self._limits[1])
+        self._lookup_slots = asyncio.Semaphore(LOOKUP_CONNECTIONS)
         self._ssl = httpx.create_ssl_context()  # the trust store httpx uses (certifi)
         self._api: aiohttp.ClientSession | None = None  # made in the running loop, on first use
         self._web: aiohttp.ClientSession | None = None
+        self._lookups: aiohttp.ClientSession | None = None
 
     def __repr__(self) -> str:
         return f"Provider({self.config!r})"
 
     async def aclose(self) -> None:
-        for session in (self._api, self._web):
+        for session in (self._api, self._web, self._lookups):
             if session is not None:
                 await session.close()
         self._api = self._web = None
@@ -263,7 +266,13 @@ class Provider:
         target = URL(f"{self._api_origin}/v1/Account/{self.config.auth_id}/{path.lstrip('/')}")
         if params:
             target = target.with_query(params)
-        status, resp_headers, data = await self._api_request("GET", target, CIMultiDict(), b"", timeout)
+        # Connections of their own: the lookups unblock runs in doubt or gone quiet, and must not
+        # wait behind a queue of Call requests (a burst of triggers fills the API's connections).
+        if self._lookups is None:
+            self._lookups = client_session(LOOKUP_CONNECTIONS, ssl_context=self._ssl, headers=self._api_headers,
+                                           skip_auto_headers=("Accept-Encoding",))
+        status, resp_headers, data = await self._api_request("GET", target, CIMultiDict(), b"", timeout,
+                                                             lanes=(self._lookups, self._lookup_slots))
         return status, _decode(resp_headers, data, None)
 
     def _encode(self, req: Request) -> tuple[str, URL, CIMultiDict, bytes]:
@@ -288,13 +297,15 @@ class Provider:
         return method, URL(self._api_origin + target, encoded=True), headers, body or b""
 
     async def _api_request(self, method: str, url: URL, headers, body: bytes, timeout: float,
-                           handing: Handing | None = None) -> tuple[int, dict[str, str], bytes]:
-        session = self._api
+                           handing: Handing | None = None, lanes=None) -> tuple[int, dict[str, str], bytes]:
+        """One exchange with the provider's API; `lanes`: (session, semaphore) other than the
+        API requests' own (the lookups')."""
+        session, slots = lanes or (self._api, self._api_slots)
         if session is None:  # accept-encoding: the API's answers are small, take them as they are
             session = self._api = client_session(self._limits[0], ssl_context=self._ssl, headers=self._api_headers,
                                                  skip_auto_headers=("Accept-Encoding",), trace_configs=[_MARK_SENT])
         timeout = max(timeout, 0.001)
-        async with self._api_slots:
+        async with slots:
             try:
                 async with asyncio.timeout(2 * timeout):
                     async with session.request(method, url, data=body, headers=headers, timeout=_timeouts(timeout),

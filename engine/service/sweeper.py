@@ -45,6 +45,7 @@ from engine.service.timers import fire_timers
 
 logger = logging.getLogger("callflow.server")  # one logger name for the whole service
 PRUNE_INTERVAL = 60.0  # seconds between two markings (and prunings) of the stored revisions
+IN_DOUBT_PER_TICK = 20  # runs in doubt settled at once (their lookups share LOOKUP_CONNECTIONS)
 
 
 async def send_unsent(service: Service) -> int:
@@ -78,14 +79,11 @@ async def settle_in_doubt(service: Service) -> int:
     (engine/service/in_doubt.py: looked up, resent once, adopted, or failed)."""
     grace = service.settings.in_doubt_seconds
     now = service.clock()
-    done = 0
-    run_ids = await service.claim(Claim.IN_DOUBT, now - grace)
-    try:
-        for run_id in run_ids:
-            done += await settle(service, run_id, now, grace)
+    run_ids = await service.claim(Claim.IN_DOUBT, now - grace, limit=IN_DOUBT_PER_TICK)
+    try:  # side by side: each may wait seconds for the provider's lookups
+        return sum(await asyncio.gather(*(settle(service, run_id, now, grace) for run_id in run_ids)))
     finally:
         await service.release(run_ids)
-    return done
 
 
 async def expire_stale(service: Service) -> int:
