@@ -136,7 +136,7 @@ def test_several_matching_calls_or_no_answer_keep_it_in_doubt_until_the_bound(tm
             run_id = await started(client, service)
             assert await _settle(service, 1, GRACE + 0.05) == 0  # two candidates: which is its own?
             assert (await service.store.load(run_id)).state.waiting.reason is WaitReason.RESPONSE
-            for _ in range(3):
+            for _ in range(7):  # past the bound: 6 grace periods in doubt
                 await _settle(service, 1, 0.15)
             state = (await service.store.load(run_id)).state
             assert len(provider.requests) == 1 and _call_step(state)["outcome"] == "failed"

@@ -455,7 +455,7 @@ def test_in_doubt_request_is_not_resent_and_fails_the_node_after_the_grace(tmp_p
             assert await sweep(service) == 0  # not yet: within the grace period
             await asyncio.sleep(0.25)
             assert await sweep(service) == 0  # looked up at the provider, which did not answer: still in doubt
-            await asyncio.sleep(0.4)  # past the bound (3 grace periods in doubt)
+            await asyncio.sleep(1.0)  # past the bound (6 grace periods in doubt)
             assert await sweep(service) == 1
             record = (await service.store.load(run_id)).state.record()
             assert record["status"] == "completed" and record["path"] == ["Start", "Call", "Done"]

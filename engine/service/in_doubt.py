@@ -20,7 +20,7 @@ SDK makes (`queued_calls.list_ids`/`get`, `live_calls.list_ids(from_number, to_n
   come) and goes on; its callbacks, or reconciliation, tell the rest;
 * several such calls (two runs calling one number from one caller id at once cannot be told
   apart: the lookups name no answer URL), or no usable answer from the provider: it stays in
-  doubt and is looked at again; after `BOUND` grace periods in doubt the node fails as before
+  doubt and is looked at again; after `BOUND` (6) grace periods in doubt the node fails as before
   (`Response(in_doubt=True)`: "not resent").
 
 Each decision is logged and counted (`callflow_reconciliations{found}`: absent, resent,
@@ -41,7 +41,7 @@ from engine.state import WaitReason
 
 logger = logging.getLogger("callflow.server")
 
-BOUND = 3  # grace periods in doubt before the node fails anyway
+BOUND = 6  # grace periods in doubt before the node fails anyway (a provider slow to answer its lookups)
 CLOCK_SKEW = 2.0  # seconds: the provider's clock may run behind ours
 
 
@@ -81,12 +81,28 @@ def _same(a, b) -> bool:
     return str(a or "").lstrip("+") == str(b or "").lstrip("+")
 
 
-async def calls_since(service: Service, src: str, dst: str, since: float) -> list[str]:
+class Shared:
+    """The lookups that name no number (the queued calls and each one's detail), made once per
+    sweep tick for all the runs it settles: one answer, awaited by all of them."""
+
+    def __init__(self, service: Service):
+        self.service = service
+        self.answers: dict[str, asyncio.Future] = {}
+
+    async def get(self, path: str, params: dict) -> dict | None:
+        key = path + "?" + "&".join(f"{k}={v}" for k, v in sorted(params.items()))
+        if key not in self.answers:
+            self.answers[key] = asyncio.ensure_future(_get(self.service, path, params))
+        return await asyncio.shield(self.answers[key])
+
+
+async def calls_since(service: Service, src: str, dst: str, since: float, shared: Shared | None = None) -> list[str]:
     """The uuids of the calls from `src` to `dst` queued, live or ended since `since`."""
     found: list[str] = []
-    queued = await _get(service, "Call/", {"status": "queued", "limit": 20, "offset": 0}) or {}
+    shared = shared or Shared(service)
+    queued = await shared.get("Call/", {"status": "queued", "limit": 20, "offset": 0}) or {}
     for uuid in (queued.get("calls") or [])[:LIVE_MATCHES]:
-        detail = await _get(service, f"Call/{uuid}/", {"status": "queued"})
+        detail = await shared.get(f"Call/{uuid}/", {"status": "queued"})
         if detail and _same(detail.get("from"), src) and _same(detail.get("to"), dst) \
                 and _since(detail.get("session_start"), since):
             found.append(str(detail.get("request_uuid") or uuid))
@@ -120,7 +136,7 @@ def _decided(service: Service, run_id: str, found: str, message: str, *args) -> 
                    extra={"event": "run.in_doubt", "run_id": run_id, "found": found})
 
 
-async def settle(service: Service, run_id: str, now: float, grace: float) -> bool:
+async def settle(service: Service, run_id: str, now: float, grace: float, shared: Shared | None = None) -> bool:
     """One claimed run in doubt: look it up, resend, adopt, wait or fail. True if it moved."""
     stored = await service.store.load(run_id)
     if stored is None:
@@ -143,7 +159,7 @@ async def settle(service: Service, run_id: str, now: float, grace: float) -> boo
     try:
         async with asyncio.timeout(LOOKUP_SECONDS):
             uuids = await _unclaimed(service, run_id,
-                                     await calls_since(service, *facts, state.updated_at - CLOCK_SKEW))
+                                     await calls_since(service, *facts, state.updated_at - CLOCK_SKEW, shared))
     except (TimeoutError, Unknown) as e:
         service.doubt_after[run_id] = now + look_apart(grace)
         _decided(service, run_id, "unknown", "its Call request is in doubt and looking it up failed (%s)",

@@ -37,7 +37,7 @@ from engine.errors import StoreError
 from engine.events import Expired
 from engine.service.campaigns import TICK, pace_campaigns
 from engine.service.deploy import prune_revisions
-from engine.service.in_doubt import settle
+from engine.service.in_doubt import Shared, settle
 from engine.service.reconcile import reconcile
 from engine.service.runs import Service
 from engine.service.store import Claim
@@ -81,7 +81,8 @@ async def settle_in_doubt(service: Service) -> int:
     now = service.clock()
     run_ids = await service.claim(Claim.IN_DOUBT, now - grace, limit=IN_DOUBT_PER_TICK)
     try:  # side by side: each may wait seconds for the provider's lookups
-        return sum(await asyncio.gather(*(settle(service, run_id, now, grace) for run_id in run_ids)))
+        shared = Shared(service)  # the queued calls, looked up once for all of them
+        return sum(await asyncio.gather(*(settle(service, run_id, now, grace, shared) for run_id in run_ids)))
     finally:
         await service.release(run_ids)
 
