@@ -121,11 +121,11 @@ def latency_round(name: str, db: str, sandbox_url: str, tmp: Path, rate: float, 
     try:
         asyncio.run(paced(url, rate, min(seconds, 3)))  # warm up: pools, caches
         httpx.delete(f"{sandbox_url}/sandbox/calls")
-        before = histogram(httpx.get(f"{url}/metrics").text, "callflow_callback_seconds", 'kind="answer"')
+        before = histogram(httpx.get(f"{url}/metrics", auth=(AUTH_ID, AUTH_TOKEN)).text, "callflow_callback_seconds", 'kind="answer"')
         cpu0 = serve.cpu()
         n = asyncio.run(paced(url, rate, seconds))
         cpu = serve.cpu() - cpu0
-        after = histogram(httpx.get(f"{url}/metrics").text, "callflow_callback_seconds", 'kind="answer"')
+        after = histogram(httpx.get(f"{url}/metrics", auth=(AUTH_ID, AUTH_TOKEN)).text, "callflow_callback_seconds", 'kind="answer"')
     finally:
         serve.stop()
     calls = httpx.get(f"{sandbox_url}/sandbox/calls", timeout=60).json()["calls"]

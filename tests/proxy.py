@@ -4,7 +4,8 @@ backends, each new connection to the next backend in turn (as a plain L4 load ba
     with RoundRobinProxy([url_a, url_b]) as proxy:
         ... proxy.url ...; proxy.connections -> {backend: count}
 
-It runs on an event loop in a thread of its own; bytes are copied both ways until either
+It runs on an event loop in a thread of its own (a deep accept backlog: a load balancer takes
+what comes, and its clients connect within 2 s); bytes are copied both ways until either
 side closes. A backend that refuses the connection is skipped for the next one, as a load
 balancer does with a dead process; when all refuse, the client's connection is closed.
 """
@@ -31,7 +32,7 @@ class RoundRobinProxy:
     def __enter__(self) -> RoundRobinProxy:
         self._thread.start()
         self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, "127.0.0.1", 0), self._loop).result(10)
+            asyncio.start_server(self._handle, "127.0.0.1", 0, backlog=4096), self._loop).result(10)
         self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
         return self
 
