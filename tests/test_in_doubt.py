@@ -128,13 +128,25 @@ def test_a_call_request_in_doubt_whose_call_the_provider_shows_adopts_it(tmp_pat
     go(main())
 
 
-def test_several_matching_calls_or_no_answer_keep_it_in_doubt_until_the_bound(tmp_path):
+def test_several_matching_calls_fail_the_node_without_a_resend(tmp_path):
     async def main():
         live = {"call-a": ("+12025551234", TO), "call-b": ("+12025551234", TO)}
         provider = LookedUp("doubt", live=live)
         async with serving(tmp_path, provider, grace=GRACE) as (service, client):
             run_id = await started(client, service)
-            assert await _settle(service, 1, GRACE + 0.05) == 0  # two candidates: which is its own?
+            assert await _settle(service, 1, GRACE + 0.05) == 1  # two candidates: which is its own? failed
+            state = (await service.store.load(run_id)).state
+            assert len(provider.requests) == 1 and _call_step(state)["outcome"] == "failed"
+
+    go(main())
+
+
+def test_a_provider_that_does_not_answer_its_lookups_keeps_it_in_doubt_until_the_bound(tmp_path):
+    async def main():
+        provider = FakeProvider("doubt")  # its lookups raise ProviderError
+        async with serving(tmp_path, provider, grace=GRACE) as (service, client):
+            run_id = await started(client, service)
+            assert await _settle(service, 1, GRACE + 0.05) == 0
             assert (await service.store.load(run_id)).state.waiting.reason is WaitReason.RESPONSE
             for _ in range(7):  # past the bound: 6 grace periods in doubt
                 await _settle(service, 1, 0.15)

@@ -19,9 +19,11 @@ SDK makes (`queued_calls.list_ids`/`get`, `live_calls.list_ids(from_number, to_n
   the run adopts the call (its uuid becomes the Call's `request_uuid`, as if the 201 had
   come) and goes on; its callbacks, or reconciliation, tell the rest;
 * several such calls (two runs calling one number from one caller id at once cannot be told
-  apart: the lookups name no answer URL), or no usable answer from the provider: it stays in
-  doubt and is looked at again; after `BOUND` (6) grace periods in doubt the node fails as before
-  (`Response(in_doubt=True)`: "not resent").
+  apart: the lookups name no answer URL): the node fails as before (`Response(in_doubt=True)`:
+  "not resent");
+* no usable answer from the provider (an error, no answer in time, or a list too long to read
+  to its end: absence is only concluded from complete lists): it stays in doubt and is looked
+  at again; after `BOUND` (6) grace periods in doubt the node fails as before.
 
 Each decision is logged and counted (`callflow_reconciliations{found}`: absent, resent,
 adopted, ambiguous, unknown, gave_up). Requests other than a Call (http_request, send_sms)
@@ -35,7 +37,7 @@ import logging
 from datetime import UTC, datetime
 
 from engine.events import Response
-from engine.service.reconcile import LIVE_MATCHES, LOOKUP_SECONDS, Unknown, _get
+from engine.service.reconcile import LOOKUP_SECONDS, Unknown, _get
 from engine.service.runs import Service
 from engine.state import WaitReason
 
@@ -96,25 +98,45 @@ class Shared:
         return await asyncio.shield(self.answers[key])
 
 
+PAGE = 20  # Plivo's largest page of a list
+MAX_PAGES = 10  # pages read per list: beyond, absence cannot be proven (Unknown)
+
+
+async def _pages(get, path: str, params: dict, key: str) -> list:
+    """Every item of a paged list (`key`: "calls" or "objects"), all of it or Unknown: a call
+    on a page not read could be the one looked for."""
+    items: list = []
+    for page in range(MAX_PAGES):
+        answer = await get(path, {**params, "limit": PAGE, "offset": page * PAGE}) or {}
+        got = answer.get(key) or []
+        items += got
+        total = (answer.get("meta") or {}).get("total_count")
+        if len(got) < PAGE or (isinstance(total, int) and len(items) >= total):
+            return items
+    raise Unknown(f"more than {MAX_PAGES * PAGE} calls listed at {path}: cannot tell")
+
+
 async def calls_since(service: Service, src: str, dst: str, since: float, shared: Shared | None = None) -> list[str]:
-    """The uuids of the calls from `src` to `dst` queued, live or ended since `since`."""
+    """The uuids of the calls from `src` to `dst` queued, live or ended since `since`: every
+    one of them (the lists are read to their end), or Unknown."""
     found: list[str] = []
     shared = shared or Shared(service)
-    queued = await shared.get("Call/", {"status": "queued", "limit": 20, "offset": 0}) or {}
-    for uuid in (queued.get("calls") or [])[:LIVE_MATCHES]:
+    for uuid in await _pages(shared.get, "Call/", {"status": "queued"}, "calls"):
         detail = await shared.get(f"Call/{uuid}/", {"status": "queued"})
         if detail and _same(detail.get("from"), src) and _same(detail.get("to"), dst) \
                 and _since(detail.get("session_start"), since):
             found.append(str(detail.get("request_uuid") or uuid))
-    live = await _get(service, "Call/", {"status": "live", "from_number": src, "to_number": dst}) or {}
-    for uuid in (live.get("calls") or [])[:LIVE_MATCHES]:
+    live = (await _get(service, "Call/", {"status": "live", "from_number": src, "to_number": dst}) or {}).get("calls")
+    if len(live or []) > MAX_PAGES * PAGE:
+        raise Unknown(f"{len(live)} live calls from {src} to {dst}: cannot tell")
+    for uuid in live or []:
         detail = await _get(service, f"Call/{uuid}/", {"status": "live"})
         if detail and _since(detail.get("session_start"), since):
             found.append(str(detail.get("request_uuid") or uuid))
     window = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M:%S")
-    ended = await _get(service, "Call/", {"from_number": src, "to_number": dst, "end_time__gte": window,
-                                          "limit": 20}) or {}
-    for record in ended.get("objects") or []:
+    ended = await _pages(lambda path, params: _get(service, path, params), "Call/",
+                         {"from_number": src, "to_number": dst, "end_time__gte": window}, "objects")
+    for record in ended:
         if isinstance(record, dict) and _since(record.get("initiation_time"), since):
             found.append(str(record.get("call_uuid")))
     return list(dict.fromkeys(found))
@@ -167,11 +189,10 @@ async def settle(service: Service, run_id: str, now: float, grace: float, shared
         return False
     if len(uuids) == 1:
         return await adopt(service, run_id, stored.version, uuids[0])
-    if uuids:
-        service.doubt_after[run_id] = now + look_apart(grace)
+    if uuids:  # one of them may be its own: never resent, and none can be adopted
         _decided(service, run_id, "ambiguous", "its Call request is in doubt; %d calls from %s to %s since: "
-                 "cannot tell which is its own, still in doubt", len(uuids), *facts)
-        return False
+                 "cannot tell which is its own, not resent", len(uuids), *facts)
+        return await fail(service, run_id, grace)
     first = service.absent_since.setdefault(run_id, now)
     if now - first < look_apart(grace):
         service.doubt_after[run_id] = first + look_apart(grace)
