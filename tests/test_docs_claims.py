@@ -45,3 +45,11 @@ def test_the_date_filter_uses_the_process_time_zone_as_flows_md_says():
     assert render("UTC") == ["22:13", "09:30", "+0200"]
     assert render("Asia/Tokyo") == ["07:13", "09:30", "+0200"]
     assert "`TZ`" in (DOCS / "flows.md").read_text()
+
+
+def test_the_design_module_map_names_every_engine_module():
+    """docs/design.md's module map is where a reader finds a module: a new one must be in it."""
+    design = (ROOT / "docs" / "design.md").read_text()
+    modules = [p for p in (ROOT / "engine").rglob("*.py") if p.name != "__init__.py" and "__pycache__" not in p.parts]
+    missing = sorted(str(p.relative_to(ROOT)) for p in modules if not re.search(rf"\b{re.escape(p.name)}\b", design))
+    assert not missing, f"modules not in docs/design.md's module map: {missing}"

@@ -31,8 +31,8 @@ from engine.service.store import IdempotencyKey, phone_number
 RUN_STATUSES = ("running", "waiting", "completed", "failed")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
-IDEMPOTENCY_TTL = 24 * 3600.0
-MAX_NUMBER_LENGTH = 256  # a SIP URI at most  # a key answers with its run for a day, as Stripe's do
+IDEMPOTENCY_TTL = 24 * 3600.0  # a key answers with its run for a day, as Stripe's do
+MAX_NUMBER_LENGTH = 256  # ?number=: a SIP URI at most
 
 
 async def run_flow(request: HttpRequest):
