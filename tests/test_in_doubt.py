@@ -141,6 +141,38 @@ def test_several_matching_calls_fail_the_node_without_a_resend(tmp_path):
     go(main())
 
 
+class MovedWhileLookedUp(LookedUp):
+    """Several matching calls, and the run saved by someone else while the lookups run (a
+    callback of its own call moved it on): the decision taken from the older state is stale."""
+
+    def __init__(self, live: dict):
+        super().__init__("doubt", live=live)
+        self.service, self.run_id = None, None
+        self.moved_to: int | None = None
+
+    async def lookup(self, path: str, params: dict | None = None, timeout: float = 5.0):
+        if self.moved_to is None and self.service is not None:
+            stored = await self.service.store.load(self.run_id)
+            self.moved_to = await self.service.store.save(stored.state, stored.version)
+        return await super().lookup(path, params, timeout)
+
+
+def test_a_run_that_moved_while_it_was_looked_up_is_not_failed_by_the_stale_decision(tmp_path):
+    async def main():
+        live = {"call-a": ("+12025551234", TO), "call-b": ("+12025551234", TO)}
+        provider = MovedWhileLookedUp(live)
+        async with serving(tmp_path, provider, grace=GRACE) as (service, client):
+            run_id = await started(client, service)
+            provider.service, provider.run_id = service, run_id
+            await _settle(service, 1, GRACE + 0.05)  # ambiguous, but the run moved meanwhile
+            stored = await service.store.load(run_id)
+            assert provider.moved_to is not None and stored.version == provider.moved_to
+            assert stored.state.waiting is not None and stored.state.waiting.reason is WaitReason.RESPONSE
+            assert _call_step(stored.state)["outcome"] is None
+
+    go(main())
+
+
 def test_a_provider_that_does_not_answer_its_lookups_keeps_it_in_doubt_until_the_bound(tmp_path):
     async def main():
         provider = FakeProvider("doubt")  # its lookups raise ProviderError

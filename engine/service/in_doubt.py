@@ -175,7 +175,7 @@ async def settle(service: Service, run_id: str, now: float, grace: float, shared
         if facts is not None:
             _decided(service, run_id, "gave_up", "its Call request stayed in doubt for %g s: not resent",
                      now - state.updated_at)
-        return await fail(service, run_id, grace)
+        return await fail(service, run_id, grace, version=stored.version)
     if service.doubt_after.get(run_id, 0.0) > now:
         return False
     try:
@@ -192,7 +192,7 @@ async def settle(service: Service, run_id: str, now: float, grace: float, shared
     if uuids:  # one of them may be its own: never resent, and none can be adopted
         _decided(service, run_id, "ambiguous", "its Call request is in doubt; %d calls from %s to %s since: "
                  "cannot tell which is its own, not resent", len(uuids), *facts)
-        return await fail(service, run_id, grace)
+        return await fail(service, run_id, grace, version=stored.version)
     first = service.absent_since.setdefault(run_id, now)
     if now - first < look_apart(grace):
         service.doubt_after[run_id] = first + look_apart(grace)
@@ -250,15 +250,18 @@ async def adopt(service: Service, run_id: str, version: int, uuid: str) -> bool:
     return True
 
 
-async def fail(service: Service, run_id: str, grace: float, held: bool = False) -> bool:
-    """The in-doubt rule as before: `Response(in_doubt=True)`, the node takes failed."""
+async def fail(service: Service, run_id: str, grace: float, held: bool = False, version: int | None = None) -> bool:
+    """The in-doubt rule as before: `Response(in_doubt=True)`, the node takes failed.
+    `version`: the one the decision was taken on; a run saved since (a callback of its own
+    call moved it on during the lookups) is left alone: the decision is stale."""
     forget(service, run_id)
     if not held:
         async with service.locks.hold(run_id):
-            return await fail(service, run_id, grace, held=True)
+            return await fail(service, run_id, grace, held=True, version=version)
     stored = await service.store.load(run_id)
     entry = await service.flow_of(stored.state) if stored is not None else None
-    if stored is None or entry is None or stored.state.waiting is None \
+    if stored is None or entry is None or (version is not None and stored.version != version) \
+            or stored.state.waiting is None \
             or stored.state.waiting.reason is not WaitReason.RESPONSE:
         return False
     logger.warning("run %s: request of node %s in doubt for %g s: not resent, taking failed",
