@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -26,28 +25,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from test_store_contract import inbound, outbound  # noqa: E402
+from test_store_contract import inbound, outbound, sqlite_schema_6_file  # noqa: E402
 
 from engine.service.sqlite_store import SQLiteStore  # noqa: E402
 
 
 def schema_6_file(path: str, runs: int) -> None:
-    asyncio.run(SQLiteStore(path).close())
-    db = sqlite3.connect(path)
-    for index in ("runs_from_number", "runs_to_number", "runs_inbound_call"):
-        db.execute(f"DROP INDEX {index}")
-    for column in ("from_number", "to_number", "inbound_call_uuid"):
-        db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
-    db.execute("ALTER TABLE flow_revisions DROP COLUMN current_at")
-    rows = []
-    for i in range(runs):
-        state = inbound(f"r{i}", f"ca-{i}") if i % 2 else outbound(f"r{i}", "+12025550100", f"+1415555{i % 10000:04d}")
-        rows.append((state.run_id, i, i, state.to_json()))
-    db.executemany("INSERT INTO runs (run_id, flow_id, status, created_at, updated_at, version, state)"
-                   " VALUES (?, 'f', 'completed', ?, ?, 1, ?)", rows)
-    db.execute("PRAGMA user_version = 6")
-    db.commit()
-    db.close()
+    states = (inbound(f"r{i}", f"ca-{i}") if i % 2 else outbound(f"r{i}", "+12025550100", f"+1415555{i % 10000:04d}")
+              for i in range(runs))
+    sqlite_schema_6_file(path, list(states))
 
 
 def main() -> None:

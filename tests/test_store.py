@@ -270,24 +270,12 @@ def test_a_schema_6_file_gets_the_numbers_of_its_runs_and_inbound_dedupe(tmp_pat
     """Schema 6 -> 7: the old runs' numbers come from their stored states; two old runs of one
     incoming call (nothing refused it before) do not fail the unique index: the newest keeps
     the mark, and a third run for that call is refused from now on."""
-    from test_store_contract import inbound, outbound
+    from test_store_contract import inbound, outbound, sqlite_schema_6_file
 
     path = str(tmp_path / "runs.db")
-    s = SQLiteStore(path)
-    run(s.create_run(outbound("out", "+12025550100", "14155550199")))
-    run(s.close())
-    db = sqlite3.connect(path)
-    for index in ("runs_from_number", "runs_to_number", "runs_inbound_call"):
-        db.execute(f"DROP INDEX {index}")
-    for column in ("from_number", "to_number", "inbound_call_uuid"):
-        db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
-    db.execute("ALTER TABLE flow_revisions DROP COLUMN current_at")
-    for i, run_id in enumerate(("dup-old", "dup-new")):  # as schema 6 stored them
-        db.execute("INSERT INTO runs (run_id, flow_id, status, created_at, updated_at, version, state)"
-                   " VALUES (?, 'f', 'completed', ?, ?, 1, ?)", (run_id, i, i, inbound(run_id, "ca-1").to_json()))
-    db.execute("PRAGMA user_version = 6")
-    db.commit()
-    db.close()
+    # As schema 6 stored them; the outbound call's number written without its +.
+    sqlite_schema_6_file(path, [outbound("out", "+12025550100", "14155550199"),
+                                inbound("dup-old", "ca-1"), inbound("dup-new", "ca-1")])
     s = SQLiteStore(path)
     try:
         found = lambda number: [r["run_id"] for r in run(s.list_runs(number=number))[0]]  # noqa: E731

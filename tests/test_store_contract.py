@@ -161,6 +161,28 @@ def outbound(run_id: str, src: str, to: str) -> RunState:
                     waiting=Waiting("Call", 1, WaitReason.CALL), call=Call("Call", 1, legs=to.count("<") + 1))
 
 
+def sqlite_schema_6_file(path: str, states: list[RunState]) -> None:
+    """A SQLite file as schema 6 left it (no number columns, no inbound index, no
+    `current_at`), holding `states` as finished runs stored by then, the i-th at time i."""
+    import sqlite3
+
+    from engine.service.sqlite_store import SQLiteStore
+
+    asyncio.run(SQLiteStore(path).close())
+    db = sqlite3.connect(path)
+    for index in ("runs_from_number", "runs_to_number", "runs_inbound_call"):
+        db.execute(f"DROP INDEX {index}")
+    for column in ("from_number", "to_number", "inbound_call_uuid"):
+        db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+    db.execute("ALTER TABLE flow_revisions DROP COLUMN current_at")
+    db.executemany("INSERT INTO runs (run_id, flow_id, status, created_at, updated_at, version, state)"
+                   " VALUES (?, 'f', 'completed', ?, ?, 1, ?)",
+                   ((state.run_id, i, i, state.to_json()) for i, state in enumerate(states)))
+    db.execute("PRAGMA user_version = 6")
+    db.commit()
+    db.close()
+
+
 def test_runs_are_found_by_either_number_of_their_call(store_url):
     async def main():
         store = open_store(store_url)
