@@ -5,6 +5,8 @@ answered with XML:
   GET|POST /callbacks/{run_id}/{seq}/{kind}     a callback of a run's call
   GET|POST /callbacks/inbound/{flow_id}         an incoming call: starts a run
   GET|POST /callbacks/inbound/{flow_id}/hangup  its hangup (the run is found by CallUUID)
+
+An incoming call's run is started (once per call) in engine/service/inbound_calls.py.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from starlette.responses import Response as HttpResponse
 
 from engine.errors import HttpError
 from engine.events import CALLBACK_KINDS
+from engine.service import inbound_calls
 from engine.service.http import MAX_BODY, error, read_body
-from engine.service.runs import service_of
+from engine.service.runs import Service, service_of
 from engine.service.signature import HEADER_V3, HEADER_V3_NONCE, validate_v3
 
 
@@ -38,20 +41,20 @@ async def callback(request: HttpRequest):
 
 
 async def inbound(request: HttpRequest):
-    return await _incoming(request, service_of(request).inbound)
+    return await _incoming(request, inbound_calls.inbound)
 
 
 async def inbound_hangup(request: HttpRequest):
-    return await _incoming(request, service_of(request).inbound_hangup)
+    return await _incoming(request, inbound_calls.inbound_hangup)
 
 
-async def _incoming(request: HttpRequest, handle: Callable[[str, dict], Awaitable[str]]):
+async def _incoming(request: HttpRequest, handle: Callable[[Service, str, dict], Awaitable[str]]):
     """A signed request for an incoming call of a flow, answered with what `handle` returns."""
     try:
         params = await signed_params(request)
     except HttpError as e:
         return error(e.status, e.message)
-    return xml(await handle(request.path_params["flow_id"], params))
+    return xml(await handle(service_of(request), request.path_params["flow_id"], params))
 
 
 async def signed_params(request: HttpRequest) -> dict:

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import Conflict, HandedBack, QueueFull, RunExists, StoreError
+from engine.errors import Conflict, HandedBack, QueueFull, StoreError
 from engine.events import (
     XML_KINDS,
     Callback,
@@ -72,7 +72,6 @@ from engine.state import RunState, iso
 logger = logging.getLogger("callflow.server")  # one logger name for the whole service
 
 EMPTY_DOCUMENT = "<Response></Response>"
-REJECT_DOCUMENT = '<Response><Hangup reason="rejected"/></Response>'
 SAVE_RETRIES = 10
 _EVENT_NAMES = {Callback: "callback", Response: "response", Expired: "expired", Trigger: "trigger",
                 InboundCall: "inbound", InboundMessage: "message", TimerFired: "timer"}
@@ -255,44 +254,6 @@ class Service:
                 await self.perform(entry, stored.state, stored.version, [request])
         finally:
             await self.let_go(run_id)
-
-    async def inbound(self, flow_id: str, params: dict) -> str:
-        """An incoming call's answer request: start a run (once per call); return the XML."""
-        entry = self.flows.get(flow_id)
-        if entry is None:
-            return HANGUP_DOCUMENT
-        if entry.flow.start_target(InboundCall) is None:
-            return REJECT_DOCUMENT  # the flow takes no incoming calls: no run
-        call_uuid = params.get("CallUUID") or ""
-        # A provider retry (or a replay) of the answer request must not start a second run:
-        # the same call gets the same run and the document already served for it.
-        async with self.locks.hold(f"inbound:{call_uuid}"):
-            existing = await self.store.find_by_call(call_uuid, flow_id) if call_uuid else None
-            if existing is not None:
-                return await self.callback(existing, 0, "answer", params)
-            run_id = str(uuid.uuid4())
-            state = entry.executor.new_run(run_id)
-            effects = entry.executor.advance(state, InboundCall(params))
-            async with self.locks.hold(run_id) as held:
-                try:
-                    version = await self.store.create_run(state, self.lease() if _requests(effects) else None)
-                except RunExists:  # another process (or flow) started the call's run first: its document
-                    existing = await self.store.find_by_call(call_uuid)
-                    if existing is None:
-                        raise
-                    return await self.callback(existing, 0, "answer", params)
-                self.observe.run_started(state, effects)
-                served = await answer(self, entry, state, version, effects, held)
-        return served or HANGUP_DOCUMENT
-
-    async def inbound_hangup(self, flow_id: str, params: dict) -> str:
-        """The hangup of an incoming call (the application's hangup URL cannot name the run:
-        the run is found by CallUUID)."""
-        call_uuid = params.get("CallUUID")
-        run_id = await self.store.find_by_call(call_uuid, flow_id) if call_uuid else None
-        if run_id is None:
-            return EMPTY_DOCUMENT
-        return await self.callback(run_id, 0, "hangup", params)  # an incoming call is step 0's
 
     async def callback(self, run_id: str, seq: int, kind: str, params: dict, received: float | None = None) -> str:
         """Deliver a provider callback; return the XML to answer with. A callback that
