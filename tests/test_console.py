@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import re
 import tomllib
 from types import SimpleNamespace
@@ -244,6 +245,25 @@ def test_a_stored_revision_is_served_by_its_id_after_its_flow_was_removed(tmp_pa
             assert r.status_code == status, (bad, r.text)
         r = await client.get("/v1/flows/nasty", params={"revision": revision}, headers=basic())
         assert r.status_code == 404  # a revision of another flow
+
+    run(tmp_path, check)
+
+
+def test_a_revision_asked_for_under_another_flow_is_a_404_that_logs_no_error(tmp_path, caplog):
+    """A console user naming one flow's revision under another flow's page gets a 404; the
+    service does not log it as a stored revision that no longer builds (an operator's alarm),
+    and does not build it again at each request."""
+    async def check(client):
+        service = client._transport.app.state.service
+        entry = service.flows[FLOW]
+        await service.store.save_revision(FLOW, entry.flow.revision, entry.flow.source)
+        service.revisions = type(service.revisions)()  # this process never built it
+        with caplog.at_level(logging.WARNING, logger="callflow.server"):
+            for _ in range(2):
+                r = await client.get("/v1/flows/nasty", params={"revision": entry.flow.revision}, headers=basic())
+                assert r.status_code == 404
+        assert [rec.message for rec in caplog.records if rec.levelno >= logging.WARNING] == []
+        assert service.revisions.get(entry.flow.revision).flow.id == FLOW  # built once, kept
 
     run(tmp_path, check)
 

@@ -107,14 +107,14 @@ async def entry_of_revision(service, flow_id: str, revision: str):
     if source is None:
         return None
     flow, diagnostics = check_text(source, f"{flow_id}@{revision[:12]}")
-    if flow is None or flow.id != flow_id:
+    if flow is None:
         logger.error("flow %s revision %s no longer builds: %s", flow_id, revision[:12],
-                     diagnostics[0] if diagnostics else "another flow id", extra={"event": "flow.revision_invalid",
-                                                                                  "flow": flow_id})
+                     diagnostics[0] if diagnostics else "", extra={"event": "flow.revision_invalid", "flow": flow_id})
         return None
     entry = service.loaded(flow)
-    service.revisions.put(revision, entry)
-    return entry
+    service.revisions.put(revision, entry)  # kept under its own flow id, whatever `flow_id` asked
+    # Another flow's revision (a console URL naming the wrong flow): not this flow's, nothing broken.
+    return entry if flow.id == flow_id else None
 
 
 async def save_revisions(store, flows: dict[str, Flow]) -> None:
