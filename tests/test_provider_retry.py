@@ -345,3 +345,16 @@ def test_callflow_run_shows_the_refusals_in_its_trace(tmp_path):
     assert out.returncode == 0, out.stderr
     [line] = [line for line in out.stdout.splitlines() if "Call (call_out)" in line]
     assert line.endswith("-> answered  to +12025550100, SIP headers customer=a, sent 3 times (refused: 429, 503)")
+
+
+def test_a_provider_closed_and_used_again_makes_its_lookups_on_a_new_session():
+    """`aclose` forgets every session it closed, the lookups' one included: a lookup after it
+    opens a new one (as requests do) instead of failing on the closed session."""
+    async def main():
+        async with provider_for([(200, b"", b'{"api_id": "l", "calls": []}')]) as (far, provider, _url):
+            assert (await provider.lookup("Call/", {"status": "live"}))[0] == 200
+            await provider.aclose()
+            assert (await provider.lookup("Call/", {"status": "live"}))[0] == 200
+            assert len(far.requests) == 2
+
+    run(main())

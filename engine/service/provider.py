@@ -201,7 +201,7 @@ class Provider:
         for session in (self._api, self._web, self._lookups):
             if session is not None:
                 await session.close()
-        self._api = self._web = None
+        self._api = self._web = self._lookups = None
 
     def _for_provider(self, req: Request) -> bool:
         return req.provider and req.url.startswith(self._api_prefix)
