@@ -186,3 +186,29 @@ def test_a_provider_that_does_not_answer_its_lookups_keeps_it_in_doubt_until_the
             assert len(provider.requests) == 1 and _call_step(state)["outcome"] == "failed"
 
     go(main())
+
+
+def test_one_run_failing_to_settle_does_not_cut_the_others_short(tmp_path, monkeypatch):
+    """The runs of a tick are settled side by side: one raising (its store read failed) is
+    logged, and the others are settled and counted, their leases released only after."""
+    from engine.service import sweeper
+
+    async def main():
+        provider = LookedUp("doubt", live={"call-a": ("+12025551234", TO)})
+        async with serving(tmp_path, provider, grace=GRACE) as (service, client):
+            broken, adopted = await started(client, service), await started(client, service)
+            settle = sweeper.settle
+
+            async def flaky(service, run_id, *args):
+                if run_id == broken:
+                    raise OSError("store read failed")
+                await asyncio.sleep(0.05)  # still at work when the broken one raised
+                return await settle(service, run_id, *args)
+
+            monkeypatch.setattr(sweeper, "settle", flaky)
+            await asyncio.sleep(GRACE + 0.05)
+            assert await sweeper.settle_in_doubt(service) == 1
+            state = (await service.store.load(adopted)).state
+            assert state.waiting is None or state.waiting.reason is not WaitReason.RESPONSE
+
+    go(main())

@@ -82,7 +82,15 @@ async def settle_in_doubt(service: Service) -> int:
     run_ids = await service.claim(Claim.IN_DOUBT, now - grace, limit=IN_DOUBT_PER_TICK)
     try:  # side by side: each may wait seconds for the provider's lookups
         shared = Shared(service)  # the queued calls, looked up once for all of them
-        return sum(await asyncio.gather(*(settle(service, run_id, now, grace, shared) for run_id in run_ids)))
+        results = await asyncio.gather(*(settle(service, run_id, now, grace, shared) for run_id in run_ids),
+                                       return_exceptions=True)  # one failing must not cut the others short
+        for run_id, result in zip(run_ids, results):
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result  # a cancellation (the stop)
+            if isinstance(result, Exception):
+                logger.error("run %s: settling its request in doubt failed: %s", run_id, result,
+                             extra={"event": "run.in_doubt_failed", "run_id": run_id})
+        return sum(result is True for result in results)
     finally:
         await service.release(run_ids)
 
