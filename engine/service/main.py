@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -206,6 +207,7 @@ async def _serve(flows: dict[str, Flow], store: Store, settings: Settings, sock:
     config = server_config(app, limits, log_level="warning", access_log=False, lifespan="on",
                            timeout_graceful_shutdown=10, log_config=None)
     server = ReadyServer(config, on_ready=lambda: echo(f"callflow serving on {base}"))
+    _freeze_start_up_heap()
     try:
         await server.serve(sockets=[sock])
     finally:
@@ -213,6 +215,16 @@ async def _serve(flows: dict[str, Flow], store: Store, settings: Settings, sock:
         await store.close()
         if sandbox_server is not None:
             await sandbox_server.stop()
+
+
+def _freeze_start_up_heap() -> None:
+    """Move what start-up made (modules, flows, graphs: ~all the heap) out of the cyclic GC's
+    reach, so that a full collection walks only what serving made since: measured
+    (bench/scale_bench.py, docs/operations.md), each full collection otherwise paused the loop
+    for tens of ms, every answer callback in flight with it. The frozen objects are still
+    freed by reference counting; only cycles among them (none expected) would stay."""
+    gc.collect()
+    gc.freeze()
 
 
 def _reload_on_sighup(service: Service) -> None:
