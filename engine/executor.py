@@ -288,8 +288,8 @@ class Executor(CallEvents):
         document already answers this step's own Redirect with nothing in it yet (the node
         sends again): the provider still waits on that Redirect."""
         call = state.call
-        return state.pending_xml is not None and call is not None and call.up and not (
-            not state.pending_xml and state.answering == f"{seq}:{CallbackKind.REDIRECT}")
+        return state.pending_xml is not None and call is not None and call.up and (
+            bool(state.pending_xml) or state.answering != f"{seq}:{CallbackKind.REDIRECT}")
 
     def _serve_redirect(self, state: RunState, seq: int, effects: list) -> None:
         """Serve the document so far, ending in a Redirect whose callback is answered with the

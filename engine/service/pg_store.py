@@ -65,19 +65,15 @@ from engine.service.store import (
     StoredRun,
     inbound_call_uuid,
     number_columns,
+    run_summary,
     sweep_columns,
 )
-from engine.state import RunState, iso
+from engine.state import RunState
 
 
 def _columns(state: RunState) -> tuple:
     """(status, error, updated_at, waiting_for, waiting_seq, wake_at, call_uuid, state, from_number, to_number)."""
     return (state.status, state.error, state.updated_at, *sweep_columns(state), state.to_json(), *number_columns(state))
-
-
-def _summary(row) -> dict:
-    return {"run_id": row[1], "flow_id": row[2], "status": row[3], "error": row[4],
-            "created_at": iso(row[5]), "updated_at": iso(row[6])}
 
 
 class PostgresStore(PgCampaigns):
@@ -280,7 +276,7 @@ class PostgresStore(PgCampaigns):
         rows = await self._run(FETCH, f"{sql} ORDER BY id DESC LIMIT ${len(args) + 1}", *args, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        return [_summary(r) for r in rows], (str(rows[-1][0]) if more else None)
+        return [run_summary(r) for r in rows], (str(rows[-1][0]) if more else None)
 
     async def find_by_call(self, call_uuid: str, flow_id: str | None = None) -> str | None:
         if flow_id:

@@ -50,15 +50,10 @@ from engine.service.store import (
     StoredRun,
     inbound_call_uuid,
     number_columns,
+    run_summary,
     sweep_columns,
 )
-from engine.state import RunState, iso
-
-
-def _summary(row) -> dict:
-    return {"run_id": row[1], "flow_id": row[2], "status": row[3], "error": row[4],
-            "created_at": iso(row[5]), "updated_at": iso(row[6])}
-
+from engine.state import RunState
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -192,7 +187,7 @@ class _SQLite:
         rows = self.db.execute(sql, (*args, limit + 1)).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
-        return [_summary(r) for r in rows], (str(rows[-1][0]) if more else None)
+        return [run_summary(r) for r in rows], (str(rows[-1][0]) if more else None)
 
     def find_by_call(self, call_uuid: str, flow_id: str | None) -> str | None:
         sql, args = "SELECT run_id FROM runs WHERE call_uuid = ?", [call_uuid]

@@ -106,7 +106,7 @@ from enum import StrEnum
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlparse
 
-from engine.state import RunState, WaitReason
+from engine.state import RunState, WaitReason, iso
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
@@ -197,6 +197,13 @@ def number_columns(state: RunState) -> tuple[str | None, str | None]:
         outputs = outputs["call"]
     to = outputs.get("to")
     return phone_number(outputs.get("from")), phone_number(str(to).split("<", 1)[0] if to is not None else None)
+
+
+def run_summary(row) -> dict:
+    """A `list_runs` entry from a row of (id, run_id, flow_id, status, error, created_at,
+    updated_at), as both backends select it."""
+    return {"run_id": row[1], "flow_id": row[2], "status": row[3], "error": row[4],
+            "created_at": iso(row[5]), "updated_at": iso(row[6])}
 
 
 def inbound_call_uuid(state: RunState) -> str | None:
